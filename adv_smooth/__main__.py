@@ -1,0 +1,29 @@
+"""`python -m adv_smooth [overrides]` / `adv-smooth`: train one run, or a sweep with `-m`."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from adv_smooth.cli import check_group_options, config_dir, fail, run_task
+from adv_smooth.errors import UserError
+from adv_smooth.train import train
+
+
+@hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
+def _hydra_entry(cfg: DictConfig) -> object:
+    return run_task(train, cfg)
+
+
+def main() -> None:
+    try:
+        check_group_options(sys.argv[1:])
+    except UserError as e:
+        fail(str(e))
+    _hydra_entry()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The in-memory image DataModule every dataset builds on.
+
+The whole dataset lives as uint8 tensors, so a training step never decodes an image: the loader
+slices a batch of indices, and conversion to float + augmentation happen on the device in
+`on_after_batch_transfer` (one vectorized op per batch instead of per-sample CPU transforms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from adv_smooth.errors import require
+
+Split = tuple[Tensor, Tensor]  # (uint8 images (N, C, H, W), int64 labels (N,))
+
+
+@dataclass
+class Splits:
+    """What a dataset loader returns. `val=None` means: carve it from `train`."""
+
+    train: Split
+    test: Split
+    classes: list[str]
+    val: Split | None = None
+
+
+class TensorImages(Dataset):
+    """uint8 images + labels served a whole batch at a time (`__getitems__`): no per-sample Python."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        idx = torch.as_tensor(indices)
+        return self.images[idx], self.labels[idx]
+
+
+def _keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """collate_fn for `TensorImages`: the batch is already stacked."""
+    return batch
+
+
+def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean/std of uint8 images in [0, 1] units, accumulated in float64 chunks."""
+    n, c = images.shape[:2]
+    total = torch.zeros(c, dtype=torch.float64)
+    total_sq = torch.zeros(c, dtype=torch.float64)
+    for chunk in images.split(4096):
+        x = chunk.to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
+        total += x.sum(1)
+        total_sq += (x * x).sum(1)
+    count = n * images[0, 0].numel()
+    mean = total / count
+    std = (total_sq / count - mean**2).clamp_min(0).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def augment(x: Tensor, padding: int, flip: bool, generator: torch.Generator | None = None) -> Tensor:
+    """Random crop with zero padding and optional horizontal flip, for a whole batch at once.
+
+    Each image gets its own offset: build per-image index grids and gather, rather than looping.
+    """
+    n, _, h, w = x.shape
+    if padding > 0:
+        padded = torch.nn.functional.pad(x, (padding,) * 4)
+        dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+        dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+        rows = (dy[:, None] + torch.arange(h, device=x.device)[None])[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device)[None])[:, None, None, :]
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        x = padded[batch, chan, rows, cols]
+    if flip:
+        flip_mask = torch.rand(n, device=x.device, generator=generator) < 0.5
+        x = torch.where(flip_mask[:, None, None, None], x.flip(3), x)
+    return x
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Base DataModule: subclasses implement `load_splits()` and nothing else.
+
+    `normalize=False` ships mean 0 / std 1 to the model (the report's SVHN choice); `mean`/`std`
+    given explicitly override the statistics computed from the training images.
+    """
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        download: bool = True,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        augment: bool = False,
+        flip: bool = True,
+        padding: int | None = None,
+        normalize: bool = True,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        num_workers: int = 0,
+        **_: Any,
+    ) -> None:
+        super().__init__()
+        require(isinstance(batch_size, int) and batch_size >= 1, "dataset.batch_size", batch_size, "an integer >= 1")
+        require(
+            eval_batch_size is None or (isinstance(eval_batch_size, int) and eval_batch_size >= 1),
+            "dataset.eval_batch_size", eval_batch_size, "an integer >= 1 or null",
+        )
+        require(0 <= val_fraction < 1, "dataset.val_fraction", val_fraction, "a fraction in [0, 1)")
+        self.root = Path(root).expanduser()
+        self.download = download
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.augment_train = augment
+        self.flip = flip
+        self.padding = padding
+        self.normalize = normalize
+        # Hydra hands lists over as ListConfig: store plain float tuples, as the properties promise.
+        self._mean = None if mean is None else tuple(float(v) for v in mean)
+        self._std = None if std is None else tuple(float(v) for v in std)
+        self.num_workers = num_workers
+        self.splits: Splits | None = None
+        self.train_set = self.val_set = self.test_set = None
+
+    # -- to implement --------------------------------------------------------------------------
+    def load_splits(self) -> Splits:
+        raise NotImplementedError
+
+    # -- what the model needs to know -----------------------------------------------------------
+    @property
+    def classes(self) -> list[str]:
+        return self._loaded().classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return int(self._loaded().train[0].shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        h, w = self._loaded().train[0].shape[2:]
+        return int(h), int(w)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        self._stats()
+        return self._mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        self._stats()
+        return self._std
+
+    # -- Lightning hooks ------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Load once; later calls (Lightning calls setup per stage) reuse the tensors."""
+        if self.splits is not None:
+            return
+        splits = self.load_splits()
+        if splits.val is None:
+            splits.train, splits.val = self._carve_validation(splits.train)
+        self.splits = splits
+        self.train_set = TensorImages(*splits.train)
+        self.val_set = TensorImages(*splits.val)
+        self.test_set = TensorImages(*splits.test)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        x = images.float().div_(255) if images.dtype == torch.uint8 else images
+        if self.augment_train and self.trainer is not None and self.trainer.training:
+            x = augment(x, self.crop_padding, self.flip)
+        return x, labels
+
+    # -- helpers --------------------------------------------------------------------------------
+    @property
+    def crop_padding(self) -> int:
+        """4 px at 32x32, 8 px at 64x64 unless set explicitly."""
+        return self.padding if self.padding is not None else max(1, self.image_size[0] // 8)
+
+    def _loaded(self) -> Splits:
+        if self.splits is None:
+            self.setup()
+        return self.splits
+
+    def _stats(self) -> None:
+        c = self.channels
+        if not self.normalize:  # wins over an explicit mean/std, as the class docstring promises
+            self._mean, self._std = (0.0,) * c, (1.0,) * c
+            return
+        if self._mean is None or self._std is None:
+            mean, std = channel_stats(self._loaded().train[0])
+            self._mean = self._mean or mean
+            self._std = self._std or std
+        require(len(self._mean) == c, "dataset.mean", self._mean, f"{c} values, one per image channel")
+        require(len(self._std) == c, "dataset.std", self._std, f"{c} values, one per image channel")
+
+    def _carve_validation(self, train: Split) -> tuple[Split, Split]:
+        images, labels = train
+        n_val = int(round(self.val_fraction * len(labels)))
+        if n_val == 0:
+            return train, (images[:0], labels[:0])
+        perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
+        return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+
+    def _loader(self, dataset: TensorImages, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=_keep_batch,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )

@@ -1,0 +1,106 @@
+"""The defense extension point: an object with optional hooks the LightningModule calls.
+
+Hooks, in the order one training step calls them:
+  prepare_batch -> forward -> loss_terms -> (backward, optimizer step) -> after_optimizer_step
+A defense overrides only the hooks it needs; the defaults do nothing, so `Defense()` is `vanilla`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class TrainBatch:
+    """What one training step feeds the network.
+
+    `clean_mask` marks samples that are unmodified training images (regularizers such as the
+    smoothness loss use only those: the report's fix, section 4.2.2). `weight` is the per-sample
+    weight of the cross-entropy: loss = sum(weight * ce) / sum(weight).
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    clean_mask: Tensor
+    weight: Tensor
+
+    @classmethod
+    def clean(cls, inputs: Tensor, targets: Tensor) -> TrainBatch:
+        n = inputs.shape[0]
+        return cls(
+            inputs,
+            targets,
+            torch.ones(n, dtype=torch.bool, device=inputs.device),
+            torch.ones(n, dtype=inputs.dtype, device=inputs.device),
+        )
+
+    def replace(self, **changes: Any) -> TrainBatch:
+        return replace(self, **changes)
+
+
+@dataclass
+class Defense:
+    """The empty defense (`vanilla`). Subclasses override the hooks they need."""
+
+    needs_activations: bool = field(default=False, init=False)
+    model_options: dict[str, Any] = field(default_factory=dict, init=False)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def setup(self, module: nn.Module, datamodule: Any) -> None:
+        """One-time preparation before training (calibrate on *training* data only)."""
+
+    def prepare_batch(self, model: nn.Module, batch: TrainBatch) -> TrainBatch:
+        """Turn a clean batch into the training inputs (e.g. swap in adversarial examples)."""
+        return batch
+
+    def loss_terms(self, batch: TrainBatch, logits: Tensor, activations: list[Tensor] | None) -> dict[str, Tensor]:
+        """Extra named loss terms, added to the cross-entropy and logged separately."""
+        return {}
+
+    def after_optimizer_step(self, model: nn.Module) -> None:
+        """Act on the weights after each optimizer step (e.g. Parseval retraction)."""
+
+
+class Compose(Defense):
+    """Several defenses applied together; hooks run in the given order and loss terms are merged."""
+
+    def __init__(self, defenses: Iterable[Defense] = ()) -> None:
+        super().__init__()
+        self.defenses = list(defenses)
+        self.needs_activations = any(d.needs_activations for d in self.defenses)
+        for d in self.defenses:
+            self.model_options.update(d.model_options)
+
+    @property
+    def name(self) -> str:
+        return "+".join(d.name for d in self.defenses) or "vanilla"
+
+    def setup(self, module: nn.Module, datamodule: Any) -> None:
+        for d in self.defenses:
+            d.setup(module, datamodule)
+
+    def prepare_batch(self, model: nn.Module, batch: TrainBatch) -> TrainBatch:
+        for d in self.defenses:
+            batch = d.prepare_batch(model, batch)
+        return batch
+
+    def loss_terms(self, batch: TrainBatch, logits: Tensor, activations: list[Tensor] | None) -> dict[str, Tensor]:
+        terms: dict[str, Tensor] = {}
+        for d in self.defenses:
+            for key, value in d.loss_terms(batch, logits, activations).items():
+                if key in terms:
+                    raise ValueError(f"two defenses both produce the loss term {key!r}")
+                terms[key] = value
+        return terms
+
+    def after_optimizer_step(self, model: nn.Module) -> None:
+        for d in self.defenses:
+            d.after_optimizer_step(model)

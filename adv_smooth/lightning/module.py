@@ -1,0 +1,136 @@
+"""The one LightningModule: cross-entropy training of any network, with a defense's hooks.
+
+The module owns the training loop's bookkeeping (loss terms, metrics, optimizer) and nothing
+defense-specific: everything a defense does goes through the `Defense` hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from adv_smooth.defenses import Defense, TrainBatch
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN/inf: training stops before any checkpoint stores the broken weights."""
+
+
+class RobustClassifier(pl.LightningModule):
+    """Wraps `net` (images in [0, 1] -> logits) and a `defense`.
+
+    `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) completed with the parameters.
+    Non-finite losses are detected on the device and checked only every `finite_check_every` steps
+    and before validation, so no per-step host sync is added.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        defense: Defense | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        finite_check_every: int = 10,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.defense = defense or Defense()
+        self.optimizer_factory = optimizer or (lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9))
+        self.scheduler_factory = scheduler
+        self.finite_check_every = max(1, finite_check_every)
+        num_classes = getattr(net, "num_classes", None) or net.linear.out_features
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self._bad_step: Tensor | None = None
+        self._bad_term: Tensor | None = None
+        self._term_names: list[str] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    # -- training --------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        self.defense.setup(self, self.trainer.datamodule)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        tb = self.defense.prepare_batch(self.net, TrainBatch.clean(x, y))
+        if self.defense.needs_activations:
+            logits, activations = self.net(tb.inputs, return_activations=True)
+        else:
+            logits, activations = self.net(tb.inputs), None
+        ce = (F.cross_entropy(logits, tb.targets, reduction="none") * tb.weight).sum() / tb.weight.sum()
+        terms = {"ce": ce, **self.defense.loss_terms(tb, logits, activations)}
+        loss = torch.stack(list(terms.values())).sum()
+        self._record_nonfinite(terms, loss)
+
+        n = x.shape[0]
+        for name, value in terms.items():
+            self.log(f"train/{name}", value, on_step=True, on_epoch=True, batch_size=n)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        clean = tb.clean_mask
+        self.train_acc(logits.detach()[clean], tb.targets[clean])
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.defense.after_optimizer_step(self.net)
+        if (self.global_step % self.finite_check_every) == 0:
+            self._raise_if_nonfinite()
+
+    def on_validation_epoch_start(self) -> None:
+        self._raise_if_nonfinite()
+
+    def on_train_epoch_end(self) -> None:
+        self._raise_if_nonfinite()
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_acc)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_acc)
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
+        x, y = batch
+        logits = self.net(x)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), batch_size=x.shape[0])
+        metric(logits, y)
+        self.log(f"{stage}/acc", metric, prog_bar=True, batch_size=x.shape[0])
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # -- non-finite detection --------------------------------------------------------------------
+    def _record_nonfinite(self, terms: dict[str, Tensor], loss: Tensor) -> None:
+        """Remember (on the device) the first step and term whose value was not finite."""
+        values = torch.stack([t.detach().float() for t in terms.values()] + [loss.detach().float()])
+        self._term_names = [*terms, "loss"]
+        bad = ~torch.isfinite(values)
+        if self._bad_step is None:
+            self._bad_step = torch.full((), -1, dtype=torch.long, device=values.device)
+            self._bad_term = torch.full((), -1, dtype=torch.long, device=values.device)
+        first = (self._bad_step < 0) & bad.any()
+        step = torch.tensor(self.global_step, device=values.device)
+        self._bad_step = torch.where(first, step, self._bad_step)
+        self._bad_term = torch.where(first, bad.long().argmax(), self._bad_term)
+
+    def _raise_if_nonfinite(self) -> None:
+        if self._bad_step is None or int(self._bad_step) < 0:
+            return
+        term = self._term_names[int(self._bad_term)]
+        raise NonFiniteLossError(
+            f"loss term 'train/{term}' became non-finite at step {int(self._bad_step)}; training stopped "
+            "before checkpointing these weights (lower optim.lr, or the defense's weight)"
+        )

@@ -1,0 +1,51 @@
+"""Shared test helpers: compose the real configs the way the entry point does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from adv_smooth.cli import config_dir
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = config_dir()
+
+# Small and fast everywhere in tests: CPU, few epochs, tiny network, no progress bar.
+FAST = [
+    "trainer=cpu",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "model.width=8",
+    "model.blocks=[1,1,1,1]",
+    "~callbacks.progress_bar",
+]
+
+
+def compose_config(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+    """Compose `config.yaml` with overrides; bind `${hydra:runtime.output_dir}` to `output_dir`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir or REPO / "outputs" / "test")
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture
+def make_config(tmp_path: Path):
+    """`make_config(*overrides, fast=True)` -> a composed config writing into tmp_path."""
+
+    def make(*overrides: str, fast: bool = True) -> DictConfig:
+        return compose_config(*(FAST if fast else []), *overrides, output_dir=tmp_path)
+
+    return make
