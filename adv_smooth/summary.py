@@ -1,4 +1,4 @@
-"""The short table printed at the end of a run."""
+"""The short table printed at the end of a run: clean accuracy and the robustness curve per attack."""
 
 from __future__ import annotations
 
@@ -6,16 +6,27 @@ from typing import Any
 
 
 def format_summary(results: dict[str, Any]) -> str:
-    rows = [("run", "")]
-    for key in ("dataset", "model", "defense"):
-        if key in results.get("choices", {}):
-            rows.append((key, results["choices"][key]))
-    rows += [("epochs", str(results.get("epochs"))), ("wall time", f"{results.get('wall_time_s')} s")]
+    choices = results.get("choices", {})
+    head = " | ".join(
+        [choices[k] for k in ("dataset", "model", "defense") if k in choices]
+        + [f"{results.get('epochs')} epochs", f"{results.get('wall_time_s')} s"]
+    )
     metrics = {**results.get("fit", {}), **results.get("metrics", {})}
-    for key in sorted(metrics):
-        if key.endswith("/acc") and not key.startswith("train/") or key in ("val/acc", "train/acc_epoch"):
-            rows.append((key, f"{100 * metrics[key]:.2f} %"))
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k:<{width}}  {v}" for k, v in rows[1:]]
+    lines = [head]
+    for stage in ("val", "test"):
+        if f"{stage}/acc" in metrics:
+            lines.append(f"{stage} accuracy: {100 * metrics[f'{stage}/acc']:.2f} %")
+    robustness = results.get("robustness", {}).get("test")
+    if robustness:
+        attacks = robustness["attacks"]
+        levels = next(iter(attacks.values()))["levels"] if attacks else []
+        header = f"{'test acc (%)':<14}{'clean':>8}" + "".join(f"{f'{s:g} dB':>9}" for s in levels)
+        lines.append(header)
+        for name, curve in attacks.items():
+            row = f"{name:<14}{100 * robustness['clean_acc']:>8.2f}"
+            row += "".join(f"{100 * v:>9.2f}" for v in curve["acc"].values())
+            lines.append(row)
+    for warning in results.get("honesty", {}).get("warnings", []):
+        lines.append(f"WARNING {warning['message']}")
     bar = "-" * max(len(line) for line in lines)
     return "\n".join([bar, *lines, bar])

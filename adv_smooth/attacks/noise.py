@@ -1,0 +1,32 @@
+"""Random Gaussian noise at an exact SNR: the LPN paper's noise test, and a sanity baseline.
+
+An attack that cannot beat random noise of the same energy is not an attack. Each image's noise is
+rescaled so that ||delta||_2 = eps * sqrt(D), i.e. exactly the requested SNR before clamping (with
+`budget="linf"`, the noise has RMS eps_255/255 per value).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import Tensor
+
+from adv_smooth.attacks.base import Attack, Problem
+from adv_smooth.attacks.budget import per_image_norm
+
+
+class GaussianNoise(Attack):
+    """Isotropic Gaussian noise scaled per image to the budget's L2 energy; ignores the model's loss.
+
+    Args: only the options every attack takes (see `Attack`); `labels` has no effect.
+    """
+
+    name = "noise"
+    uses_labels = False
+
+    def _perturbation(self, problem: Problem, eps: Tensor, prepared: Any) -> Tensor:
+        noise = self._normal(problem.z)
+        target_norm = eps * math.sqrt(problem.z[0].numel())
+        norm = per_image_norm(noise).clamp_min(1e-12).view_as(eps)
+        return noise * (target_norm / norm)

@@ -1,0 +1,115 @@
+"""Downloads, checksums and safe archive extraction for the dataset loaders.
+
+Everything that goes wrong here is something the user can fix (no network, a truncated download, a
+hostile or damaged archive), so each failure becomes a one-line `UserError` naming the file, instead
+of a urllib / zipfile traceback. Nothing here touches the network unless a loader asks for it
+(`dataset.download=true`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from torchvision.datasets import utils as tv_utils
+
+from adv_smooth.errors import UserError
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def one_line(err: BaseException) -> str:
+    """`type: message` on a single line, so a wrapped library error never breaks the one-line rule."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def verify_md5(path: str | Path, md5: str) -> None:
+    """Raise a `UserError` naming `path` unless its MD5 is `md5` (a truncated or tampered download)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found")
+    actual = tv_utils.calculate_md5(str(path))
+    if actual != md5:
+        raise UserError(f"{path} is corrupted (MD5 {actual}, expected {md5}): delete it and download it again")
+
+
+def download(url: str, root: str | Path, filename: str, md5: str | None = None) -> Path:
+    """Download `url` to `root/filename` (skipped when already there with the right MD5).
+
+    torchvision's helper does the work and the checksum; network failures and checksum mismatches
+    become a `UserError` telling the user where to put the file by hand.
+    """
+    root = Path(root)
+    target = root / filename
+    try:
+        tv_utils.download_url(url, str(root), filename, md5)
+    except (OSError, RuntimeError) as err:  # URLError/HTTPError are OSErrors; RuntimeError = bad MD5
+        raise UserError(
+            f"could not download {url} to {target} ({one_line(err)}): check the network, "
+            f"or download it by hand and place it at {target}"
+        ) from err
+    return target
+
+
+def download_and_extract(url: str, root: str | Path, filename: str, md5: str | None = None) -> None:
+    """Download a torchvision-format tar archive and extract it into `root`.
+
+    torchvision extracts tar files with tarfile's `data` filter, which refuses members escaping the
+    target; zip archives go through `safe_extract_zip` instead.
+    """
+    archive = download(url, root, filename, md5)
+    try:
+        tv_utils.extract_archive(str(archive), str(root))
+    except (OSError, EOFError, ValueError, tarfile.TarError) as err:
+        raise UserError(f"could not extract {archive} ({one_line(err)}): delete it and download it again") from err
+
+
+def _unsafe_reason(name: str) -> str | None:
+    """Why a zip entry name may not be extracted, or None when it stays inside the target."""
+    normalized = name.replace("\\", "/")  # a Windows separator is still a separator to a Windows user
+    if normalized.startswith("/") or _DRIVE.match(normalized):
+        return "is an absolute path"
+    if ".." in PurePosixPath(normalized).parts:
+        return "escapes the target folder with '..'"
+    return None
+
+
+def safe_extract_zip(path: str | Path, dest: str | Path) -> list[Path]:
+    """Extract the zip archive `path` into `dest`, refusing any entry that could land outside it.
+
+    Every entry is checked before a single byte is written: an absolute name, a drive letter or a
+    `..` component raises a `UserError` naming the entry (zip-slip). Extraction goes to a temporary
+    folder inside `dest` whose top-level entries are then renamed into place, so an interrupted run
+    never leaves a half-extracted dataset that looks complete. Returns the top-level paths created.
+    """
+    path, dest = Path(path), Path(dest)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            for name in names:
+                reason = _unsafe_reason(name)
+                if reason is not None:
+                    raise UserError(f"refusing to extract {path}: entry {name!r} {reason}")
+            dest.mkdir(parents=True, exist_ok=True)
+            top_level = sorted({PurePosixPath(n.replace("\\", "/")).parts[0] for n in names if n.strip("/")})
+            for entry in top_level:
+                if (dest / entry).exists():
+                    raise UserError(f"cannot extract {path}: {dest / entry} already exists (delete it first)")
+            staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=dest))
+            try:
+                archive.extractall(staging)
+                for entry in top_level:
+                    os.replace(staging / entry, dest / entry)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except zipfile.BadZipFile as err:
+        raise UserError(f"{path} is not a valid zip archive ({one_line(err)}): delete it, download again") from err
+    except (OSError, EOFError) as err:
+        raise UserError(f"could not extract {path} ({one_line(err)})") from err
+    return [dest / entry for entry in top_level]

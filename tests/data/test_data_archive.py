@@ -1,0 +1,96 @@
+"""archive.py: zip-slip refusal, atomic extraction, checksum and download errors as one-line UserErrors."""
+
+from __future__ import annotations
+
+import urllib.error
+import zipfile
+from pathlib import Path
+
+import pytest
+from torchvision.datasets import utils as tv_utils
+
+from adv_smooth.data import archive
+from adv_smooth.errors import UserError
+
+
+def _zip(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, payload in entries.items():
+            zf.writestr(zipfile.ZipInfo(name), payload)  # ZipInfo keeps the name verbatim
+    return path
+
+
+def _all_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_extracts_a_normal_archive(tmp_path: Path) -> None:
+    src = _zip(tmp_path / "ok.zip", {"pack/a.txt": b"a", "pack/sub/b.txt": b"b"})
+    dest = tmp_path / "dest"
+    created = archive.safe_extract_zip(src, dest)
+    assert created == [dest / "pack"]
+    assert (dest / "pack" / "a.txt").read_bytes() == b"a"
+    assert (dest / "pack" / "sub" / "b.txt").read_bytes() == b"b"
+    assert [p.name for p in dest.iterdir()] == ["pack"]  # no staging folder left behind
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("/tmp/evil_absolute.txt", "absolute"),
+        ("../evil_parent.txt", "'..'"),
+        ("pack/../../evil_nested.txt", "'..'"),
+        ("C:/evil_drive.txt", "absolute"),
+        ("..\\evil_backslash.txt", "'..'"),
+    ],
+)
+def test_refuses_entries_escaping_the_target(tmp_path: Path, entry: str, reason: str) -> None:
+    src = _zip(tmp_path / "evil.zip", {"pack/fine.txt": b"fine", entry: b"evil"})
+    dest = tmp_path / "area" / "dest"
+    dest.mkdir(parents=True)
+    before = _all_files(tmp_path)
+    with pytest.raises(UserError) as info:
+        archive.safe_extract_zip(src, dest)
+    message = str(info.value)
+    assert repr(entry) in message and reason in message and str(src) in message
+    assert "\n" not in message
+    assert _all_files(tmp_path) == before  # nothing written anywhere, not even the harmless entry
+    assert not Path("/tmp/evil_absolute.txt").exists()
+
+
+def test_refuses_to_overwrite_an_existing_folder(tmp_path: Path) -> None:
+    src = _zip(tmp_path / "ok.zip", {"pack/a.txt": b"new"})
+    (tmp_path / "dest" / "pack").mkdir(parents=True)
+    (tmp_path / "dest" / "pack" / "a.txt").write_bytes(b"old")
+    with pytest.raises(UserError, match="already exists"):
+        archive.safe_extract_zip(src, tmp_path / "dest")
+    assert (tmp_path / "dest" / "pack" / "a.txt").read_bytes() == b"old"
+
+
+def test_truncated_zip_is_a_user_error_naming_it(tmp_path: Path) -> None:
+    good = _zip(tmp_path / "good.zip", {"pack/a.txt": b"x" * 1000})
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(UserError, match="bad.zip is not a valid zip"):
+        archive.safe_extract_zip(bad, tmp_path / "dest")
+
+
+def test_verify_md5(tmp_path: Path) -> None:
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"hello")
+    archive.verify_md5(path, "5d41402abc4b2a76b9719d911017c592")
+    with pytest.raises(UserError) as info:
+        archive.verify_md5(path, "0" * 32)
+    assert str(path) in str(info.value) and "corrupted" in str(info.value)
+
+
+def test_network_failure_is_a_one_line_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(tv_utils, "download_url", offline)
+    with pytest.raises(UserError) as info:
+        archive.download("http://example.invalid/x.zip", tmp_path, "x.zip", "0" * 32)
+    message = str(info.value)
+    assert "http://example.invalid/x.zip" in message and str(tmp_path / "x.zip") in message
+    assert "\n" not in message

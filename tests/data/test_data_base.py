@@ -1,0 +1,82 @@
+"""The base-class behaviour the dataset loaders rely on: mean/std handling and batch augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from adv_smooth.data.base import ImageDataModule, Splits, augment, channel_stats
+from adv_smooth.errors import UserError
+
+
+class _Fixed(ImageDataModule):
+    """An in-memory dataset of random images, for exercising the base class alone."""
+
+    def load_splits(self) -> Splits:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8, generator=g)
+        y = torch.arange(10) % 2
+        return Splits(train=(x, y), test=(x[:4], y[:4]), classes=["a", "b"])
+
+
+def test_channel_stats_match_numpy() -> None:
+    x = torch.randint(0, 256, (9000, 3, 4, 4), dtype=torch.uint8)  # > one 4096-image chunk
+    mean, std = channel_stats(x)
+    ref = x.numpy().astype(np.float64) / 255
+    np.testing.assert_allclose(mean, ref.mean(axis=(0, 2, 3)), atol=1e-12)
+    np.testing.assert_allclose(std, ref.std(axis=(0, 2, 3)), atol=1e-12)
+
+
+def test_config_lists_become_float_tuples() -> None:
+    dm = _Fixed(mean=OmegaConf.create([0.5, 0.5, 0.5]), std=OmegaConf.create([1, 1, 1]))
+    assert dm.mean == (0.5, 0.5, 0.5) and dm.std == (1.0, 1.0, 1.0)
+    assert all(type(v) is float for v in dm.std)
+
+
+def test_normalize_false_wins_over_explicit_statistics() -> None:
+    dm = _Fixed(normalize=False, mean=(0.4, 0.4, 0.4), std=(0.2, 0.2, 0.2))
+    assert dm.mean == (0.0, 0.0, 0.0) and dm.std == (1.0, 1.0, 1.0)
+
+
+def test_statistics_must_have_one_value_per_channel() -> None:
+    with pytest.raises(UserError, match="dataset.mean=.* 3 values"):
+        _ = _Fixed(mean=(0.5,), std=(0.2,)).mean
+
+
+def _augment_by_indexing(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """The earlier, obviously-correct formulation (per-image index grids + advanced indexing)."""
+    n, _, h, w = x.shape
+    if padding > 0:
+        padded = torch.nn.functional.pad(x, (padding,) * 4)
+        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+        rows = (dy[:, None] + torch.arange(h)[None])[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w)[None])[:, None, None, :]
+        x = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+    if flip:
+        flip_mask = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(flip_mask[:, None, None, None], x.flip(3), x)
+    return x
+
+
+@pytest.mark.parametrize(("shape", "padding", "flip"), [
+    ((64, 3, 32, 32), 4, True), ((64, 3, 32, 32), 4, False), ((16, 1, 8, 8), 0, True),
+    ((16, 3, 64, 64), 8, True), ((8, 3, 12, 20), 2, True),
+])
+def test_augment_matches_the_indexing_formulation(shape: tuple, padding: int, flip: bool) -> None:
+    x = torch.rand(shape)
+    ours = augment(x, padding, flip, torch.Generator().manual_seed(7))
+    reference = _augment_by_indexing(x, padding, flip, torch.Generator().manual_seed(7))
+    assert torch.equal(ours, reference)
+
+
+def test_augment_is_a_crop_of_the_padded_image() -> None:
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6) + 1
+    out = augment(x, 2, False, torch.Generator().manual_seed(1))
+    padded = torch.nn.functional.pad(x, (2,) * 4)
+    for i in range(2):
+        windows = [padded[i, :, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out[i], win) for win in windows)
+    assert torch.equal(augment(x, 0, False), x)
