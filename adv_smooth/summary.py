@@ -9,7 +9,8 @@ def format_summary(results: dict[str, Any]) -> str:
     choices = results.get("choices", {})
     head = " | ".join(
         [choices[k] for k in ("dataset", "model", "defense") if k in choices]
-        + [f"{results.get('epochs')} epochs", f"{results.get('wall_time_s')} s"]
+        + ([f"{results['epochs']} epochs"] if results.get("epochs") is not None else [])
+        + [f"{results.get('wall_time_s')} s"]
     )
     metrics = {**results.get("fit", {}), **results.get("metrics", {})}
     lines = [head]

@@ -27,11 +27,11 @@ FAST = [
 ]
 
 
-def compose_config(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+def compose_config(*overrides: str, output_dir: Path | None = None, config_name: str = "config") -> DictConfig:
     """Compose `config.yaml` with overrides; bind `${hydra:runtime.output_dir}` to `output_dir`."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir or REPO / "outputs" / "test")
         cfg.hydra.job.num = 0

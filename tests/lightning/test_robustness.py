@@ -1,0 +1,84 @@
+"""RobustnessVsSNR on a digits model trained in the test, and checkpoint evaluation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from adv_smooth.train import train
+from tests.conftest import FAST, compose_config
+
+LEVELS = [50, 45, 40, 33, 25, 20]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("digits_run")
+    cfg = compose_config(*FAST, "trainer.max_epochs=4", "optim.milestones=[3]", "model.blocks=[1,1,1]",
+                         f"eval.snr_levels={LEVELS}", "eval.val_every_n_epochs=4", output_dir=out)
+    (out / ".hydra").mkdir()
+    OmegaConf.save(cfg, out / ".hydra" / "config.yaml")  # what Hydra writes in a real run dir
+    return out, train(cfg)
+
+
+@pytest.mark.slow
+def test_curve_is_ordered_and_honest(trained_run) -> None:
+    _, results = trained_run
+    test = results["robustness"]["test"]
+    clean = test["clean_acc"]
+    assert clean == pytest.approx(results["metrics"]["test/acc"], abs=1e-6)
+    fgsm, pgd = (test["attacks"][a]["acc"] for a in ("fgsm", "pgd"))
+    keys = [f"snr{s}" for s in LEVELS]
+    for key in keys:
+        assert pgd[key] <= fgsm[key] + 1e-9 <= clean + 1e-9, (key, pgd[key], fgsm[key], clean)
+    for weak, strong in zip(keys, keys[1:]):
+        assert fgsm[strong] <= fgsm[weak] and pgd[strong] <= pgd[weak]
+    assert fgsm["snr20"] < clean - 0.05  # 20 dB really hurts an undefended model
+    cumulative = test["attacks"]["fgsm"]["cumulative_acc"]
+    assert all(cumulative[k] <= fgsm[k] + 1e-9 for k in keys)
+    measured = test["attacks"]["fgsm"]["measured_snr_db"]
+    assert all(measured[f"snr{s}"] >= s - 1e-3 for s in LEVELS)  # clamping only removes noise
+    assert results["honesty"]["warnings"] == []
+    assert "test/pgd/snr33/acc" in results["metrics"] and "val/fgsm/snr20/acc" in results["fit"]
+
+
+@pytest.mark.slow
+def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) -> None:
+    from adv_smooth.evaluate import evaluate
+
+    run, results = trained_run
+    cfg = compose_config(f"ckpt_path={results['best_checkpoint']}", "eval.snr_levels=[33]", output_dir=tmp_path,
+                         config_name="evaluate")
+    evaluated = evaluate(cfg)
+    assert evaluated["metrics"]["test/acc"] == results["metrics"]["test/acc"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["robustness"]["test"]["attacks"]["fgsm"]["levels"] == [33.0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ckpt_path=/no/such.ckpt"], "does not exist"),
+        (["ckpt_path=/no/such.ckpt", "+eval.attacks.cw={}"], "cw"),
+        ([], "ckpt_path is required"),
+    ],
+)
+def test_evaluate_user_mistakes(args: list[str], message: str, tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "adv_smooth.evaluate", *args, f"hydra.run.dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_bad_snr_and_attack_are_refused() -> None:
+    from adv_smooth.errors import UserError
+    from adv_smooth.lightning.robustness import RobustnessVsSNR
+
+    with pytest.raises(UserError, match=r"eval.snr_levels=\[0\]"):
+        RobustnessVsSNR(snr_levels=[0])
+    with pytest.raises(UserError, match="cw"):
+        RobustnessVsSNR(attacks={"cw": {}})
