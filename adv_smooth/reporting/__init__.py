@@ -1,0 +1,1 @@
+"""Pieces of `python -m adv_smooth.report`: finding jobs, grouping and tables, plots."""

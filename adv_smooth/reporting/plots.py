@@ -1,0 +1,153 @@
+"""The report's figures as PNG files (matplotlib, Agg backend: no display needed).
+
+* accuracy vs SNR per group with error bars (one figure per attack);
+* the per-epoch training-loss curves per group (the report's Figures 1-2): total loss, cross-entropy and
+  each defense term, mean over seeds with a +-1 std band. Read from the job's CSV log when there is one
+  (cheap), else from its TensorBoard events.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from pathlib import Path
+
+from adv_smooth.reporting.jobs import Job
+from adv_smooth.reporting.table import Table
+
+Curves = dict[str, dict[int, float]]  # term ("loss", "ce", "smooth", ...) -> {epoch: value}
+
+_PREFIX, _SUFFIX = "train/", "_epoch"
+
+
+def _term(tag: str) -> str | None:
+    """`train/ce_epoch` -> `ce`; None for anything that is not a per-epoch training loss term."""
+    if not (tag.startswith(_PREFIX) and tag.endswith(_SUFFIX)):
+        return None
+    name = tag[len(_PREFIX) : -len(_SUFFIX)]
+    return None if name == "acc" or "/" in name else name
+
+
+def _csv_curves(path: Path) -> Curves:
+    curves: Curves = {}
+    with path.open(newline="") as f:
+        for record in csv.DictReader(f):
+            epoch = record.get("epoch")
+            for tag, value in record.items():
+                term = _term(tag or "")
+                if term and value not in (None, "") and epoch not in (None, ""):
+                    curves.setdefault(term, {})[int(float(epoch))] = float(value)
+    return curves
+
+
+def _tensorboard_curves(directory: Path) -> Curves:
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    events = EventAccumulator(str(directory), size_guidance={SCALARS: 0})
+    events.Reload()
+    tags = events.Tags().get(SCALARS, [])
+    epoch_at = {e.step: int(e.value) for e in events.Scalars("epoch")} if "epoch" in tags else {}
+    curves: Curves = {}
+    for tag in tags:
+        term = _term(tag)
+        if term is None:
+            continue
+        by_step = {e.step: e.value for e in events.Scalars(tag)}  # a resumed run may repeat steps: last wins
+        for index, step in enumerate(sorted(by_step)):
+            curves.setdefault(term, {})[epoch_at.get(step, index)] = float(by_step[step])
+    return curves
+
+
+def training_curves(job: Job) -> Curves:
+    """The job's per-epoch training-loss terms; {} when it logged none."""
+    for path in sorted(job.path.rglob("metrics.csv")):
+        curves = _csv_curves(path)
+        if curves:
+            return curves
+    event_dirs = sorted({p.parent for p in job.path.rglob("events.out.tfevents.*")})
+    for directory in event_dirs:
+        curves = _tensorboard_curves(directory)
+        if curves:
+            return curves
+    return {}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy_vs_snr(table: Table, labels: list[str], path: Path) -> Path:
+    """Clean accuracy then each SNR level (weakest noise first), a line with error bars per group."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = list(range(len(table.columns)))
+    for row, label in zip(table.rows, labels):
+        points = [(x, row.cells[c]) for x, c in zip(xs, table.columns) if row.cells[c].mean is not None]
+        if not points:
+            continue
+        ax.errorbar(
+            [x for x, _ in points], [c.mean for _, c in points], yerr=[c.std or 0.0 for _, c in points],
+            marker="o", capsize=3, label=label + (" ⚠" if row.checks else ""),
+        )
+    ax.set_xticks(xs, [c if c == "clean" else f"{c} dB" for c in table.columns])
+    ax.set_xlabel("SNR (noise grows to the right)")
+    ax.set_ylabel(f"{table.split} accuracy (%)")
+    ax.set_title(f"{table.attack}: accuracy vs SNR (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _mean_std(curves: list[dict[int, float]]) -> tuple[list[int], list[float], list[float]]:
+    epochs = sorted({e for c in curves for e in c})
+    means, stds = [], []
+    for epoch in epochs:
+        values = [c[epoch] for c in curves if epoch in c and math.isfinite(c[epoch])]
+        means.append(statistics.fmean(values) if values else math.nan)
+        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+    return epochs, means, stds
+
+
+def plot_training_curves(curves_by_group: list[tuple[str, list[Curves]]], path: Path) -> Path | None:
+    """One panel per loss term, a line per group (mean over its jobs, ±1 std band); None if nothing was logged."""
+    terms: list[str] = []
+    for _, job_curves in curves_by_group:
+        for curves in job_curves:
+            terms += [t for t in curves if t not in terms]
+    if not terms:
+        return None
+    terms.sort(key=lambda t: (t != "loss", t != "ce", t))
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(terms), figsize=(4.5 * len(terms), 4), squeeze=False)
+    for ax, term in zip(axes[0], terms):
+        for label, job_curves in curves_by_group:
+            series = [c[term] for c in job_curves if term in c]
+            if not series:
+                continue
+            epochs, means, stds = _mean_std(series)
+            (line,) = ax.plot(epochs, means, marker=".", label=label)
+            ax.fill_between(
+                epochs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                color=line.get_color(), alpha=0.2,
+            )
+        ax.set_title(f"train/{term} per epoch")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("loss (mean ± std over seeds)")
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
