@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from adv_smooth.cli import check_group_options, config_dir, fail, run_task
-from adv_smooth.errors import UserError
+from adv_smooth.cli import config_dir, run_entry, run_task
 from adv_smooth.train import train
 
 
@@ -18,11 +15,7 @@ def _hydra_entry(cfg: DictConfig) -> object:
 
 
 def main() -> None:
-    try:
-        check_group_options(sys.argv[1:])
-    except UserError as e:
-        fail(str(e))
-    _hydra_entry()
+    run_entry(_hydra_entry)
 
 
 if __name__ == "__main__":

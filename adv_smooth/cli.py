@@ -1,8 +1,10 @@
 """What every entry point shares: locating the configs, one-line user errors, failure records.
 
-User mistakes (`UserError`, an unknown config-group option) print one line and exit with status 2;
-`HYDRA_FULL_ERROR=1` shows the traceback instead. In a multirun, a failing job records its failure
-in its own results.json and re-raises, so Hydra runs the remaining jobs and reports the failure.
+User mistakes (`UserError`, an unknown config-group option, a key the configs do not have) print one
+line and exit with status 2; `HYDRA_FULL_ERROR=1` shows the traceback instead. In a multirun, a
+failing job records its failure in its own results.json and re-raises (never `sys.exit`, which would
+end the sweep), so Hydra runs the remaining jobs; the entry point then exits with status 2 and one
+line listing the failed jobs.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from adv_smooth.errors import UserError
@@ -34,6 +38,110 @@ def full_errors() -> bool:
 def fail(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+class JobFailedError(CompactHydraException):
+    """A multirun job's failure, re-raised for Hydra: compact, so Hydra prints its message, not a traceback."""
+
+
+@dataclass
+class JobOutcome:
+    """One multirun job as the final summary lists it."""
+
+    output_dir: str
+    overrides: list[str]
+    error: str | None = None
+
+
+JOBS: list[JobOutcome] = []  # this process's multirun jobs, in launch order (the basic launcher runs them here)
+
+
+def run_entry(hydra_entry: Callable[[], Any], argv: list[str] | None = None) -> None:
+    """An entry point's `main()`: vet the command line, run the Hydra app, summarize failed sweep jobs."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        check_command_line(args)
+    except UserError as e:
+        fail(str(e))
+    JOBS.clear()
+    try:
+        hydra_entry()
+    except SystemExit:
+        summary = failed_jobs_summary()
+        if summary:
+            fail(summary)
+        raise
+
+
+def check_command_line(args: list[str], conf: str | None = None) -> None:
+    """Refuse unknown group options and keys the configs lack, as one `UserError` line, before Hydra runs.
+
+    Hydra reports these itself, over several lines and with exit status 1; composing once here
+    (a fraction of a second) turns them into the project's one-line errors.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    parsed, _ = get_args_parser().parse_known_args(args)
+    if parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.experimental_rerun:
+        return
+    check_group_options(parsed.overrides, conf)
+    if parsed.config_dir is None and parsed.config_path is None:
+        check_composition(parsed.overrides, parsed.config_name or "config", parsed.multirun, conf)
+
+
+def check_composition(overrides: list[str], config_name: str, multirun: bool, conf: str | None = None) -> None:
+    """Compose the config as Hydra will (a sweep's first value stands for all of them)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    job = _first_job(overrides) if multirun else overrides
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=conf or config_dir(), version_base="1.3"):
+            compose(config_name, overrides=job, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise UserError(f"cannot compose the config: {_one_line(e)}") from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _first_job(overrides: list[str]) -> list[str]:
+    """Each sweep override replaced by its first value; sweeps that cannot be enumerated are left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    job = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if not override.is_sweep_override():
+            job.append(override.input_line)
+            continue
+        try:
+            job.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
+        except Exception:  # glob() over options, interval(): Hydra's own sweep validation covers them
+            continue
+    return job
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    cause = e.__cause__
+    if cause is not None and str(cause).strip():
+        text += f" ({str(cause).splitlines()[0].strip()})"
+    return text
+
+
+def failed_jobs_summary() -> str | None:
+    """`N of M jobs failed: <dir> (<overrides>): <error>; ...`, or None when no job of this process failed."""
+    failed = [job for job in JOBS if job.error is not None]
+    if not failed:
+        return None
+    # Name each job by what sets it apart: the overrides every job shares say nothing about it.
+    shared = set.intersection(*(set(job.overrides) for job in JOBS)) if len(JOBS) > 1 else set()
+    listed = "; ".join(
+        f"{job.output_dir} ({' '.join(o for o in job.overrides if o not in shared)}): {job.error}" for job in failed
+    )
+    return f"{len(failed)} of {len(JOBS)} jobs failed: {listed}"
 
 
 def check_group_options(args: list[str], conf: str | None = None) -> None:
@@ -68,14 +176,22 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> A
     from hydra.types import RunMode
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    out = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
+    job = JobOutcome(str(out), list(HydraConfig.get().overrides.task)) if multirun else None
+    if job is not None:
+        JOBS.append(job)
     try:
         results = task(cfg)
     except Exception as e:
-        out = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
+        error = f"{type(e).__name__}: {e}"
         if out is not None:
-            write_json_atomic(out / "results.json", {"status": "failed", "error": f"{type(e).__name__}: {e}"})
-        if multirun or full_errors():
+            write_json_atomic(out / "results.json", {"status": "failed", "error": error})
+        if job is not None:
+            job.error = error.splitlines()[0]
+        if full_errors():
             raise
+        if multirun:
+            raise JobFailedError(job.error) from e
         if isinstance(e, UserError):
             fail(str(e))
         fail(f"{type(e).__name__}: {e}" if _is_known_failure(e) else _reraise(e))

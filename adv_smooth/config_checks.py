@@ -1,38 +1,265 @@
 """Start-up validation: every user-facing number and name is checked before any data is loaded.
 
-Each failure is a `UserError` naming the key, the value and what is allowed. Defense-specific
-settings are validated by the defense constructors, which the entry point also runs before data.
+A bad value found after a dataset download, or an hour into training, wastes that time; found here,
+it costs nothing. Each failure is a `UserError` naming the key, the value and what is allowed.
+Defense settings are validated by the defense constructors, which `train()` also runs before any
+data; dataset-specific names (`dataset.variant`) and the files a dataset needs are left to the
+dataset classes. A key that a config group does not define is not checked (its default applies).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from adv_smooth.errors import UserError, require
+
+Rule = tuple[Callable[[Any], bool], str]  # (accepts value, what is allowed)
+
+# Datasets whose images ship inside a Python package: no files under `dataset.root` are needed.
+BUNDLED_DATASETS = frozenset({"adv_smooth.data.digits.DigitsDataModule"})
+
+# Lightning 2.x's accepted `precision` values (lightning_fabric.connector._PRECISION_INPUT);
+# tests/test_bad_inputs.py checks this list against the installed Lightning.
+PRECISIONS = (
+    64, 32, 16, "64", "32", "16", "bf16", "16-true", "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true",
+    "transformer-engine", "transformer-engine-float16",
+)
+MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed outside [0, 2**32 - 1]
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def _int_at_least(low: int) -> Rule:
+    return (lambda v: _is_int(v) and v >= low), f"an integer >= {low}"
+
+
+def _number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = True) -> Rule:
+    """A finite number in the interval [low, high) by default; `low_open` excludes `low` itself."""
+
+    def ok(v: Any) -> bool:
+        if not _is_number(v) or (v <= low if low_open else v < low):
+            return False
+        return high is None or (v < high if high_open else v <= high)
+
+    lo = "(" if low_open else "["
+    if high is None:
+        return ok, f"a number {'>' if low_open else '>='} {low}"
+    return ok, f"a number in {lo}{low}, {high}{')' if high_open else ']'}"
+
+
+def _one_of(*choices: Any) -> Rule:
+    """Exact choices (True == 1 in Python, so booleans are refused explicitly); 16 and "16" are listed once."""
+    listed = ", ".join(dict.fromkeys(map(str, choices)))
+    return (lambda v: v in choices and not isinstance(v, bool)), f"one of {listed}"
+
+
+def _or_null(rule: Rule) -> Rule:
+    accepts, allowed = rule
+    return (lambda v: v is None or accepts(v)), f"{allowed}, or null"
+
+
+def _int_list(low: int, increasing: bool = False, non_empty: bool = True) -> Rule:
+    def ok(v: Any) -> bool:
+        if not isinstance(v, (list, tuple)) or (non_empty and not v):
+            return False
+        if not all(_is_int(x) and x >= low for x in v):
+            return False
+        return not increasing or all(a < b for a, b in zip(v, v[1:]))
+
+    what = "a non-empty list" if non_empty else "a list"
+    return ok, f"{what} of integers >= {low}{', strictly increasing' if increasing else ''}"
+
+
+def _number_list(positive: bool) -> Rule:
+    def ok(v: Any) -> bool:
+        return isinstance(v, (list, tuple)) and bool(v) and all(_is_number(x) and (x > 0 or not positive) for x in v)
+
+    return ok, f"a list of {'positive ' if positive else ''}numbers, one per image channel"
+
+
+BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")
+INT_GE0, INT_GE1 = _int_at_least(0), _int_at_least(1)
+FRACTION: Rule = _number(0, 1)
+
+
+def _size(v: Any) -> bool:
+    """An image size: one integer for square images, or [height, width]."""
+    pair = isinstance(v, (list, tuple)) and len(v) == 2
+    return (_is_int(v) and v >= 1) or (pair and all(_is_int(x) and x >= 1 for x in v))
+
+
+def _devices(v: Any) -> bool:
+    """Lightning's `devices`: a count (-1 = all), "auto", a list of indices, or "0,1" / "-1"."""
+    if _is_int(v):
+        return v >= 1 or v == -1
+    if isinstance(v, (list, tuple)):
+        return bool(v) and all(_is_int(x) and x >= 0 for x in v)
+    if isinstance(v, str):
+        parts = [p.strip() for p in v.split(",") if p.strip()]
+        return v == "auto" or v.strip() == "-1" or (bool(parts) and all(p.isdigit() for p in parts))
+    return False
+
+
+def _batch_limit(v: Any) -> bool:
+    """`limit_*_batches`: a number of batches (int) or a fraction of them (float in [0, 1])."""
+    return v is None or (_is_int(v) and v >= 0) or (isinstance(v, float) and 0 <= v <= 1)
+
+
+BATCH_LIMIT: Rule = (_batch_limit, "a number of batches (integer >= 0), a fraction in [0, 1], or null")
+
+
+TOP: dict[str, Rule] = {
+    "seed": ((lambda v: _is_int(v) and 0 <= v <= MAX_SEED), f"an integer in [0, {MAX_SEED}]"),
+    "test": BOOL,
+    "ckpt_path": ((lambda v: v is None or (isinstance(v, str) and v != "")), "a checkpoint file, last, or null"),
+}
+DATASET: dict[str, Rule] = {
+    "batch_size": INT_GE1,
+    "eval_batch_size": _or_null(INT_GE1),
+    "val_fraction": FRACTION,
+    "split_seed": INT_GE0,
+    "augment": BOOL,
+    "flip": BOOL,
+    "normalize": BOOL,
+    "download": BOOL,
+    "extra": BOOL,
+    "root": ((lambda v: v is None or isinstance(v, str)), "a folder path"),
+    "num_workers": INT_GE0,
+    "padding": _or_null(INT_GE0),
+    "size": (_size, "an integer >= 1 or [height, width]"),
+    "test_fraction": _number(0, 1, low_open=True),
+    "channels": _one_of(1, 3),
+    "extra_val_size": INT_GE1,
+    "mean": _or_null(_number_list(positive=False)),
+    "std": _or_null(_number_list(positive=True)),
+}
+MODEL: dict[str, Rule] = {
+    "width": INT_GE1,
+    "blocks": _int_list(1),
+    "block": _one_of("basic", "bottleneck"),
+    "residual": _one_of("sum", "convex"),
+    "stem_pool": BOOL,
+    "scaled_conv": BOOL,
+}
+OPTIM: dict[str, Rule] = {
+    "lr": _number(0, low_open=True),
+    "momentum": FRACTION,
+    "weight_decay": _number(0),
+    "milestones": _int_list(0, increasing=True, non_empty=False),
+    "gamma": _number(0, low_open=True),
+}
+TRAINER: dict[str, Rule] = {
+    "max_epochs": INT_GE1,
+    "min_epochs": _or_null(INT_GE0),
+    "max_steps": _int_at_least(-1),
+    "precision": _one_of(*PRECISIONS),
+    "devices": (_devices, "an integer >= 1, -1 (all), auto, or a list of device indices"),
+    "log_every_n_steps": INT_GE1,
+    "check_val_every_n_epoch": _or_null(INT_GE1),
+    "num_sanity_val_steps": _int_at_least(-1),
+    "accumulate_grad_batches": INT_GE1,
+    "gradient_clip_val": _or_null(_number(0)),
+    "limit_train_batches": BATCH_LIMIT,
+    "limit_val_batches": BATCH_LIMIT,
+    "limit_test_batches": BATCH_LIMIT,
+    "deterministic": ((lambda v: isinstance(v, bool) or v == "warn"), "true, false or warn"),
+    "inference_mode": BOOL,
+    "enable_progress_bar": BOOL,
+    "enable_model_summary": BOOL,
+    "enable_checkpointing": BOOL,
+    "sync_batchnorm": BOOL,
+    "benchmark": _or_null(BOOL),
+}
+CHECKPOINT: dict[str, Rule] = {
+    "every_n_epochs": _or_null(INT_GE0),
+    "every_n_train_steps": _or_null(INT_GE0),
+    "save_top_k": _int_at_least(-1),
+    "save_last": ((lambda v: v is None or isinstance(v, bool) or v == "link"), "true, false, link or null"),
+    "mode": _one_of("min", "max"),
+    "save_on_train_epoch_end": _or_null(BOOL),
+}
+
+
 def check_config(cfg: DictConfig) -> None:
-    require(_is_int(cfg.get("seed")), "seed", cfg.get("seed"), "an integer")
-    data = cfg.dataset
-    require(_is_int(data.batch_size) and data.batch_size >= 1, "dataset.batch_size", data.batch_size, "an integer >= 1")
-    vf = data.get("val_fraction", 0.1)
-    require(isinstance(vf, (int, float)) and 0 <= vf < 1, "dataset.val_fraction", vf, "a fraction in [0, 1)")
-    optim = cfg.optim
-    require(isinstance(optim.lr, (int, float)) and optim.lr > 0, "optim.lr", optim.lr, "a number > 0")
-    wd = optim.get("weight_decay", 0.0)
-    require(isinstance(wd, (int, float)) and wd >= 0, "optim.weight_decay", wd, "a number >= 0")
-    trainer = cfg.trainer
-    epochs = trainer.get("max_epochs")
-    require(_is_int(epochs) and (epochs >= 1 or epochs == -1), "trainer.max_epochs", epochs, "an integer >= 1")
-    width = cfg.model.get("width", 1)
-    require(_is_int(width) and width >= 1, "model.width", width, "an integer >= 1")
-    ckpt = cfg.get("ckpt_path")
-    if ckpt not in (None, "last"):
-        if not Path(str(ckpt)).is_file():
-            raise UserError(f"ckpt_path={ckpt!r} is invalid: no such checkpoint file (or use ckpt_path=last)")
+    """Raise a `UserError` for the first value no run could use; cheap, touches no data."""
+    _check({key: cfg[key] for key in TOP if key in cfg}, "", TOP)
+    dataset = _plain(cfg.dataset)
+    _check(dataset, "dataset.", DATASET)
+    _check_data_root(dataset)
+    _check(_plain(cfg.model), "model.", MODEL)
+    _check(_plain(cfg.optim), "optim.", OPTIM)
+    trainer = _plain(cfg.trainer)
+    _check(trainer, "trainer.", TRAINER)
+    _check_trainer(trainer)
+    callbacks = cfg.get("callbacks") or {}
+    if callbacks.get("model_checkpoint"):
+        checkpoint = _plain(callbacks.model_checkpoint)
+        _check(checkpoint, "callbacks.model_checkpoint.", CHECKPOINT)
+        _check_checkpoint_schedule(checkpoint)
+    _check_ckpt_path(cfg.get("ckpt_path"))
+
+
+def _plain(node: DictConfig | None) -> dict[str, Any]:
+    """Resolved plain values: `${...}` interpolations become what the run would see."""
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+def _check(values: Mapping[str, Any], prefix: str, rules: Mapping[str, Rule]) -> None:
+    for key, (accepts, allowed) in rules.items():
+        if key in values:
+            require(accepts(values[key]), prefix + key, values[key], allowed)
+
+
+def _check_data_root(dataset: Mapping[str, Any]) -> None:
+    """With download off, a dataset that reads files needs its root folder; the files are its business."""
+    if dataset.get("download", True) or dataset.get("_target_") in BUNDLED_DATASETS:
+        return
+    root = dataset.get("root")
+    require(
+        bool(root) and Path(str(root)).expanduser().is_dir(), "dataset.root", root,
+        "an existing folder (dataset.download=false, so the files must already be there)",
+    )
+
+
+def _check_trainer(trainer: Mapping[str, Any]) -> None:
+    low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
+    if _is_int(low) and _is_int(high):
+        require(low <= high, "trainer.min_epochs", low, f"at most trainer.max_epochs ({high})")
+    accelerator = trainer.get("accelerator", "auto")
+    from pytorch_lightning.accelerators import AcceleratorRegistry
+
+    known = sorted({"auto", "gpu", *AcceleratorRegistry.available_accelerators()})
+    require(accelerator in known, "trainer.accelerator", accelerator, f"one of {', '.join(known)}")
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        require(torch.cuda.is_available(), "trainer.accelerator", accelerator,
+                "a device this machine has: no CUDA GPU is visible here (use trainer=cpu)")
+
+
+def _check_checkpoint_schedule(checkpoint: Mapping[str, Any]) -> None:
+    """Lightning accepts only one of the two schedules; say so before it raises a traceback."""
+    epochs, steps = checkpoint.get("every_n_epochs") or 0, checkpoint.get("every_n_train_steps") or 0
+    require(
+        not (epochs and steps), "callbacks.model_checkpoint.every_n_train_steps", steps,
+        f"0 or null while callbacks.model_checkpoint.every_n_epochs={epochs} (set one of the two)",
+    )
+
+
+def _check_ckpt_path(ckpt: object) -> None:
+    """Existence only; `load_checkpoint` vets the contents before anything else reads the file."""
+    if ckpt in (None, "last"):
+        return
+    if not Path(str(ckpt)).expanduser().is_file():
+        raise UserError(f"ckpt_path={ckpt!r} is invalid: no such checkpoint file (or use ckpt_path=last)")

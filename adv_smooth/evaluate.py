@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adv_smooth.build import build_datamodule, build_defense, build_module
-from adv_smooth.cli import check_group_options, config_dir, fail, run_task
+from adv_smooth.cli import config_dir, fail, run_entry, run_task
 from adv_smooth.errors import UserError
 from adv_smooth.lightning.robustness import RobustnessVsSNR
 from adv_smooth.summary import format_summary
@@ -92,7 +92,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as e:
-        raise UserError(f"ckpt_path={str(ckpt_path)!r} does not fit the network of its run: {str(e).splitlines()[0]}")
+        raise UserError(
+            f"ckpt_path={str(ckpt_path)!r} does not fit the network of its run: {str(e).splitlines()[0]}"
+        ) from None
     out = Path(cfg.trainer.default_root_dir)
     trainer = pl.Trainer(
         accelerator=run_cfg.trainer.accelerator, devices=1, precision=run_cfg.trainer.precision,
@@ -122,13 +124,9 @@ def _hydra_entry(cfg: DictConfig) -> object:
 
 
 def main() -> None:
-    try:
-        check_group_options(sys.argv[1:])
-        if not any(a.startswith("ckpt_path=") for a in sys.argv[1:]) and "--help" not in sys.argv:
-            raise UserError("ckpt_path is required: python -m adv_smooth.evaluate ckpt_path=PATH/TO/x.ckpt")
-    except UserError as e:
-        fail(str(e))
-    _hydra_entry()
+    if not any(a.startswith("ckpt_path=") for a in sys.argv[1:]) and "--help" not in sys.argv:
+        fail("ckpt_path is required: python -m adv_smooth.evaluate ckpt_path=PATH/TO/x.ckpt")
+    run_entry(_hydra_entry)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from adv_smooth.build import build_datamodule, build_defense, build_list, build_module
 from adv_smooth.config_checks import check_config
+from adv_smooth.search import optimized
 from adv_smooth.summary import format_summary
+from adv_smooth.sweep_checks import check_sweep
+from adv_smooth.utils.checkpoints import check_state_matches, load_checkpoint
 from adv_smooth.utils.io import write_json_atomic
 
 
@@ -30,11 +33,14 @@ def resolve_ckpt_path(ckpt_path: str | None, directory: Path) -> str | None:
     return str(ckpt_path)
 
 
-def collect_results(trainer: pl.Trainer) -> dict[str, Any]:
-    """Scalars Lightning logged at the end, plus whatever callbacks expose through `results()`."""
+def scalar_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    """The scalars Lightning logged last (e.g. `test/acc`, `test/fgsm/snr33/acc`)."""
+    return {key: float(value) for key, value in trainer.callback_metrics.items()}
+
+
+def callback_results(trainer: pl.Trainer) -> dict[str, Any]:
+    """Structured results callbacks expose through `results()` (robustness curves, honesty checks)."""
     results: dict[str, Any] = {}
-    for key, value in trainer.callback_metrics.items():
-        results[key] = float(value)
     for callback in trainer.callbacks:
         if hasattr(callback, "results"):
             results.update(callback.results())
@@ -42,26 +48,39 @@ def collect_results(trainer: pl.Trainer) -> dict[str, Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, then test the best-on-validation weights; write results.json atomically. Returns it."""
+    """Fit, then test the best-on-validation weights; write results.json atomically. Returns it.
+
+    Everything a user can get wrong (values, the resume checkpoint, defense settings) is checked
+    before the data is loaded. results.json is written only at the very end, and a stale one from an
+    earlier run in this dir is removed first, so a killed run never leaves a results file behind.
+    """
     check_config(cfg)
+    check_sweep(cfg)
     out = run_dir(cfg)
     start = time.time()
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out)
+    resume = load_checkpoint(ckpt_path) if ckpt_path else None  # refuses pickled code before Lightning reads it
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     defense = build_defense(cfg.defense)
+    callbacks = build_list(cfg.get("callbacks"))  # before the data too: their constructors check their settings
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule, defense)
+    if resume is not None:
+        check_state_matches(resume, module, ckpt_path)
+        del resume
+    (out / "results.json").unlink(missing_ok=True)
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=build_list(cfg.get("callbacks")), logger=build_list(cfg.get("logger")) or False
+        cfg.trainer, callbacks=callbacks, logger=build_list(cfg.get("logger")) or False
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out))
-    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    fit_metrics = scalar_metrics(trainer)
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test_metrics: dict[str, Any] = {}
     if cfg.get("test", True):
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
-        test_metrics = collect_results(trainer)
+        test_metrics = scalar_metrics(trainer)
 
     results = {
         "status": "completed",
@@ -72,8 +91,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": round(time.time() - start, 2),
         "fit": fit_metrics,
         "metrics": test_metrics,
+        **callback_results(trainer),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    results["optimized"] = optimized(results, cfg)
     write_json_atomic(out / "results.json", results)
     print(format_summary(results))
     return results

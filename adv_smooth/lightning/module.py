@@ -12,10 +12,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities.seed import isolate_rng
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from adv_smooth.defenses import Defense, TrainBatch
+from adv_smooth.utils.checkpoints import rng_states, set_rng_states
 
 
 class NonFiniteLossError(RuntimeError):
@@ -28,6 +31,9 @@ class RobustClassifier(pl.LightningModule):
     `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) completed with the parameters.
     Non-finite losses are detected on the device and checked only every `finite_check_every` steps
     and before validation, so no per-step host sync is added.
+
+    Checkpoints carry the random generators (`rng_states`), restored when a fit resumes, so a run
+    resumed from an epoch-end checkpoint draws the same shuffles and noise as an uninterrupted one.
     """
 
     def __init__(
@@ -57,7 +63,10 @@ class RobustClassifier(pl.LightningModule):
 
     # -- training --------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        self.defense.setup(self, self.trainer.datamodule)
+        # Isolated: a resumed fit restores the generators before this hook and calibrates again, and
+        # that calibration must not shift the stream the next epoch draws from.
+        with isolate_rng():
+            self.defense.setup(self, self.trainer.datamodule)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
@@ -111,6 +120,32 @@ class RobustClassifier(pl.LightningModule):
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to save broken weights; store the generators the next epoch starts drawing from.
+
+        Lightning calls this before writing the file, and callbacks (a step-scheduled ModelCheckpoint)
+        run before this module's own per-step check: raising here is what guarantees that no
+        checkpoint, `last.ckpt` included, is ever overwritten with non-finite weights.
+        """
+        self._raise_if_nonfinite()
+        if not bool(torch.stack([torch.isfinite(p).all() for p in self.parameters()]).all()):  # one host sync
+            raise NonFiniteLossError(
+                f"the weights became non-finite by step {self.global_step}; training stopped before "
+                "checkpointing them (lower optim.lr, or the defense's weight)"
+            )
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """When resuming a fit, continue the random streams where the checkpoint left them.
+
+        Lightning restores this before the train loader's iterator is created, matching the point
+        where an uninterrupted run saved it. Test/validate loads of a checkpoint keep the generators.
+        """
+        states = checkpoint.get("rng_states")
+        if states is not None and self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+            set_rng_states(states)
 
     # -- non-finite detection --------------------------------------------------------------------
     def _record_nonfinite(self, terms: dict[str, Tensor], loss: Tensor) -> None:

@@ -1,0 +1,117 @@
+"""Loading checkpoints safely, and the extra state a checkpoint needs for an exact resume.
+
+A checkpoint is a pickle, and unpickling can run any code the file names. Every checkpoint or cache
+this project reads goes through `load_checkpoint`, which uses torch's weights-only unpickler: tensors,
+numbers, strings and plain containers load; anything else (a class whose `__reduce__` calls
+`os.system`, say) is refused before it runs, with one line naming the file.
+
+Lightning does not store the random number generators. For a resumed run to end with the same
+weights as an uninterrupted one, the epoch that follows the checkpoint must draw the same shuffle and
+the same augmentation noise, so `rng_states` / `set_rng_states` carry the generators in a form the
+weights-only unpickler accepts (numpy's state holds an ndarray, which it refuses: stored as a tensor).
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from adv_smooth.errors import UserError
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """`torch.load(path, weights_only=True)` on the CPU; every way it can fail becomes a `UserError`.
+
+    Missing, truncated or foreign files and files that would unpickle arbitrary objects are all user
+    errors here: the caller named a file that is not a checkpoint this project may load.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"checkpoint {str(path)!r} does not exist")
+    if not path.is_file():
+        raise UserError(f"checkpoint {str(path)!r} is not a file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UserError(f"checkpoint {str(path)!r} refused: {_refusal_reason(str(e))}") from None
+    except Exception as e:  # zip/pickle/EOF errors of a truncated or foreign file
+        detail = str(e).splitlines()[0].strip() if str(e).strip() else "unexpected end of file"
+        raise UserError(
+            f"checkpoint {str(path)!r} is not a readable PyTorch checkpoint (truncated or corrupt?): "
+            f"{type(e).__name__}: {detail}"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise UserError(f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    return checkpoint
+
+
+def _refusal_reason(message: str) -> str:
+    """One line out of torch's multi-paragraph weights-only message: what the file tried to load."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found:
+        return (
+            f"it would unpickle {found.group(1)}, and only tensors and plain containers are loaded "
+            "(loading arbitrary objects could run code from the file)"
+        )
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", message)
+    return f"not a weights-only checkpoint ({detail.group(1).strip() if detail else 'unpickling failed'})"
+
+
+def rng_states() -> dict[str, Any]:
+    """The CPU generators of torch, numpy and Python's `random`, loadable with `weights_only=True`.
+
+    CUDA generators are included when CUDA is initialized (a GPU run's dropout/noise draws on them).
+    """
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["torch.cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Inverse of `rng_states` (a checkpoint from a GPU run restores its CUDA state only on a GPU)."""
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "torch.cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch.cuda"])
+
+
+def check_state_matches(checkpoint: dict[str, Any], module: torch.nn.Module, path: str | Path) -> None:
+    """Refuse, in one line, a checkpoint whose weights do not fit `module` (another model or dataset).
+
+    Lightning would raise the same mismatch as a long `load_state_dict` traceback after the data
+    is loaded; this names the first differing tensor and the checkpoint.
+    """
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint {str(path)!r} has no 'state_dict': not a training checkpoint of this project")
+    expected = module.state_dict()
+    hint = "use the same model.* and dataset as the run that saved it"
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        what = f"lacks tensor {missing[0]!r}" if missing else f"has an extra tensor {unexpected[0]!r}"
+        raise UserError(f"checkpoint {str(path)!r} does not match this model: it {what} ({hint})")
+    for key, tensor in expected.items():
+        saved = state[key]
+        if isinstance(saved, torch.Tensor) and saved.shape != tensor.shape:
+            raise UserError(
+                f"checkpoint {str(path)!r} does not match this model: {key!r} has shape {tuple(saved.shape)}, "
+                f"the model expects {tuple(tensor.shape)} ({hint})"
+            )
