@@ -24,6 +24,8 @@ FAST = [
     "model.width=8",
     "model.blocks=[1,1,1,1]",
     "~callbacks.progress_bar",
+    "eval.val_subset=64",
+    "eval.attacks.pgd.steps=3",
 ]
 
 

@@ -8,7 +8,7 @@ from adv_smooth.train import train
 
 
 def test_run_writes_config_events_checkpoints_and_results(make_config, tmp_path) -> None:
-    cfg = make_config("logger=many")
+    cfg = make_config("logger=many", "eval.snr_levels=[33,20]")
     results = train(cfg)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["status"] == "completed" and saved["seed"] == cfg.seed

@@ -20,7 +20,8 @@ LEVELS = [50, 45, 40, 33, 25, 20]
 def trained_run(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("digits_run")
     cfg = compose_config(*FAST, "trainer.max_epochs=4", "optim.milestones=[3]", "model.blocks=[1,1,1]",
-                         f"eval.snr_levels={LEVELS}", "eval.val_every_n_epochs=4", output_dir=out)
+                         f"eval.snr_levels={LEVELS}", "eval.val_every_n_epochs=4", "eval.attacks.pgd.steps=10",
+                         output_dir=out)
     (out / ".hydra").mkdir()
     OmegaConf.save(cfg, out / ".hydra" / "config.yaml")  # what Hydra writes in a real run dir
     return out, train(cfg)
