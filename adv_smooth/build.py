@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
+from adv_smooth.perf import apply_perf
 
 
 def build_defense(cfg: DictConfig) -> Defense:
@@ -26,7 +27,7 @@ def build_datamodule(cfg: DictConfig) -> ImageDataModule:
 
 
 def build_module(cfg: DictConfig, datamodule: ImageDataModule, defense: Defense) -> RobustClassifier:
-    """The network gets its data facts from the datamodule and its options from the defense."""
+    """The network gets its data facts from the datamodule, its options from the defense, speed switches from `perf`."""
     net = hydra.utils.instantiate(
         cfg.model,
         num_classes=datamodule.num_classes,
@@ -35,6 +36,7 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule, defense: Defense)
         std=list(datamodule.std),
         **defense.model_options,
     )
+    net = apply_perf(net, **(cfg.get("perf") or {}))  # channels_last / compile (adv_smooth/perf.py); absent = off
     optim = cfg.optim
     return RobustClassifier(
         net,

@@ -20,11 +20,8 @@ between the two paths, which is checked.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -33,6 +30,7 @@ from torch import Tensor, nn
 from adv_smooth.attacks import FGSM, robust_predictions
 from adv_smooth.models import PreActResNet
 from adv_smooth.utils.io import write_json_atomic
+from benchmarks._timing import format_table, load_average, machine_info, timed
 
 LEVELS = (50.0, 45.0, 40.0, 33.0)
 DEFAULT_OUT = Path("benchmarks/results/attack_batching.json")
@@ -64,14 +62,8 @@ def one_at_a_time(model: nn.Module, x: Tensor, y: Tensor, levels: Sequence[float
     return torch.stack(rows)
 
 
-def _timed(fn: Callable[[], Tensor]) -> tuple[float, Tensor]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
 def run(n: int, subset: int, reps: int, batch_size: int, seed: int = 0) -> dict:
-    load_before = os.getloadavg()
+    load_before = load_average()
     torch.manual_seed(seed)
     model = PreActResNet(num_classes=10, in_channels=3, width=16).eval()
     x = torch.rand(n, 3, 32, 32)
@@ -85,10 +77,10 @@ def run(n: int, subset: int, reps: int, batch_size: int, seed: int = 0) -> dict:
     batched_s, loop_s = [], []
     agreement = None
     for _ in range(reps):
-        t, full = _timed(lambda: batched(model, x, y, batch_size, LEVELS))
+        t, full = timed(lambda: batched(model, x, y, batch_size, LEVELS))
         batched_s.append(t)
         batched_ips.append(n / t)
-        t, small = _timed(lambda: one_at_a_time(model, xs, ys, LEVELS))
+        t, small = timed(lambda: one_at_a_time(model, xs, ys, LEVELS))
         loop_s.append(t)
         loop_ips.append(subset / t)
         agreement = (full[:subset] == small).float().mean().item()
@@ -108,13 +100,8 @@ def run(n: int, subset: int, reps: int, batch_size: int, seed: int = 0) -> dict:
         "loop_images_per_s_median": lp,
         "speedup_median": b / lp,
         "per_image_agreement": agreement,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_before_after": [load_before[0], os.getloadavg()[0]],
-        "device": "cpu",
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        **machine_info("cpu"),
+        "load_average_1min_before_after": [load_before, load_average()],
     }
 
 
@@ -134,9 +121,7 @@ def _table(r: dict) -> str:
             f"{statistics.median(r['loop_seconds']):.2f}",
         ),
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = [format_table(rows)]
     load = r["load_average_1min_before_after"]
     lines.append(
         f"speedup (median images/s): {r['speedup_median']:.1f}x   levels {r['levels_db']} dB   "

@@ -22,6 +22,16 @@ Design decisions:
   s = ||sum_c S_c||^2 - sum_c ||S_c||^2 = sum_{c != c'} <S_c, S_c'>, one pass over the activations.
 * kNN graph (k > 0): W is built explicitly (O(n^2 d)), sparsified with one `topk` + `scatter`, and
   symmetrized with OR (keep W_ij if j is among i's k nearest or i among j's), so L stays symmetric.
+* Speed (measured by `benchmarks/training.py`): the factored form makes O(m) skinny passes over A, each
+  costing ~ n d (C + 1); the explicit graph costs one Gram matrix A A^T and its backward, ~ n^2 d, in
+  GEMMs that run about twice as efficiently. So the dense loss forms W explicitly (never L^m) when
+  n < (C + 1) * passes, i.e. for many classes (200 classes: 3-5x faster than factored at batch 128) or
+  small batches, and stays factored otherwise (10 classes, batch >= 66 for m = 2).
+* Both dense forms have hand-written backward passes (`_FactoredApply`, `_FactoredQuad`, `_Gram`):
+  autograd's generic ones made ~2x more passes over A (a separate norm backward with division and
+  masking, gradient accumulation of three n x d terms, transposed skinny GEMMs); these fold the
+  normalization gradient into one `addcmul_` and the rest into a single GEMM. Same values, same
+  gradients (checked against autograd and gradcheck in tests/benchmarks/test_benchmarks_smoke.py).
 """
 
 from __future__ import annotations
@@ -32,19 +42,52 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from adv_smooth.defenses.base import Defense, TrainBatch
 from adv_smooth.errors import UserError, require
 
 
 def _features(activations: Tensor) -> Tensor:
-    """(n, ...) -> (n, d), in at least float32 so bf16/fp16 taps do not wreck the sums."""
+    """(n, ...) -> (n, d), in at least float32 so bf16/fp16 taps do not wreck the sums.
+
+    Channels-last taps (`perf.channels_last`) are flattened in their memory order (H, W, C), a view instead
+    of a copy: every quantity here (norms, inner products over d) is independent of the feature order.
+    """
+    if activations.dim() == 4 and activations.is_contiguous(memory_format=torch.channels_last):
+        activations = activations.permute(0, 2, 3, 1)
     return activations.flatten(1).to(torch.promote_types(activations.dtype, torch.float32))
+
+
+NORM_FLOOR = 1e-12  # F.normalize's floor: an all-zero row becomes u_i = 0 (an isolated vertex)
 
 
 def _inverse_norms(a: Tensor) -> Tensor:
     """1 / ||a_i|| as a column, with F.normalize's floor so an all-zero row becomes u_i = 0."""
-    return 1.0 / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return 1.0 / a.norm(dim=1, keepdim=True).clamp_min(NORM_FLOOR)
+
+
+class _Gram(torch.autograd.Function):
+    """A A^T whose backward symmetrizes first: grad_A = (dG + dG^T) A, one GEMM instead of two and an add."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor) -> Tensor:
+        ctx.save_for_backward(a)
+        return a @ a.T
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (a,) = ctx.saved_tensors
+        return (grad + grad.T) @ a
+
+
+def cosine_gram(activations: Tensor) -> Tensor:
+    """All pairwise cosines (n, n), diagonal included, from one Gram matrix (the norms are its diagonal)."""
+    a = _features(activations)
+    g = _Gram.apply(a)
+    inv = g.diagonal().clamp_min(NORM_FLOOR**2).rsqrt()  # clamp before rsqrt: zero rows get zero gradient
+    return g * (inv[:, None] * inv[None, :])  # inv_i inv_j == inv_j inv_i exactly: W stays exactly symmetric
 
 
 def knn_mask(similarity: Tensor, k: int) -> Tensor:
@@ -65,45 +108,106 @@ def knn_mask(similarity: Tensor, k: int) -> Tensor:
 def similarity_graph(activations: Tensor, k: int = 0) -> Tensor:
     """Explicit cosine-similarity graph W (n, n), zero diagonal, kNN-sparsified when k > 0.
 
-    The dense loss never builds it (see `DenseLaplacian`); the kNN loss and the tests do.
+    The kNN loss builds it, and the dense loss when that is cheaper than the factored form (`dense_form`).
     """
-    a = _features(activations)
-    u = a * _inverse_norms(a)
-    w = u @ u.T
+    w = cosine_gram(activations)
     keep = knn_mask(w, k) if k > 0 else ~torch.eye(len(w), dtype=torch.bool, device=w.device)
     return w * keep
+
+
+def _row_scale_grad(a: Tensor, inv: Tensor, dinv: Tensor) -> Tensor:
+    """The per-row factor c with grad_A += c * A for inv = 1 / max(||a_i||, floor): d inv / d a_i = -a_i inv^3,
+    and zero on floored (all-zero) rows, as autograd's clamp gives."""
+    return torch.where(inv < 1.0 / NORM_FLOOR, -dinv * inv.pow(3), torch.zeros_like(inv))
+
+
+class _FactoredApply(torch.autograd.Function):
+    """L Z = q0 * Z - Q_Z with [q0, Q_Z] = inv * (A (A^T (inv * [1, Z]))): two skinny passes over A.
+
+    Backward: dP^T = dR^T A and dX' = A dP (two passes), then grad_A = [dR, X'] [P; dP^T] + c * A as one GEMM
+    and one `addcmul_`.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, z: Tensor) -> Tensor:
+        inv = _inverse_norms(a)
+        x = torch.cat([torch.ones_like(z[:, :1]), z], dim=1)
+        p = (inv * x).T @ a  # (C+1, d) = (U^T X)^T
+        r = a @ p.T  # (n, C+1); Q = inv * r
+        ctx.save_for_backward(a, z, inv, x, p, r)
+        return inv * r[:, :1] * z - inv * r[:, 1:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, z, inv, x, p, r = ctx.saved_tensors
+        dq = torch.cat([(grad * z).sum(1, keepdim=True), -grad], dim=1)
+        dinv = (dq * r).sum(1, keepdim=True)
+        dr = inv * dq
+        dpt = dr.T @ a  # (C+1, d)
+        xs = inv * x
+        dxs = a @ dpt.T  # (n, C+1)
+        dinv = dinv + (dxs * x).sum(1, keepdim=True)
+        dz = inv * r[:, :1] * grad + (inv * dxs)[:, 1:] if ctx.needs_input_grad[1] else None
+        da = None
+        if ctx.needs_input_grad[0]:
+            da = torch.cat([dr, xs], dim=1) @ torch.cat([p, dpt], dim=0)
+            da.addcmul_(a, _row_scale_grad(a, inv, dinv))
+        return da, dz
+
+
+class _FactoredQuad(torch.autograd.Function):
+    """<Z, L Z> = (U^T w) . (U^T 1) - ||U^T Z||^2 with w_i = ||z_i||^2: one skinny pass over A."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, z: Tensor) -> Tensor:
+        inv = _inverse_norms(a)
+        w = (z * z).sum(1, keepdim=True)
+        x = torch.cat([torch.ones_like(w), w, z], dim=1)
+        p = (inv * x).T @ a  # (C+2, d)
+        ctx.save_for_backward(a, z, inv, x, p)
+        return p[0] @ p[1] - p[2:].square().sum()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, z, inv, x, p = ctx.saved_tensors
+        dp = torch.cat([p[1:2], p[0:1], -2.0 * p[2:]], dim=0) * grad  # (C+2, d)
+        dxs = a @ dp.T  # (n, C+2)
+        dz = None
+        if ctx.needs_input_grad[1]:
+            dx = inv * dxs
+            dz = dx[:, 2:] + 2.0 * z * dx[:, 1:2]
+        da = None
+        if ctx.needs_input_grad[0]:
+            dinv = (dxs * x).sum(1, keepdim=True)
+            da = (inv * x) @ dp
+            da.addcmul_(a, _row_scale_grad(a, inv, dinv))
+        return da, dz
 
 
 class DenseLaplacian:
     """L of the complete cosine graph, factored through the features: no n x n matrix.
 
     U = diag(inv) A is never materialized either: each product with U or U^T is one pass over A,
-    the dominant cost (A is n x d with d up to 64 * 32 * 32), and `apply` needs two passes, `quad` one.
+    the dominant cost (A is n x d with d up to 64 * 32 * 32); `apply` needs two passes, `quad` one.
     """
 
     def __init__(self, activations: Tensor) -> None:
         self.a = _features(activations)
-        self.inv = _inverse_norms(self.a)
-
-    def _project(self, z: Tensor) -> Tensor:
-        """(U^T Z)^T, shaped (C, d): Z^T A is several times faster than A^T Z on CPU BLAS."""
-        return (self.inv * z).T @ self.a
 
     def apply(self, z: Tensor) -> Tensor:
         """L Z = (U U^T 1) * Z - U U^T Z, with the ones column riding along in the same products."""
-        ones = torch.ones_like(z[:, :1])
-        q = self.inv * (self.a @ self._project(torch.cat([ones, z], dim=1)).T)
-        return q[:, :1] * z - q[:, 1:]
+        return _FactoredApply.apply(self.a, z)
 
     def quad(self, z: Tensor) -> Tensor:
         """<Z, L Z> = (U^T w) . (U^T 1) - ||U^T Z||^2 with w_i = ||z_i||^2: one pass, all in U^T products."""
-        w = (z * z).sum(1, keepdim=True)
-        p = self._project(torch.cat([torch.ones_like(w), w, z], dim=1))
-        return p[0] @ p[1] - p[2:].square().sum()
+        return _FactoredQuad.apply(self.a, z)
 
 
 class KnnLaplacian:
-    """L = D - W of the symmetric kNN graph, with W explicit (it is sparse in structure, not storage)."""
+    """L = D - W with W explicit: the symmetric kNN graph (sparse in structure, not storage), or with k = 0
+    the complete graph (the dense loss's form when n is small against the class count)."""
 
     def __init__(self, activations: Tensor, k: int) -> None:
         self.w = similarity_graph(activations, k)
@@ -116,16 +220,37 @@ class KnnLaplacian:
         return (z * self.apply(z)).sum()
 
 
-def laplacian_smoothness(activations: Tensor, labels: Tensor, m: int = 1, k: int = 0) -> Tensor:
+DENSE_FORMS = ("auto", "factored", "explicit")
+
+
+def dense_form(n: int, columns: int, m: int) -> str:
+    """"explicit" (form the n x n graph) or "factored" (never), whichever does less work for the dense loss.
+
+    Factored: m // 2 applications (6 pass-equivalents over A each, forward + backward) and, for odd m, a
+    quadratic form (3), every pass ~ 2 n d (C + 1) flops in skinny GEMMs. Explicit: the Gram matrix and its
+    backward, ~ 4 n^2 d flops in GEMMs about twice as efficient. Explicit wins when n < (C + 1) * passes.
+    """
+    passes = 6 * (m // 2) + 3 * (m % 2)
+    return "explicit" if n < (columns + 1) * passes else "factored"
+
+
+def laplacian_smoothness(
+    activations: Tensor, labels: Tensor, m: int = 1, k: int = 0, dense: str = "auto"
+) -> Tensor:
     """s = trace(Y^T L^m Y) for activations (n, ...) and label matrix Y (n, C), usually one-hot.
 
-    With Z = L^(m // 2) Y: s = ||Z||^2 for even m, <Z, L Z> for odd m (L symmetric). Dense graph: m
-    passes over the activations, O(m n d C); kNN: O(n^2 d + m n^2 C). Differentiable with respect to
-    the activations (the kNN selection itself is not, the kept weights are).
+    With Z = L^(m // 2) Y: s = ||Z||^2 for even m, <Z, L Z> for odd m (L symmetric). Dense graph (k = 0):
+    factored, m passes over the activations, O(m n d C), or explicit W, O(n^2 d + m n^2 C), whichever is
+    cheaper (`dense="auto"`, see `dense_form`; "factored"/"explicit" force one). kNN: O(n^2 d + m n^2 C).
+    Differentiable with respect to the activations (the kNN selection itself is not, the kept weights are).
     """
     if activations.shape[0] != labels.shape[0]:
         raise ValueError(f"{activations.shape[0]} activations but {labels.shape[0]} label rows")
-    lap = KnnLaplacian(activations, k) if k > 0 else DenseLaplacian(activations)
+    if dense not in DENSE_FORMS:
+        raise ValueError(f"dense={dense!r}: expected one of {DENSE_FORMS}")
+    if k == 0 and dense == "auto":
+        dense = dense_form(activations.shape[0], labels.shape[1], m)
+    lap = KnnLaplacian(activations, k) if k > 0 or dense == "explicit" else DenseLaplacian(activations)
     z = labels.to(torch.promote_types(activations.dtype, torch.float32))
     for _ in range(m // 2):
         z = lap.apply(z)
@@ -185,14 +310,18 @@ class LaplacianSmoothness(Defense):
             raise ValueError("LaplacianSmoothness needs the model's activations (needs_activations=True)")
         taps = self._selected(activations)
         n = len(batch.clean_mask)
-        n_clean = int(batch.clean_mask.sum())
+        # One host sync per step (the count), not one per boolean-masked tap: index with positions instead.
+        clean = batch.clean_mask.nonzero().squeeze(1)
+        n_clean = clean.numel()
         if n_clean < 2:
             raise UserError(
                 f"the smoothness loss needs at least 2 clean samples per batch, got {n_clean} of {n}: "
                 "raise the batch size or lower the adversarial fraction"
             )
+        targets = batch.targets
         if n_clean < n:
-            taps = [a[batch.clean_mask] for a in taps]
-        y = F.one_hot(batch.targets[batch.clean_mask], num_classes=logits.shape[1])
+            taps = [a.index_select(0, clean) for a in taps]
+            targets = targets.index_select(0, clean)
+        y = F.one_hot(targets, num_classes=logits.shape[1])
         s = torch.stack([laplacian_smoothness(a, y, self.m, self.k) for a in taps])
         return {"smooth": self.gamma**self.m * (s[1:] - s[:-1]).abs().mean()}

@@ -29,11 +29,11 @@ def test_fast_dev_run(make_config) -> None:
 
 
 def test_learns_digits_well_above_chance(make_config) -> None:
-    cfg = make_config("optim.milestones=[3]")
+    cfg = make_config("optim.milestones=[4]")
     pl.seed_everything(0)
     dm = build_datamodule(cfg)
     module = build_module(cfg, dm, build_defense(cfg.defense))
-    trainer = _trainer(max_epochs=4)
+    trainer = _trainer(max_epochs=6)
     trainer.fit(module, datamodule=dm)
     trainer.test(module, datamodule=dm, verbose=False)
     acc = float(trainer.callback_metrics["test/acc"])

@@ -1,0 +1,273 @@
+"""Evaluation throughput (images/s): FGSM + PGD at four SNRs, under Lightning and in a plain loop, in one process.
+
+    python -m benchmarks.evaluation --quick        # CPU, about two minutes on 2 idle cores
+    python -m benchmarks.evaluation                # CPU, more batches and repetitions
+    python -m benchmarks.evaluation --device cuda --width 64 --batch-size 512 --precision bf16-mixed \\
+        --channels-last --compile                  # GPU
+
+What is compared, on the same synthetic batches of real shapes and the same weights:
+
+* lightning: `trainer.test(module)` with the project's `RobustnessVsSNR` callback built from the composed
+  config (`callbacks.robustness`: `eval.attacks` = FGSM and 10-step PGD, `eval.snr_levels` = 50, 45, 40,
+  33 dB), i.e. `RobustClassifier.test_step` (clean forward, loss, accuracy) and, per batch, the callback's
+  `robust_predictions` for each attack; the figure is off (`log_figure=False`);
+* plain: a loop doing the same per batch: the clean forward, loss and accuracy, then
+  `adv_smooth.attacks.robust_predictions` for each attack, summing the same counts the callback sums.
+
+The random PGD starts are seeded identically for both, so their accuracies must agree: checked
+(`accuracy_abs_diff`). Note that with `--precision bf16-mixed`, Lightning autocasts `test_step` only: the
+callback's attacks run outside autocast, in float32; the plain loop reproduces exactly that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from adv_smooth.attacks import build_attack, robust_predictions
+from adv_smooth.utils.io import write_json_atomic
+from benchmarks._timing import (
+    DATASETS,
+    Clock,
+    StepWindow,
+    autocast,
+    build_run,
+    compose_config,
+    format_table,
+    interleaved,
+    load_average,
+    machine_info,
+    make_trainer,
+    paired_overhead,
+    quiet_lightning,
+    summarize,
+    synthetic_batches,
+    target_status,
+    timed,
+)
+
+DEFAULT_OUT = Path("benchmarks/results/evaluation.json")
+GPU_COMMAND = (
+    "python -m benchmarks.evaluation --device cuda --width 64 --batch-size 512 --precision bf16-mixed "
+    "--channels-last --compile"
+)
+#: The issue's target for evaluation is Lightning's overhead; GPU limits are not restated here.
+TARGETS = {"cpu": 0.05, "cuda": None}
+
+
+@dataclass
+class Settings:
+    """Everything a run depends on; stored in the JSON next to the numbers."""
+
+    width: int = 16
+    batch_size: int = 128
+    batches: int = 3
+    warmup: int = 1
+    reps: int = 5
+    classes: int = 10
+    device: str = "cpu"
+    precision: str = "32-true"
+    channels_last: bool = False
+    compile: bool = False
+    logger: str = "none"
+    quick: bool = False
+    seed: int = 0
+    model_overrides: list[str] = field(default_factory=list)
+
+
+def _config(s: Settings):
+    return compose_config(DATASETS[s.classes][3], "vanilla", [f"model.width={s.width}", *s.model_overrides])
+
+
+def plain_evaluate(module: Any, batches: Sequence[tuple[Tensor, Tensor]], eval_cfg: Any, warmup: int, device: str,
+                   precision: str) -> dict[str, Any]:
+    """`test_step` + the callback's per-batch attack work by hand; counts summed on the device, read once."""
+    net = module.net.eval()
+    attacks = {name: build_attack(name, **dict(opts or {})) for name, opts in eval_cfg.attacks.items()}
+    levels = sorted((float(s) for s in eval_cfg.snr_levels), reverse=True)
+    amp = autocast(device, precision)
+    k = len(levels)
+    clean = torch.zeros((), device=device)
+    correct = {a: torch.zeros(k, device=device) for a in attacks}
+    cumulative = {a: torch.zeros(k, device=device) for a in attacks}
+    snr_sum = {a: torch.zeros(k, device=device, dtype=torch.float64) for a in attacks}
+    n = 0
+    clock = Clock(device)
+    for b, (x, y) in enumerate(batches):
+        if b == warmup:
+            clock.start()
+        with torch.no_grad(), amp:  # test_step: forward, loss, accuracy
+            logits = net(x)
+            F.cross_entropy(logits, y)
+            clean += (logits.argmax(1) == y).sum()
+        n += len(y)
+        for name, attack in attacks.items():  # the callback's `_accumulate`
+            out = robust_predictions(net, x, y, attack, levels)
+            for i, level in enumerate(levels):
+                correct[name][i] += out["correct"][level].sum()
+                cumulative[name][i] += out["cumulative"][level].sum()
+                snr = out["measured_snr_db"][level]
+                snr_sum[name][i] += snr[torch.isfinite(snr)].double().sum()
+    acc = {a: (correct[a] / n).tolist() for a in attacks}  # the one read-back, at the end
+    clock.stop()
+    return {"wall": clock.wall, "cpu": clock.cpu, "clean_acc": float(clean) / n, "acc": acc}
+
+
+def lightning_evaluate(module: Any, batches: Sequence[tuple[Tensor, Tensor]], cfg: Any, warmup: int, device: str,
+                       precision: str, logger: str) -> dict[str, Any]:
+    """`trainer.test` with the real `RobustnessVsSNR` callback; clocked from batch `warmup` to `on_test_end`."""
+    callback = hydra.utils.instantiate(cfg.callbacks.robustness, log_figure=False)
+    window = StepWindow(warmup, device)
+    with tempfile.TemporaryDirectory(prefix="bench-") as root:
+        trainer = make_trainer(device, precision, [callback, window], logger, 10, Path(root))
+        total, _ = timed(lambda: trainer.test(module, dataloaders=batches, verbose=False), device)
+    summary = callback.results()["robustness"]["test"]
+    acc = {a: list(v["acc"].values()) for a, v in summary["attacks"].items()}
+    return {"wall": window.clock.wall, "cpu": window.clock.cpu, "clean_acc": summary["clean_acc"], "acc": acc,
+            "test_total_s": total}
+
+
+def run(s: Settings) -> dict[str, Any]:
+    """Both paths, repetitions interleaved; returns what the JSON holds."""
+    quiet_lightning()
+    load_before = load_average()
+    cfg = _config(s)
+    batches = synthetic_batches(s.warmup + s.batches, s.batch_size, s.classes, s.device, s.seed)
+
+    def runner(path: str):
+        def go() -> dict[str, Any]:
+            module = build_run(cfg, s.classes, s.seed, s.channels_last, s.compile).to(s.device)
+            torch.manual_seed(s.seed + 1)  # the same PGD random starts on both paths
+            if path == "plain":
+                return plain_evaluate(module, batches, cfg.eval, s.warmup, s.device, s.precision)
+            return lightning_evaluate(module, batches, cfg, s.warmup, s.device, s.precision, s.logger)
+
+        return go
+
+    raw = interleaved(s.reps, {"plain": runner("plain"), "lightning": runner("lightning")})
+    images = s.batch_size * s.batches
+    paths = {}
+    for p, runs in raw.items():
+        paths[p] = {
+            "images_per_s": summarize([images / r["wall"] for r in runs]),
+            "wall_s": summarize([r["wall"] for r in runs]),
+            "cpu_s": summarize([r["cpu"] for r in runs]),
+            "clean_acc": runs[-1]["clean_acc"],
+            "acc": runs[-1]["acc"],
+        }
+    paths["lightning"]["test_total_s"] = summarize([r["test_total_s"] for r in raw["lightning"]])
+    overhead = paired_overhead([r["wall"] for r in raw["lightning"]], [r["wall"] for r in raw["plain"]])
+    diffs = [abs(a - b) for name in paths["plain"]["acc"]
+             for a, b in zip(paths["plain"]["acc"][name], paths["lightning"]["acc"][name])]
+    diffs.append(abs(paths["plain"]["clean_acc"] - paths["lightning"]["clean_acc"]))
+    targets = []
+    for dev, limit in TARGETS.items():
+        value = overhead["median"] if dev == torch.device(s.device).type else None
+        targets.append({"device": dev, "target": "lightning overhead", "limit": limit, "value": value,
+                        "status": target_status(value, limit)})
+    return {
+        "benchmark": "evaluation",
+        "settings": vars(s).copy(),
+        "attacks": {k: dict(v or {}) for k, v in cfg.eval.attacks.items()},
+        "snr_levels_db": sorted((float(x) for x in cfg.eval.snr_levels), reverse=True),
+        "machine": machine_info(s.device),
+        "paths": paths,
+        "lightning_overhead": overhead,
+        "accuracy_abs_diff": max(diffs),
+        "targets": targets,
+        "gpu_command": GPU_COMMAND,
+        "load_average_1min_before_after": [load_before, load_average()],
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    s = r["settings"]
+    rows = [("path", "images/s", "spread", "CPU-s/image", "Lightning vs plain", "clean acc")]
+    for p in ("plain", "lightning"):
+        d = r["paths"][p]
+        rows.append((
+            p,
+            f"{d['images_per_s']['median']:.2f}",
+            f"{d['images_per_s']['spread_pct']:.0f}%",
+            f"{d['cpu_s']['median'] / (s['batch_size'] * s['batches']):.4f}",
+            f"{100 * r['lightning_overhead']['median']:+.1f}%" if p == "lightning" else "",
+            f"{d['clean_acc']:.3f}",
+        ))
+    trows = [("target", "device", "limit", "measured", "status")]
+    for t in r["targets"]:
+        limit = "-" if t["limit"] is None else f"<= {100 * t['limit']:.1f}%"
+        value = "not measured" if t["value"] is None else f"{100 * t['value']:+.1f}%"
+        trows.append((t["target"], t["device"], limit, value, t["status"]))
+    attacks = ", ".join(r["attacks"])
+    load = r["load_average_1min_before_after"]
+    return "\n".join([
+        f"evaluation throughput ({attacks} at {r['snr_levels_db']} dB): width {s['width']}, {s['classes']} classes, "
+        f"batch {s['batch_size']}, {s['batches']} timed batches after {s['warmup']} warm-up, {s['reps']} interleaved "
+        f"reps, {s['device']}, {s['precision']}, channels_last={s['channels_last']}, compile={s['compile']}",
+        format_table(rows),
+        f"same computation: max |accuracy difference| plain vs lightning = {r['accuracy_abs_diff']:.2e}",
+        "",
+        format_table(trows),
+        "",
+        f"threads {r['machine']['threads']} on {r['machine']['cpu_count']} CPUs, load avg before/after "
+        f"{load[0]:.1f}/{load[1]:.1f}; GPU: {GPU_COMMAND}",
+    ])
+
+
+def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer batches/reps: about two minutes on 2 idle cores")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--width", type=int, help="network width (default 16 on CPU, 64 on cuda)")
+    parser.add_argument("--batch-size", type=int, help="default 128 (quick 64) on CPU, 512 on cuda")
+    parser.add_argument("--batches", type=int, help="timed batches per run (default 3, quick 2)")
+    parser.add_argument("--warmup", type=int, help="untimed batches first (default 1; 2 with --compile)")
+    parser.add_argument("--reps", type=int, help="interleaved repetitions (default 5, quick 3)")
+    parser.add_argument("--classes", type=int, default=10, choices=sorted(DATASETS))
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--logger", default="none", choices=["none", "csv", "tensorboard"])
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    a = parser.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    gpu = torch.device(a.device).type == "cuda"
+    s = Settings(
+        width=a.width or (64 if gpu else 16),
+        batch_size=a.batch_size or (512 if gpu else 64 if a.quick else 128),
+        batches=a.batches or (2 if a.quick else 3),
+        warmup=a.warmup if a.warmup is not None else (2 if a.compile else 1),
+        reps=a.reps or (3 if a.quick else 5),
+        classes=a.classes,
+        device=a.device,
+        precision=a.precision,
+        channels_last=a.channels_last,
+        compile=a.compile,
+        logger=a.logger,
+        quick=a.quick,
+    )
+    return s, a.out
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    s, out = settings_from_args(argv)
+    result = run(s)
+    print(format_report(result))
+    write_json_atomic(out, result)
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
