@@ -1,6 +1,6 @@
 """The harness every benchmark shares: timing, interleaved repetitions, summaries, tables, machine facts.
 
-and the setup the training and evaluation benchmarks build their runs from (the real Hydra presets, the
+Also the setup the training and evaluation benchmarks build their runs from (the real Hydra presets, the
 real `build_module`, a default-like `pl.Trainer`), so both compare Lightning with a plain loop on exactly
 the objects a training run would use.
 
