@@ -83,7 +83,7 @@ class RobustClassifier(pl.LightningModule):
         n = x.shape[0]
         for name, value in terms.items():
             self.log(f"train/{name}", value, on_step=True, on_epoch=True, batch_size=n)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=n)
         clean = tb.clean_mask
         self.train_acc(logits.detach()[clean], tb.targets[clean])
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
@@ -157,7 +157,7 @@ class RobustClassifier(pl.LightningModule):
             self._bad_step = torch.full((), -1, dtype=torch.long, device=values.device)
             self._bad_term = torch.full((), -1, dtype=torch.long, device=values.device)
         first = (self._bad_step < 0) & bad.any()
-        step = torch.tensor(self.global_step, device=values.device)
+        step = torch.full((), self.global_step, dtype=torch.long, device=values.device)
         self._bad_step = torch.where(first, step, self._bad_step)
         self._bad_term = torch.where(first, bad.long().argmax(), self._bad_term)
 

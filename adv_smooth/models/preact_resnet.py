@@ -47,7 +47,7 @@ class _Block(nn.Module):
             self.shortcut = ScaledConv2d(in_planes, out, 1, stride=stride, bias=False, scale=scaled_conv)
 
     def combine(self, branch: Tensor, shortcut: Tensor) -> Tensor:
-        return 0.5 * branch + 0.5 * shortcut if self.convex else branch + shortcut
+        return torch.add(branch, shortcut).mul_(0.5) if self.convex else branch + shortcut
 
 
 class BasicBlock(_Block):
