@@ -16,13 +16,14 @@ Conventions (see `attack_batching.py`):
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -315,3 +316,53 @@ def autocast(device: torch.device | str, precision: str):
     if precision in ("32-true", "32"):
         return contextlib.nullcontext()
     raise ValueError(f"precision={precision!r}: the benchmarks support 32-true and bf16-mixed")
+
+
+@dataclass
+class RunSettings:
+    """What every benchmark run depends on; each benchmark adds its own knobs and stores them in its JSON."""
+
+    width: int = 16
+    batch_size: int = 128
+    warmup: int = 1
+    reps: int = 5
+    device: str = "cpu"
+    precision: str = "32-true"
+    channels_last: bool = False
+    compile: bool = False
+    logger: str = "none"
+    quick: bool = False
+    seed: int = 0
+    model_overrides: list[str] = field(default_factory=list)
+
+
+def common_arguments(parser: argparse.ArgumentParser, quick_help: str, logger_default: str, out: Path) -> None:
+    """The command-line options both benchmarks share (their own, e.g. --steps, are added by each)."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--width", type=int, help="network width (default 16 on CPU, 64 on cuda)")
+    parser.add_argument("--reps", type=int, help="interleaved repetitions (default 5, quick 3)")
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--logger", default=logger_default, choices=["none", "csv", "tensorboard"])
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=out)
+
+
+def common_settings(a: argparse.Namespace) -> dict[str, Any]:
+    """Apply --threads and return the shared RunSettings fields parsed by `common_arguments`."""
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    gpu = torch.device(a.device).type == "cuda"
+    return {
+        "width": a.width or (64 if gpu else 16),
+        "reps": a.reps or (3 if a.quick else 5),
+        "device": a.device,
+        "precision": a.precision,
+        "channels_last": a.channels_last,
+        "compile": a.compile,
+        "logger": a.logger,
+        "quick": a.quick,
+    }
+

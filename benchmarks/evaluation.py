@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,12 @@ from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import (
     DATASETS,
     Clock,
+    RunSettings,
     StepWindow,
     autocast,
     build_run,
+    common_arguments,
+    common_settings,
     compose_config,
     format_table,
     interleaved,
@@ -65,23 +68,11 @@ TARGETS = {"cpu": 0.05, "cuda": None}
 
 
 @dataclass
-class Settings:
+class Settings(RunSettings):
     """Everything a run depends on; stored in the JSON next to the numbers."""
 
-    width: int = 16
-    batch_size: int = 128
     batches: int = 3
-    warmup: int = 1
-    reps: int = 5
     classes: int = 10
-    device: str = "cpu"
-    precision: str = "32-true"
-    channels_last: bool = False
-    compile: bool = False
-    logger: str = "none"
-    quick: bool = False
-    seed: int = 0
-    model_overrides: list[str] = field(default_factory=list)
 
 
 def _config(s: Settings):
@@ -225,37 +216,19 @@ def format_report(r: dict[str, Any]) -> str:
 
 def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer batches/reps: about two minutes on 2 idle cores")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--width", type=int, help="network width (default 16 on CPU, 64 on cuda)")
+    common_arguments(parser, "fewer batches/reps: about two minutes on 2 idle cores", "none", DEFAULT_OUT)
     parser.add_argument("--batch-size", type=int, help="default 128 (quick 64) on CPU, 512 on cuda")
     parser.add_argument("--batches", type=int, help="timed batches per run (default 3, quick 2)")
     parser.add_argument("--warmup", type=int, help="untimed batches first (default 1; 2 with --compile)")
-    parser.add_argument("--reps", type=int, help="interleaved repetitions (default 5, quick 3)")
     parser.add_argument("--classes", type=int, default=10, choices=sorted(DATASETS))
-    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
-    parser.add_argument("--logger", default="none", choices=["none", "csv", "tensorboard"])
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = parser.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
     gpu = torch.device(a.device).type == "cuda"
     s = Settings(
-        width=a.width or (64 if gpu else 16),
+        **common_settings(a),
         batch_size=a.batch_size or (512 if gpu else 64 if a.quick else 128),
         batches=a.batches or (2 if a.quick else 3),
         warmup=a.warmup if a.warmup is not None else (2 if a.compile else 1),
-        reps=a.reps or (3 if a.quick else 5),
         classes=a.classes,
-        device=a.device,
-        precision=a.precision,
-        channels_last=a.channels_last,
-        compile=a.compile,
-        logger=a.logger,
-        quick=a.quick,
     )
     return s, a.out
 

@@ -36,7 +36,7 @@ import math
 import statistics
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,12 @@ from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import (
     DATASETS,
     Clock,
+    RunSettings,
     StepWindow,
     autocast,
     build_run,
+    common_arguments,
+    common_settings,
     compose_config,
     format_table,
     interleaved,
@@ -127,23 +130,13 @@ GPU_COMMAND = (
 
 
 @dataclass
-class Settings:
+class Settings(RunSettings):
     """Everything a run depends on; stored in the JSON next to the numbers."""
 
-    width: int = 16
-    batch_size: int = 128
     steps: int = 10
     warmup: int = 2
-    reps: int = 5
-    device: str = "cpu"
-    precision: str = "32-true"
-    channels_last: bool = False
-    compile: bool = False
     logger: str = "tensorboard"
-    quick: bool = False
-    seed: int = 0
     cases: list[str] | None = None  # None: all (minus full_only in quick)
-    model_overrides: list[str] = field(default_factory=list)  # e.g. ["model.blocks=[1,1,1,1]"] for smoke tests
     components: bool = True
     audit: bool = True
 
@@ -513,38 +506,20 @@ def format_report(r: dict[str, Any]) -> str:
 
 def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps/reps/cases: a few minutes on 2 idle cores")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--width", type=int, help="network width (default 16 on CPU, 64 on cuda)")
+    common_arguments(parser, "fewer steps/reps/cases: a few minutes on 2 idle cores", "tensorboard", DEFAULT_OUT)
     parser.add_argument("--batch-size", type=int, help="default 128 on CPU, 512 on cuda")
     parser.add_argument("--steps", type=int, help="timed steps per run (default 10, quick 4)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 2, quick 1; more with --compile)")
-    parser.add_argument("--reps", type=int, help="interleaved repetitions (default 5, quick 3)")
-    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the network in every case")
-    parser.add_argument("--logger", default="tensorboard", choices=["none", "csv", "tensorboard"])
     parser.add_argument("--cases", nargs="+", choices=[c.name for c in CASES], help="only these (and baselines)")
     parser.add_argument("--no-components", action="store_true", help="skip the loss-level fast-path rows")
     parser.add_argument("--no-audit", action="store_true", help="skip the host-sync audit")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = parser.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
     gpu = torch.device(a.device).type == "cuda"
     s = Settings(
-        width=a.width or (64 if gpu else 16),
+        **common_settings(a),
         batch_size=a.batch_size or (512 if gpu else 128),
         steps=a.steps or (4 if a.quick else 10),
         warmup=a.warmup if a.warmup is not None else (1 if a.quick else 2) + (3 if a.compile else 0),
-        reps=a.reps or (3 if a.quick else 5),
-        device=a.device,
-        precision=a.precision,
-        channels_last=a.channels_last,
-        compile=a.compile,
-        logger=a.logger,
-        quick=a.quick,
         cases=a.cases,
         components=not a.no_components,
         audit=not a.no_audit,
