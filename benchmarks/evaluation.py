@@ -15,8 +15,8 @@ What is compared, on the same synthetic batches of real shapes and the same weig
   `adv_smooth.attacks.robust_predictions` for each attack, summing the same counts the callback sums.
 
 The random PGD starts are seeded identically for both, so their accuracies must agree: checked
-(`accuracy_abs_diff`). Note that with `--precision bf16-mixed`, Lightning autocasts `test_step` only: the
-callback's attacks run outside autocast, in float32; the plain loop reproduces exactly that.
+(`accuracy_abs_diff`). With `--precision bf16-mixed` both the test step and the callback's attacks run under
+autocast (the callback opens the trainer's precision context); the plain loop does the same.
 """
 
 from __future__ import annotations
@@ -102,12 +102,13 @@ def plain_evaluate(module: Any, batches: Sequence[tuple[Tensor, Tensor]], eval_c
             clean += (logits.argmax(1) == y).sum()
         n += len(y)
         for name, attack in attacks.items():  # the callback's `_accumulate`
-            out = robust_predictions(net, x, y, attack, levels)
+            with amp:
+                out = robust_predictions(net, x, y, attack, levels)
             for i, level in enumerate(levels):
                 correct[name][i] += out["correct"][level].sum()
                 cumulative[name][i] += out["cumulative"][level].sum()
                 snr = out["measured_snr_db"][level]
-                snr_sum[name][i] += snr[torch.isfinite(snr)].double().sum()
+                snr_sum[name][i] += torch.where(torch.isfinite(snr), snr.double(), 0.0).sum()
     acc = {a: (correct[a] / n).tolist() for a in attacks}  # the one read-back, at the end
     clock.stop()
     return {"wall": clock.wall, "cpu": clock.cpu, "clean_acc": float(clean) / n, "acc": acc}

@@ -152,5 +152,6 @@ class AdversarialTraining(Defense):
         return batch.replace(
             inputs=torch.cat([x_adv.to(batch.inputs.dtype), batch.inputs[k:]]),
             clean_mask=batch.clean_mask & ~adversarial,
+            clean_count=n - k if batch.clean_count == n else None,  # the first k replaced, the rest were clean
             weight=batch.weight * factor,
         )

@@ -22,12 +22,17 @@ class TrainBatch:
     `clean_mask` marks samples that are unmodified training images (regularizers such as the
     smoothness loss use only those: the report's fix, section 4.2.2). `weight` is the per-sample
     weight of the cross-entropy: loss = sum(weight * ce) / sum(weight).
+
+    `clean_count` is the number of clean samples when it is known on the host (None: unknown). A regularizer
+    that selects the clean rows needs that count to size its index; reading it off the mask would make the
+    host wait for the device every step, so defenses that know it pass it along.
     """
 
     inputs: Tensor
     targets: Tensor
     clean_mask: Tensor
     weight: Tensor
+    clean_count: int | None = None
 
     @classmethod
     def clean(cls, inputs: Tensor, targets: Tensor) -> TrainBatch:
@@ -37,10 +42,18 @@ class TrainBatch:
             targets,
             torch.ones(n, dtype=torch.bool, device=inputs.device),
             torch.ones(n, dtype=inputs.dtype, device=inputs.device),
+            clean_count=n,
         )
 
     def replace(self, **changes: Any) -> TrainBatch:
+        """A copy with `changes`; a new `clean_mask` without its `clean_count` makes the count unknown."""
+        if "clean_mask" in changes and "clean_count" not in changes:
+            changes["clean_count"] = None
         return replace(self, **changes)
+
+    def clean_total(self) -> int:
+        """The number of clean samples: the known count, else read off the mask (one host sync)."""
+        return self.clean_count if self.clean_count is not None else int(self.clean_mask.sum())
 
 
 @dataclass

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.seed import isolate_rng
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy
 
 from adv_smooth.defenses import Defense, TrainBatch
+from adv_smooth.lightning.metrics import Accuracy
 from adv_smooth.utils.checkpoints import rng_states, set_rng_states
 
 
@@ -50,10 +50,9 @@ class RobustClassifier(pl.LightningModule):
         self.optimizer_factory = optimizer or (lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9))
         self.scheduler_factory = scheduler
         self.finite_check_every = max(1, finite_check_every)
-        num_classes = getattr(net, "num_classes", None) or net.linear.out_features
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.train_acc = Accuracy()  # on the clean samples of each training batch
+        self.val_acc = Accuracy()
+        self.test_acc = Accuracy()
         self._bad_step: Tensor | None = None
         self._bad_term: Tensor | None = None
         self._term_names: list[str] = []
@@ -84,8 +83,7 @@ class RobustClassifier(pl.LightningModule):
         for name, value in terms.items():
             self.log(f"train/{name}", value, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=n)
-        clean = tb.clean_mask
-        self.train_acc(logits.detach()[clean], tb.targets[clean])
+        self.train_acc.update(logits.detach(), tb.targets, tb.clean_mask)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
         return loss
 
@@ -107,11 +105,11 @@ class RobustClassifier(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_acc)
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, metric: Accuracy) -> None:
         x, y = batch
         logits = self.net(x)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), batch_size=x.shape[0])
-        metric(logits, y)
+        metric.update(logits, y)
         self.log(f"{stage}/acc", metric, prog_bar=True, batch_size=x.shape[0])
 
     def configure_optimizers(self) -> Any:

@@ -76,7 +76,7 @@ class RobustnessVsSNR(pl.Callback):
             keep = max(0, min(len(y), self.val_subset - self._seen))
             self._seen += len(y)
             if keep:
-                self._accumulate(pl_module, x[:keep], y[:keep])
+                self._accumulate(trainer, pl_module, x[:keep], y[:keep])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._tally is not None:
@@ -87,7 +87,7 @@ class RobustnessVsSNR(pl.Callback):
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         x, y = batch
-        self._accumulate(pl_module, x, y)
+        self._accumulate(trainer, pl_module, x, y)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, pl_module, "test")
@@ -110,13 +110,20 @@ class RobustnessVsSNR(pl.Callback):
     def _stop(self) -> None:
         self._tally = None
 
-    def _accumulate(self, pl_module: pl.LightningModule, x: Tensor, y: Tensor) -> None:
+    def _accumulate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, x: Tensor, y: Tensor) -> None:
+        """Attack one batch and add its counts to the tally, on the device (no read-back until the epoch end).
+
+        The attacks run in the trainer's precision context, as `test_step` does: under `bf16-mixed` the model
+        is attacked and judged in the precision it is evaluated in (and twice as fast on a GPU); the
+        perturbations themselves stay in the images' float32.
+        """
         tally = self._tally
         net = getattr(pl_module, "net", pl_module)
         tally.n += len(y)
         clean_done = False
         for name, attack in self.attacks.items():
-            out = robust_predictions(net, x, y, attack, self.levels)
+            with trainer.precision_plugin.forward_context():
+                out = robust_predictions(net, x, y, attack, self.levels)
             if not clean_done:
                 tally.clean += out["clean"].sum()
                 clean_done = True
@@ -124,8 +131,8 @@ class RobustnessVsSNR(pl.Callback):
                 tally.correct[name][i] += out["correct"][level].sum()
                 tally.cumulative[name][i] += out["cumulative"][level].sum()
                 snr = out["measured_snr_db"][level]
-                finite = torch.isfinite(snr)
-                tally.snr_sum[name][i] += snr[finite].double().sum()
+                finite = torch.isfinite(snr)  # no boolean indexing: that would wait for the device
+                tally.snr_sum[name][i] += torch.where(finite, snr.double(), 0.0).sum()
                 tally.snr_count[name][i] += finite.sum()
 
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

@@ -113,15 +113,20 @@ def test_host_sync_audit_finds_each_kind() -> None:
     assert all("test_benchmarks_smoke.py" in site for _, site in audit.counts)
 
 
-def test_smoothness_loss_syncs_once_per_step() -> None:
-    """Positions instead of boolean masks: one read-back (the clean count) however many taps."""
+def test_smoothness_loss_syncs_only_for_an_unknown_clean_count() -> None:
+    """The count known on the host (adversarial training passes it on): no sync; unknown: one, however many
+    taps (positions instead of boolean masks). Both select the same rows, so the loss is the same."""
     n, classes = 8, 3
     taps = [torch.rand(n, 2, 2, 2) for _ in range(5)]
     clean = torch.arange(n) >= 3
-    batch = TrainBatch(torch.zeros(n, 3, 2, 2), torch.arange(n) % classes, clean, torch.ones(n))
-    with HostSyncAudit() as audit:
-        LaplacianSmoothness(m=2).loss_terms(batch, torch.zeros(n, classes), taps)
-    assert sum(audit.counts.values()) == 1
+    unknown = TrainBatch(torch.zeros(n, 3, 2, 2), torch.arange(n) % classes, clean, torch.ones(n))
+    known = unknown.replace(clean_count=5)
+    losses = {}
+    for name, batch, syncs in (("unknown", unknown, 1), ("known", known, 0)):
+        with HostSyncAudit() as audit:
+            losses[name] = LaplacianSmoothness(m=2).loss_terms(batch, torch.zeros(n, classes), taps)["smooth"]
+        assert sum(audit.counts.values()) == syncs, (name, audit.counts)
+    assert torch.equal(losses["known"], losses["unknown"])
 
 
 # ------------------------------------------------------------------------ smoothness: the two dense forms

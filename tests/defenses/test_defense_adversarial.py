@@ -35,6 +35,7 @@ def test_replaced_fraction_mask_and_weights(fraction: float, n: int, k: int) -> 
     changed = (out.inputs != batch.inputs).flatten(1).any(1)
     assert changed[:k].all() and not changed[k:].any()
     assert torch.equal(out.clean_mask, torch.arange(n) >= k)
+    assert out.clean_count == n - k == int(out.clean_mask.sum())  # passed on, so nobody reads it off the mask
     torch.testing.assert_close(out.weight, torch.where(torch.arange(n) < k, 0.3, 1.0))
     assert torch.equal(out.targets, batch.targets)
     assert out.inputs.min() >= 0 and out.inputs.max() <= 1 and not out.inputs.requires_grad
@@ -46,6 +47,8 @@ def test_weights_compose_with_incoming_batch() -> None:
     out = AdversarialTraining(fraction=0.5, adv_weight=1.0, clean_weight=0.3).prepare_batch(_model(), batch)
     torch.testing.assert_close(out.weight, torch.tensor([2.0, 2.0, 0.3, 0.3]))
     assert out.clean_mask.tolist() == [False, False, True, False]
+    assert batch.clean_count is None and out.clean_count is None  # a replaced mask makes the count unknown
+    assert out.clean_total() == 1
 
 
 def test_no_parameter_gradients_and_bn_stats_unchanged() -> None:

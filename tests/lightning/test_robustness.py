@@ -83,3 +83,30 @@ def test_bad_snr_and_attack_are_refused() -> None:
         RobustnessVsSNR(snr_levels=[0])
     with pytest.raises(UserError, match="cw"):
         RobustnessVsSNR(attacks={"cw": {}})
+
+
+@pytest.mark.parametrize(("precision", "autocast"), [("32-true", False), ("bf16-mixed", True)])
+def test_attacks_run_in_the_trainers_precision(precision: str, autocast: bool, tmp_path) -> None:
+    """The callback attacks the model in the precision `test_step` evaluates it in (bf16 autocast or none)."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from adv_smooth.lightning.module import RobustClassifier
+    from adv_smooth.lightning.robustness import RobustnessVsSNR
+    from adv_smooth.models.preact_resnet import PreActResNet
+
+    torch.manual_seed(0)
+    net = PreActResNet(num_classes=3, in_channels=1, width=4, blocks=(1,))
+    seen: list[bool] = []  # autocast state of every forward that builds a graph: the attacks' ones
+    net.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu"))
+                              if torch.is_grad_enabled() else None)
+    callback = RobustnessVsSNR({"fgsm": {}, "pgd": {"steps": 2}}, [40, 20], log_figure=False)
+    data = DataLoader(TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 3), batch_size=6)
+    trainer = pl.Trainer(accelerator="cpu", precision=precision, inference_mode=False, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
+                         default_root_dir=tmp_path)
+    trainer.test(RobustClassifier(net), dataloaders=data)
+    assert seen and set(seen) == {autocast}
+    acc = callback.results()["robustness"]["test"]["attacks"]["pgd"]["acc"]
+    assert set(acc) == {"snr40", "snr20"} and all(0 <= v <= 1 for v in acc.values())
