@@ -122,17 +122,22 @@ def similarity_graph(activations: Tensor, k: int = 0) -> Tensor:
     return w * keep
 
 
-def _row_scale_grad(a: Tensor, inv: Tensor, dinv: Tensor) -> Tensor:
-    """The per-row factor c with grad_A += c * A for inv = 1 / max(||a_i||, floor): d inv / d a_i = -a_i inv^3,
-    and zero on floored (all-zero) rows, as autograd's clamp gives."""
-    return torch.where(inv < 1.0 / NORM_FLOOR, -dinv * inv.pow(3), torch.zeros_like(inv))
+def _add_norm_grad_(da: Tensor, a: Tensor, inv: Tensor) -> Tensor:
+    """Turn `da`, the gradient w.r.t. A at fixed row norms, into the full one, in place.
+
+    With u_i = inv_i a_i and inv_i = 1 / ||a_i||, the chain rule adds -inv_i^2 (a_i . da_i) a_i (the component of
+    da_i along a_i is removed): one row-wise dot and one `addcmul_`, instead of the skinny GEMM that recomputing
+    the dot from the factors would cost. Floored (all-zero) rows get no such term, as autograd's clamp gives.
+    """
+    dot = torch.linalg.vecdot(a, da).unsqueeze(1)
+    return da.addcmul_(a, torch.where(inv < 1.0 / NORM_FLOOR, -inv.square() * dot, torch.zeros_like(dot)))
 
 
 class _FactoredApply(torch.autograd.Function):
     """L Z = q0 * Z - Q_Z with [q0, Q_Z] = inv * (A (A^T (inv * [1, Z]))): two skinny passes over A.
 
-    Backward: dP^T = dR^T A and dX' = A dP (two passes), then grad_A = [dR, X'] [P; dP^T] + c * A as one GEMM
-    and one `addcmul_`.
+    Backward: dP^T = dR^T A (one pass), then grad_A = [dR, X'] [P; dP^T] as one GEMM and the norm term
+    (`_add_norm_grad_`); a third pass, A dP, only when Z itself needs a gradient (a second application, m >= 4).
     """
 
     @staticmethod
@@ -149,17 +154,14 @@ class _FactoredApply(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
         a, z, inv, x, p, r = ctx.saved_tensors
         dq = torch.cat([(grad * z).sum(1, keepdim=True), -grad], dim=1)
-        dinv = (dq * r).sum(1, keepdim=True)
         dr = inv * dq
         dpt = dr.T @ a  # (C+1, d)
-        xs = inv * x
-        dxs = _project(a, dpt)  # (n, C+1)
-        dinv = dinv + (dxs * x).sum(1, keepdim=True)
-        dz = inv * r[:, :1] * grad + (inv * dxs)[:, 1:] if ctx.needs_input_grad[1] else None
+        dz = None
+        if ctx.needs_input_grad[1]:
+            dz = inv * r[:, :1] * grad + (inv * _project(a, dpt))[:, 1:]
         da = None
         if ctx.needs_input_grad[0]:
-            da = torch.cat([dr, xs], dim=1) @ torch.cat([p, dpt], dim=0)
-            da.addcmul_(a, _row_scale_grad(a, inv, dinv))
+            da = _add_norm_grad_(torch.cat([dr, inv * x], dim=1) @ torch.cat([p, dpt], dim=0), a, inv)
         return da, dz
 
 
@@ -180,16 +182,13 @@ class _FactoredQuad(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
         a, z, inv, x, p = ctx.saved_tensors
         dp = torch.cat([p[1:2], p[0:1], -2.0 * p[2:]], dim=0) * grad  # (C+2, d)
-        dxs = _project(a, dp)  # (n, C+2)
         dz = None
         if ctx.needs_input_grad[1]:
-            dx = inv * dxs
+            dx = inv * _project(a, dp)  # (n, C+2)
             dz = dx[:, 2:] + 2.0 * z * dx[:, 1:2]
         da = None
         if ctx.needs_input_grad[0]:
-            dinv = (dxs * x).sum(1, keepdim=True)
-            da = (inv * x) @ dp
-            da.addcmul_(a, _row_scale_grad(a, inv, dinv))
+            da = _add_norm_grad_((inv * x) @ dp, a, inv)
         return da, dz
 
 
