@@ -336,12 +336,14 @@ class RunSettings:
     model_overrides: list[str] = field(default_factory=list)
 
 
-def common_arguments(parser: argparse.ArgumentParser, quick_help: str, logger_default: str, out: Path) -> None:
+def common_arguments(parser: argparse.ArgumentParser, quick_help: str, logger_default: str, out: Path,
+                     quick_reps: int = 3) -> None:
     """The command-line options both benchmarks share (their own, e.g. --steps, are added by each)."""
+    parser.set_defaults(quick_reps=quick_reps)
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--width", type=int, help="network width (default 16 on CPU, 64 on cuda)")
-    parser.add_argument("--reps", type=int, help="interleaved repetitions (default 5, quick 3)")
+    parser.add_argument("--reps", type=int, help=f"interleaved repetitions (default 5, quick {quick_reps})")
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
@@ -357,7 +359,7 @@ def common_settings(a: argparse.Namespace) -> dict[str, Any]:
     gpu = torch.device(a.device).type == "cuda"
     return {
         "width": a.width or (64 if gpu else 16),
-        "reps": a.reps or (3 if a.quick else 5),
+        "reps": a.reps or (a.quick_reps if a.quick else 5),
         "device": a.device,
         "precision": a.precision,
         "channels_last": a.channels_last,
