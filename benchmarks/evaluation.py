@@ -218,7 +218,7 @@ def format_report(r: dict[str, Any]) -> str:
 def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_arguments(parser, "fewer batches/reps: about two minutes on 2 idle cores", "none", DEFAULT_OUT)
-    parser.add_argument("--batch-size", type=int, help="default 128 (quick 64) on CPU, 512 on cuda")
+    parser.add_argument("--batch-size", type=int, help="default 128 (quick 48) on CPU, 512 on cuda")
     parser.add_argument("--batches", type=int, help="timed batches per run (default 3, quick 2)")
     parser.add_argument("--warmup", type=int, help="untimed batches first (default 1; 2 with --compile)")
     parser.add_argument("--classes", type=int, default=10, choices=sorted(DATASETS))
@@ -226,7 +226,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Pat
     gpu = torch.device(a.device).type == "cuda"
     s = Settings(
         **common_settings(a),
-        batch_size=a.batch_size or (512 if gpu else 64 if a.quick else 128),
+        batch_size=a.batch_size or (512 if gpu else 48 if a.quick else 128),
         batches=a.batches or (2 if a.quick else 3),
         warmup=a.warmup if a.warmup is not None else (2 if a.compile else 1),
         classes=a.classes,

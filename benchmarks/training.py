@@ -1,7 +1,7 @@
 """Training throughput (images/s) of every defense, under Lightning and in a plain PyTorch loop, in one process.
 
-    python -m benchmarks.training --quick          # CPU, a few minutes on 2 idle cores
-    python -m benchmarks.training                  # CPU, the full set (adds 200-class m=1 and torch.compile)
+    python -m benchmarks.training --quick          # CPU, about two minutes on 2 cores (10-class cases)
+    python -m benchmarks.training                  # CPU, the full set (adds the 200-class cases, torch.compile)
     python -m benchmarks.training --device cuda --width 64 --batch-size 512 --precision bf16-mixed \\
         --channels-last --compile                  # GPU
 
@@ -527,7 +527,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Pat
     common_arguments(parser, "fewer steps and cases: about two minutes on 2 idle cores", "tensorboard", DEFAULT_OUT,
                      quick_reps=5)
     parser.add_argument("--batch-size", type=int, help="default 128 on CPU, 512 on cuda")
-    parser.add_argument("--steps", type=int, help="timed steps per run (default 10, quick 4)")
+    parser.add_argument("--steps", type=int, help="timed steps per run (default 10, quick 3)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 2, quick 1; more with --compile)")
     parser.add_argument("--cases", nargs="+", choices=[c.name for c in CASES], help="only these (and baselines)")
     parser.add_argument("--no-components", action="store_true", help="skip the loss-level fast-path rows")
@@ -537,7 +537,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Pat
     s = Settings(
         **common_settings(a),
         batch_size=a.batch_size or (512 if gpu else 128),
-        steps=a.steps or (4 if a.quick else 10),
+        steps=a.steps or (3 if a.quick else 10),
         warmup=a.warmup if a.warmup is not None else (1 if a.quick else 2) + (3 if a.compile else 0),
         cases=a.cases,
         components=not a.no_components,
