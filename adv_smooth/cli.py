@@ -84,6 +84,13 @@ def check_command_line(args: list[str], conf: str | None = None) -> None:
     parsed, _ = get_args_parser().parse_known_args(args)
     if parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.experimental_rerun:
         return
+    modes = [flag for flag, on in (("--run", parsed.run), ("--multirun", parsed.multirun), ("--cfg", parsed.cfg),
+                                   ("--info", parsed.info)) if on]
+    if len(modes) > 1:  # Hydra refuses this too, with a traceback
+        raise UserError(
+            f"{' and '.join(modes)} cannot be combined: give one of --run, --multirun, --cfg, --info "
+            "(to see one sweep job's config, drop --multirun and pass that job's values with --cfg job)"
+        )
     check_group_options(parsed.overrides, conf)
     if parsed.config_dir is None and parsed.config_path is None:
         check_composition(parsed.overrides, parsed.config_name or "config", parsed.multirun, conf)

@@ -8,6 +8,7 @@ the augmentation stream too.
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -52,6 +53,9 @@ def test_resume_in_process_matches_uninterrupted(tmp_path: Path) -> None:
     train(compose_config(*quick, "trainer.max_epochs=1", output_dir=tmp_path / "b"))
     resumed = train(compose_config(*quick, "trainer.max_epochs=3", "ckpt_path=last", output_dir=tmp_path / "b"))
     _assert_same_ending(straight, resumed)
+    with open(tmp_path / "b" / "csv" / "metrics.csv", newline="") as file:  # the first epoch's rows survive
+        epochs = {row["epoch"] for row in csv.DictReader(file)}
+    assert {"0", "1", "2"} <= epochs
 
 
 def test_ckpt_path_last_without_checkpoint_starts_fresh(tmp_path: Path) -> None:

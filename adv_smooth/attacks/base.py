@@ -45,6 +45,12 @@ LABELS = ("true", "predicted")
 BN_MODES = ("eval", "keep")
 
 
+def label_mode(value: object) -> object:
+    """`labels` as given, except that a boolean true becomes "true": typed unquoted on the command line
+    (`defense.labels=true`), YAML reads the word as a boolean."""
+    return "true" if value is True else value
+
+
 # --------------------------------------------------------------------------------------------- helpers
 @contextmanager
 def crafting_mode(model: nn.Module, bn_mode: str = "eval") -> Iterator[None]:
@@ -216,6 +222,7 @@ class Attack:
     ) -> None:
         require(budget in BUDGETS, "budget", budget, f"expected one of {list(BUDGETS)}")
         require(space in SPACES, "space", space, f"expected one of {list(SPACES)}")
+        labels = label_mode(labels)
         require(labels in LABELS, "labels", labels, f"expected one of {list(LABELS)}")
         require(bn_mode in BN_MODES, "bn_mode", bn_mode, f"expected one of {list(BN_MODES)}")
         if budget == "linf":

@@ -32,12 +32,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from adv_smooth.attacks.base import LABELS, label_mode
 from adv_smooth.attacks.budget import snr_eps
 from adv_smooth.attacks.fgsm import FGSM, MAGNITUDES
 from adv_smooth.defenses.base import Defense, TrainBatch
 from adv_smooth.errors import require
 
-LABELS = ("true", "predicted")
 BUDGET_MODES = ("per_image", "dataset_mean")
 
 
@@ -92,6 +92,7 @@ class AdversarialTraining(Defense):
             "null (use the SNR budget) or an L-inf budget > 0 in 1/255 units",
         )
         require(self.magnitude in MAGNITUDES, "defense.magnitude", self.magnitude, f"one of {list(MAGNITUDES)}")
+        self.labels = label_mode(self.labels)
         require(self.labels in LABELS, "defense.labels", self.labels, f"one of {list(LABELS)}")
         require(
             self.budget_mode in BUDGET_MODES, "defense.budget_mode", self.budget_mode, f"one of {list(BUDGET_MODES)}"

@@ -204,3 +204,15 @@ def test_fgsm_training_beats_vanilla_under_fgsm_on_digits() -> None:
     assert clean_v > 0.95 and clean_r > 0.95
     assert adv_v < 0.85  # the undefended model really fails at this budget
     assert adv_r > adv_v + 0.05, f"FGSM training {adv_r:.3f} vs vanilla {adv_v:.3f} at 20 dB"
+
+
+def test_unquoted_true_on_the_command_line_means_true_labels() -> None:
+    """`defense.labels=true` reaches the config as YAML's boolean; it means "true", and `false` stays an error."""
+    from adv_smooth.build import build_defense
+    from tests.conftest import compose_config
+
+    defense = build_defense(compose_config("defense=adv", "defense.labels=true").defense)
+    assert defense.defenses[0].labels == "true"
+    with pytest.raises(Exception, match="defense.labels=False is invalid") as info:  # Hydra wraps it; the CLI unwraps
+        build_defense(compose_config("defense=adv", "defense.labels=false").defense)
+    assert isinstance(info.value.__cause__ or info.value, UserError)

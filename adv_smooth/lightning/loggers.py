@@ -1,0 +1,36 @@
+"""A CSV logger that keeps what its file already holds.
+
+Lightning's `CSVLogger` deletes `metrics.csv` when its directory is not empty. Runs here log into a fixed
+directory of their run dir (`version: ""`), so resuming a killed run there (`ckpt_path=last`) would erase the
+history of every epoch before the crash. This one appends instead; rows logged between the last checkpoint
+and the crash stay in the file, and the resumed run logs those steps again after them.
+"""
+
+from __future__ import annotations
+
+import csv
+
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        """Adopt the existing header instead of deleting the file, so `save()` appends under it (and rewrites
+        the file with a wider header, rows kept, when a new metric appears)."""
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = next(csv.reader(file), [])
+
+
+class AppendingCSVLogger(CSVLogger):
+    """`CSVLogger` whose `metrics.csv` survives a restart in the same directory."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
