@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -51,3 +52,13 @@ def make_config(tmp_path: Path):
         return compose_config(*(FAST if fast else []), *overrides, output_dir=tmp_path)
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for tiny models: as fast, and it cannot stall on the other thread's barriers when
+    the machine is shared (use with `pytest.mark.usefixtures("one_thread")`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

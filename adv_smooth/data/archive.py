@@ -57,6 +57,19 @@ def download(url: str, root: str | Path, filename: str, md5: str | None = None) 
     return target
 
 
+def fetch_if_missing(path: Path, url: str, md5: str | None, allow_download: bool, what: str) -> None:
+    """Make sure the file `path` exists: download it from `url` when allowed (`dataset.download`), else stop with
+    one line naming `what` is missing and the two ways to get it."""
+    if path.is_file():
+        return
+    if not allow_download:
+        raise UserError(
+            f"{what} not found: {path} is missing; set dataset.download=true or place {path.name} (from {url}) "
+            f"in {path.parent}"
+        )
+    download(url, path.parent, path.name, md5)
+
+
 def download_and_extract(url: str, root: str | Path, filename: str, md5: str | None = None) -> None:
     """Download a torchvision-format tar archive and extract it into `root`.
 

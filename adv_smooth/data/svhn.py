@@ -70,13 +70,7 @@ class SvhnDataModule(ImageDataModule):
         """One split as tensors; every way the file can be absent or damaged is a one-line error."""
         url, filename, md5 = SVHN.split_list[split]
         path = self.folder / filename
-        if not path.is_file():
-            if not self.download:
-                raise UserError(
-                    f"SVHN {split} split not found: {path} is missing; set dataset.download=true "
-                    f"or place {filename} (from {url}) under {self.folder}"
-                )
-            archive.download(url, self.folder, filename, md5)
+        archive.fetch_if_missing(path, url, md5, self.download, f"SVHN {split} split")
         try:
             dataset = SVHN(str(self.folder), split=split, download=False)
         except RuntimeError as err:  # torchvision's MD5 check failed on an existing file

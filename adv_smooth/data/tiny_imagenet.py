@@ -110,15 +110,10 @@ class TinyImageNetDataModule(ImageDataModule):
         if (self.folder / "wnids.txt").is_file():
             return
         zip_path = self.root / ARCHIVE
-        if not zip_path.is_file():
-            if not self.download:
-                raise UserError(
-                    f"Tiny ImageNet not found: neither {self.folder}/wnids.txt nor {zip_path} exists; "
-                    f"set dataset.download=true or download {URL} into {self.root}"
-                )
-            archive.download(URL, self.root, ARCHIVE, MD5)
-        else:
+        if zip_path.is_file():
             archive.verify_md5(zip_path, MD5)
+        else:
+            archive.fetch_if_missing(zip_path, URL, MD5, self.download, f"Tiny ImageNet ({self.folder}/wnids.txt)")
         if self.folder.exists():
             raise UserError(f"{self.folder} exists but has no wnids.txt (incomplete?): delete it to extract {zip_path}")
         archive.safe_extract_zip(zip_path, self.root)

@@ -11,12 +11,8 @@ from adv_smooth.models import PreActResNet
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is as fast, and cannot stall on a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_thread(one_thread) -> None:
+    """Every attack test runs with `one_thread` (tests/conftest.py): the models here are tiny."""
 
 
 @pytest.fixture

@@ -19,13 +19,7 @@ from benchmarks import _timing, evaluation, training
 TINY_MODEL = ["model.blocks=[1,1,1,1]"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared, loaded machine two threads stall on each other's barriers."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------------------ benchmarks
