@@ -5,6 +5,12 @@ line and exit with status 2; `HYDRA_FULL_ERROR=1` shows the traceback instead. I
 failing job records its failure in its own results.json and re-raises (never `sys.exit`, which would
 end the sweep), so Hydra runs the remaining jobs; the entry point then exits with status 2 and one
 line listing the failed jobs.
+
+A job holds its run dir's lock while it runs (`run_dir`), and a completed run's results.json is never
+replaced by a failure record. A single run is vetted before Hydra writes anything into its run dir:
+a dir locked by another run, or holding a completed run that this command would not resume, is
+refused there, so its `.hydra/` and log stay as they were. A job stopped by SIGTERM / SIGUSR1
+(`lightning.preemption`) records status "interrupted" and exits with 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from typing import Any
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
+from adv_smooth import run_dir
 from adv_smooth.errors import UserError
-from adv_smooth.utils.io import write_json_atomic
+from adv_smooth.failures import explain, flat
 
 
 def config_dir() -> str:
@@ -44,6 +51,10 @@ class JobFailedError(CompactHydraException):
     """A multirun job's failure, re-raised for Hydra: compact, so Hydra prints its message, not a traceback."""
 
 
+class Interrupted(SystemExit):
+    """The job stopped on a signal: the process exits with 128 + its number, even in the middle of a sweep."""
+
+
 @dataclass
 class JobOutcome:
     """One multirun job as the final summary lists it."""
@@ -56,28 +67,64 @@ class JobOutcome:
 JOBS: list[JobOutcome] = []  # this process's multirun jobs, in launch order (the basic launcher runs them here)
 
 
-def run_entry(hydra_entry: Callable[[], Any], argv: list[str] | None = None) -> None:
-    """An entry point's `main()`: vet the command line, run the Hydra app, summarize failed sweep jobs."""
+def run_entry(hydra_entry: Callable[[], Any], argv: list[str] | None = None, resumable: bool = True) -> None:
+    """An entry point's `main()`: vet the command line, run the Hydra app, summarize failed sweep jobs.
+
+    `resumable`: a non-null `ckpt_path` resumes the run in its dir (training), so a completed dir is
+    accepted for it; evaluation's `ckpt_path` names what to evaluate, so only `overwrite=true` is.
+    """
     args = sys.argv[1:] if argv is None else argv
+    claimed: Path | None = None
     try:
-        check_command_line(args)
+        composed = check_command_line(args)
+        if composed is not None:
+            claimed = claim_run_dir(composed, resumable)
     except UserError as e:
         fail(str(e))
     JOBS.clear()
     try:
         hydra_entry()
+    except Interrupted:
+        raise
     except SystemExit:
         summary = failed_jobs_summary()
         if summary:
             fail(summary)
         raise
+    finally:
+        if claimed is not None:
+            run_dir.release(claimed)
 
 
-def check_command_line(args: list[str], conf: str | None = None) -> None:
+def claim_run_dir(cfg: DictConfig, resumable: bool) -> Path | None:
+    """Before Hydra writes into a single run's existing dir: take its lock, refuse a completed run there.
+
+    Returns the dir whose lock this process now holds (the job reuses it), None when there is none yet.
+    """
+    try:
+        directory = Path(str(cfg.hydra.run.dir))
+    except Exception:  # an interpolation only Hydra's job can resolve: the job itself still checks
+        return None
+    if not directory.is_dir() or not run_dir.acquire(directory):
+        return None
+    ckpt_path = cfg.get("ckpt_path")
+    try:
+        run_dir.refuse_completed(
+            directory, resuming=resumable and ckpt_path not in (None, "", "null"),
+            overwrite=cfg.get("overwrite") is True,
+        )
+    except UserError:
+        run_dir.release(directory)
+        raise
+    return directory
+
+
+def check_command_line(args: list[str], conf: str | None = None) -> DictConfig | None:
     """Refuse unknown group options and keys the configs lack, as one `UserError` line, before Hydra runs.
 
     Hydra reports these itself, over several lines and with exit status 1; composing once here
-    (a fraction of a second) turns them into the project's one-line errors.
+    (a fraction of a second) turns them into the project's one-line errors. Returns the composed config
+    (with its `hydra` node) of a single run, None otherwise (a sweep, --cfg, --info, help).
     """
     from hydra._internal.utils import get_args_parser
 
@@ -92,11 +139,13 @@ def check_command_line(args: list[str], conf: str | None = None) -> None:
             "(to see one sweep job's config, drop --multirun and pass that job's values with --cfg job)"
         )
     check_group_options(parsed.overrides, conf)
-    if parsed.config_dir is None and parsed.config_path is None:
-        check_composition(parsed.overrides, parsed.config_name or "config", parsed.multirun, conf)
+    if parsed.config_dir is not None or parsed.config_path is not None:
+        return None
+    composed = check_composition(parsed.overrides, parsed.config_name or "config", parsed.multirun, conf)
+    return None if parsed.multirun or parsed.cfg or parsed.info else composed
 
 
-def check_composition(overrides: list[str], config_name: str, multirun: bool, conf: str | None = None) -> None:
+def check_composition(overrides: list[str], config_name: str, multirun: bool, conf: str | None = None) -> DictConfig:
     """Compose the config as Hydra will (a sweep's first value stands for all of them)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -107,7 +156,7 @@ def check_composition(overrides: list[str], config_name: str, multirun: bool, co
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=conf or config_dir(), version_base="1.3"):
-            compose(config_name, overrides=job, return_hydra_config=True)
+            return compose(config_name, overrides=job, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"cannot compose the config: {_one_line(e)}") from None
     finally:
@@ -182,37 +231,54 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> A
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from adv_smooth.lightning.preemption import Preempted
+
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     out = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
     job = JobOutcome(str(out), list(HydraConfig.get().overrides.task)) if multirun else None
     if job is not None:
         JOBS.append(job)
     try:
+        taken = run_dir.acquire(out) if out is not None else False
+    except UserError as e:  # another run's dir: not ours to write a failure record into
+        _report(e, str(e), job, multirun)
+    try:
         results = task(cfg)
-    except Exception as e:
-        error = f"{type(e).__name__}: {e}"
-        if out is not None:
-            write_json_atomic(out / "results.json", {"status": "failed", "error": error})
+    except Preempted as e:
+        note = _record(out, {"status": "interrupted", "signal": e.signal_name, "checkpoint": e.checkpoint,
+                             "epochs_done": e.epochs_done, "global_step": e.global_step, "error": str(e)})
         if job is not None:
-            job.error = error.splitlines()[0]
-        if full_errors():
-            raise
-        if multirun:
-            raise JobFailedError(job.error) from e
-        if isinstance(e, UserError):
-            fail(str(e))
-        fail(f"{type(e).__name__}: {e}" if _is_known_failure(e) else _reraise(e))
+            job.error = str(e)
+        print(f"error: {e}{note}", file=sys.stderr)
+        raise Interrupted(e.exit_status) from None
+    except Exception as e:
+        message = explain(e, cfg)
+        error = message or f"{type(e).__name__}: {flat(e)}"
+        note = _record(out, {"status": "failed", "error": error})
+        _report(e, error + note if message else None, job, multirun)
+    finally:
+        if taken:
+            run_dir.release(out)
     metric = cfg.get("optimized_metric")
     if metric:
         return results.get("optimized", {}).get(metric, results.get("metrics", {}).get(metric))
     return None
 
 
-def _is_known_failure(e: Exception) -> bool:
-    from adv_smooth.lightning import NonFiniteLossError
+def _record(out: Path | None, record: dict[str, Any]) -> str:
+    """Write the job's failure record; '' when written, else why not, as a suffix for the one error line."""
+    why = run_dir.write_record(out, record) if out is not None else None
+    return f" ({why})" if why else ""
 
-    return isinstance(e, NonFiniteLossError)
 
-
-def _reraise(e: Exception) -> str:
-    raise e
+def _report(e: Exception, message: str | None, job: JobOutcome | None, multirun: bool) -> None:
+    """End the job: one line and exit status 2 (`message`), a compact multirun failure, or the traceback."""
+    if job is not None:
+        job.error = message or f"{type(e).__name__}: {flat(e)}"
+    if full_errors():
+        raise e
+    if multirun:
+        raise JobFailedError(job.error if job else str(e)) from e
+    if message is None:
+        raise e
+    fail(message)

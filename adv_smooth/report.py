@@ -94,6 +94,8 @@ def report(dirs: list[str], out: Path | None = None, split: str = "test", metric
     tables = build_tables(groups, split, metric)
     markdown = render(jobs, groups, tables, extras, roots)
     out = out or roots[0] / "report"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory: give a directory to write the report into")
     files = [write_text_atomic(out / "report.md", markdown)]
     files.append(write_text_atomic(out / "report.csv", tables_csv(tables, extras)))
     if plots and groups:
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         markdown, files = report(args.dirs, args.out, args.split, args.metric, plots=not args.no_plots)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # --out below a file, no permission, a full disk
+        print(f"error: could not write the report: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
     print(markdown, end="")
     print("wrote: " + ", ".join(str(f) for f in files))

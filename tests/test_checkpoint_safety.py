@@ -172,3 +172,44 @@ def test_step_scheduled_checkpoints_never_store_nan_weights(make_config, tmp_pat
     last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert last["global_step"] == 24  # the last save before the NaN (steps 4, 8, ..., 24)
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
+def test_atomic_checkpoint_io_never_leaves_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk mid-write: the previous checkpoint survives, no truncated file or temp file remains."""
+    import errno
+
+    from adv_smooth.lightning.checkpointing import AtomicCheckpointIO, CheckpointWriteError
+
+    io_plugin = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io_plugin.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 0}, path)
+    assert load_checkpoint(path)["epoch"] == 0
+    assert path.stat().st_mode & 0o777 == 0o666 & ~os.umask(os.umask(0o022))
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 the first bytes of a zip")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointWriteError, match=r"could not write checkpoint .*last\.ckpt.*No space left") as info:
+        io_plugin.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 1}, path)
+    monkeypatch.undo()
+    assert "\n" not in str(info.value) and "previous checkpoint is intact" in str(info.value)
+    assert load_checkpoint(path)["epoch"] == 0  # the old file, whole
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_training_writes_checkpoints_through_the_atomic_writer(make_config, tmp_path: Path, monkeypatch) -> None:
+    from adv_smooth.lightning.checkpointing import AtomicCheckpointIO
+
+    written: list[str] = []
+    real = AtomicCheckpointIO.save_checkpoint
+
+    def spy(self, checkpoint, path, storage_options=None):
+        written.append(Path(path).name)
+        return real(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", spy)
+    train(make_config(*TINY, "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+                      "+trainer.limit_test_batches=1"))
+    assert "last.ckpt" in written and any(name.startswith("epoch000") for name in written)

@@ -166,3 +166,35 @@ def test_bad_paths_are_one_line_errors(make, message: str, tmp_path: Path, capsy
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"done"', "null", "3"])
+def test_results_json_that_is_not_an_object_is_a_listed_failure(content: str, tmp_path: Path) -> None:
+    write_job(tmp_path, 0, seed=0, defense="vanilla", knobs={}, acc=0.9, fgsm={"50": 0.8, "33": 0.5})
+    odd = tmp_path / "1"
+    odd.mkdir()
+    (odd / "results.json").write_text(content)
+    markdown, _ = report([str(tmp_path)], tmp_path / "out", plots=False)
+    assert "Jobs: 2 found, 1 completed" in markdown
+    assert "[failed] (no overrides recorded): unreadable results.json: it holds" in markdown
+    assert "not a JSON object" in markdown
+
+
+def test_out_that_is_a_file_is_one_line(sweep: Path, tmp_path: Path, capsys) -> None:
+    taken = tmp_path / "report.md"
+    taken.write_text("someone's notes")
+    with pytest.raises(SystemExit) as info:
+        main([str(sweep), "--out", str(taken), "--no-plots"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and f"--out {taken} is a file" in err and "\n" not in err
+    assert taken.read_text() == "someone's notes"
+
+
+def test_out_below_a_file_is_one_line(sweep: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit) as info:
+        main([str(sweep), "--out", str(tmp_path / "file" / "report"), "--no-plots"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: could not write the report") and "\n" not in err

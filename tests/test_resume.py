@@ -45,6 +45,7 @@ def _assert_same_ending(uninterrupted: dict[str, Any], resumed: dict[str, Any]) 
     assert Path(uninterrupted["best_checkpoint"]).name == Path(resumed["best_checkpoint"]).name
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_resume_in_process_matches_uninterrupted(tmp_path: Path) -> None:
     """Fast guard of the mechanism: 1 epoch, then resume to 3, against 3 straight (5 batches per epoch)."""
     limits = ["+trainer.limit_train_batches=5", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=2"]
@@ -56,6 +57,29 @@ def test_resume_in_process_matches_uninterrupted(tmp_path: Path) -> None:
     with open(tmp_path / "b" / "csv" / "metrics.csv", newline="") as file:  # the first epoch's rows survive
         epochs = {row["epoch"] for row in csv.DictReader(file)}
     assert {"0", "1", "2"} <= epochs
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_last_ckpt_follows_epochs_that_do_not_improve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With save_top_k=1, only epoch 0 "improves": last.ckpt must still hold the latest epoch (1, then 2)."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    def only_epoch_0_improves(self, trainer, current=None) -> bool:
+        return trainer.current_epoch == 0
+
+    monkeypatch.setattr(ModelCheckpoint, "check_monitor_top_k", only_epoch_0_improves)
+    limits = ["+trainer.limit_train_batches=5", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=2"]
+    quick = [*SETTINGS, *limits]
+    straight = train(compose_config(*quick, "trainer.max_epochs=3", output_dir=tmp_path / "a"))
+    train(compose_config(*quick, "trainer.max_epochs=2", output_dir=tmp_path / "b"))  # "killed" after epoch 1
+    last = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (1, 10)
+    best = [p.name for p in (tmp_path / "b" / "checkpoints").glob("epoch*.ckpt")]
+    assert best == [Path(straight["best_checkpoint"]).name] and best[0].startswith("epoch000")
+    resumed = train(compose_config(*quick, "trainer.max_epochs=3", "ckpt_path=last", output_dir=tmp_path / "b"))
+    _assert_same_ending(straight, resumed)
+    assert resumed["best_epoch"] == straight["best_epoch"] == 0
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.ckpt")["epoch"] == 2
 
 
 def test_ckpt_path_last_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
@@ -116,3 +140,33 @@ def test_sigkilled_run_resumes_to_the_same_results(tmp_path: Path) -> None:
     resumed = json.loads((killed_dir / "results.json").read_text())
     assert uninterrupted["status"] == resumed["status"] == "completed"
     _assert_same_ending(uninterrupted, resumed)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_exits_143_and_resumes(tmp_path: Path) -> None:
+    """A scheduler's SIGTERM to a real run: last.ckpt at the next batch, status 143, not "completed"; resumable."""
+    run = tmp_path / "preempted"
+    victim = subprocess.Popen(_command(run), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = run / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.monotonic() + 600
+        while _finished_epoch(last) < 0:
+            assert victim.poll() is None, "the run ended before it could be signalled"
+            assert time.monotonic() < deadline, "no checkpoint after epoch 0"
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGTERM)
+        _, stderr = victim.communicate(timeout=120)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert victim.returncode == 143, stderr[-3000:]
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    saved = load_checkpoint(last)
+    assert 0 <= saved["epoch"] < 4
+    record = json.loads((run / "results.json").read_text())
+    assert record["status"] == "interrupted" and record["global_step"] == saved["global_step"]
+
+    _run(_command(run, "ckpt_path=last"))
+    resumed = json.loads((run / "results.json").read_text())
+    assert resumed["status"] == "completed" and resumed["epochs"] == 5
+    assert not list(run.glob("*.log"))  # no empty __main__.log (conf/hydra/job_logging/project.yaml)

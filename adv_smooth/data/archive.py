@@ -21,6 +21,7 @@ from torchvision.datasets import utils as tv_utils
 from adv_smooth.errors import UserError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python 3.11.4+ / 3.12+: what the `data` filter raises
 
 
 def one_line(err: BaseException) -> str:
@@ -71,16 +72,77 @@ def fetch_if_missing(path: Path, url: str, md5: str | None, allow_download: bool
 
 
 def download_and_extract(url: str, root: str | Path, filename: str, md5: str | None = None) -> None:
-    """Download a torchvision-format tar archive and extract it into `root`.
-
-    torchvision extracts tar files with tarfile's `data` filter, which refuses members escaping the
-    target; zip archives go through `safe_extract_zip` instead.
-    """
+    """Download a tar archive (torchvision's CIFAR format) and extract it into `root` with `safe_extract_tar`."""
     archive = download(url, root, filename, md5)
+    safe_extract_tar(archive, root)
+
+
+def _tar_member_reason(member: tarfile.TarInfo) -> str | None:
+    """Why a tar member may not be extracted, or None when it stays a plain file or folder inside the target."""
+    reason = _unsafe_reason(member.name)
+    if reason is not None:
+        return reason
+    if member.ischr() or member.isblk() or member.isfifo() or not (member.isfile() or member.isdir() or
+                                                                     member.issym() or member.islnk()):
+        return "is a device, pipe or other special file"
+    if member.issym() or member.islnk():
+        # A symlink resolves from its own folder; a hard link names another member, from the archive's root.
+        base = PurePosixPath(member.name.replace("\\", "/")).parent if member.issym() else PurePosixPath()
+        link = member.linkname.replace("\\", "/")
+        if link.startswith("/") or _DRIVE.match(link):
+            return f"links to the absolute path {member.linkname!r}"
+        depth = 0
+        for part in (base / link).parts:
+            depth += -1 if part == ".." else (0 if part == "." else 1)
+            if depth < 0:
+                return f"links outside the target folder ({member.linkname!r})"
+    return None
+
+
+def safe_extract_tar(path: str | Path, dest: str | Path) -> None:
+    """Extract the tar archive `path` (any compression) into `dest`, refusing anything that could escape it.
+
+    torchvision's `extract_archive` calls `extractall` without a filter, which before Python 3.14 trusts
+    the archive completely. Here every member is checked first, as for zip archives: an absolute name,
+    a `..` component, a link pointing outside `dest`, or a device/pipe file raises a `UserError` naming
+    the member before anything is written. Extraction itself uses tarfile's `data` filter where Python
+    has it (3.11.4+, 3.12+), a second line of defence. Members go to a staging folder inside `dest` and
+    are moved into place at the end, so an interrupted extraction leaves no half-written dataset.
+    """
+    path, dest = Path(path), Path(dest)
     try:
-        tv_utils.extract_archive(str(archive), str(root))
+        with tarfile.open(path) as archive:
+            members = archive.getmembers()
+            for member in members:
+                reason = _tar_member_reason(member)
+                if reason is not None:
+                    raise UserError(f"refusing to extract {path}: member {member.name!r} {reason}")
+            dest.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=dest))
+            try:
+                if hasattr(tarfile, "data_filter"):
+                    archive.extractall(staging, members=members, filter="data")
+                else:  # older Pythons: the checks above are the whole defence
+                    archive.extractall(staging, members=members)
+                for entry in sorted(staging.iterdir()):
+                    _move_into(entry, dest / entry.name)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except _FILTER_ERROR as err:
+        raise UserError(f"refusing to extract {path}: {one_line(err)}") from err
     except (OSError, EOFError, ValueError, tarfile.TarError) as err:
-        raise UserError(f"could not extract {archive} ({one_line(err)}): delete it and download it again") from err
+        raise UserError(f"could not extract {path} ({one_line(err)}): delete it and download it again") from err
+
+
+def _move_into(src: Path, dst: Path) -> None:
+    """Rename `src` to `dst`; an existing folder is refreshed file by file (a re-download of a damaged set)."""
+    if src.is_dir() and not src.is_symlink() and dst.is_dir() and not dst.is_symlink():
+        for child in sorted(src.iterdir()):
+            _move_into(child, dst / child.name)
+        return
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)
+    os.replace(src, dst)
 
 
 def _unsafe_reason(name: str) -> str | None:

@@ -71,10 +71,24 @@ def scan_split(folder: Path) -> dict[str, list[Path]]:
     """Class name -> sorted image files under `folder/<class>/` (recursively, like ImageFolder).
 
     Hidden files (`.DS_Store`, ...) are ignored silently; other non-image files are skipped with one
-    warning; a class without a single image raises, since it would be a class the model never sees.
+    warning; a class without a single image raises, since it would be a class the model never sees. A
+    folder that cannot be listed (no permission) is a `UserError` naming it, never silently skipped.
     """
     if not folder.is_dir():
         raise UserError(f"{folder} not found: dataset=folder expects <root>/train/<class>/ and <root>/test/<class>/")
+    try:
+        return _scan(folder)
+    except OSError as err:
+        where = err.filename or folder
+        raise UserError(f"cannot read {where}: {err.strerror or ' '.join(str(err).split())}") from err
+
+
+def _raise(err: OSError) -> None:
+    raise err
+
+
+def _scan(folder: Path) -> dict[str, list[Path]]:
+    """`scan_split` itself; listing errors propagate (`os.walk` would drop an unreadable folder silently)."""
     files: dict[str, list[Path]] = {}
     skipped: list[Path] = []
     for entry in sorted(folder.iterdir()):
@@ -84,7 +98,7 @@ def scan_split(folder: Path) -> dict[str, list[Path]]:
             skipped.append(entry)
             continue
         images = []
-        for dirpath, dirnames, filenames in os.walk(entry, followlinks=True):
+        for dirpath, dirnames, filenames in os.walk(entry, onerror=_raise, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):
@@ -96,7 +110,7 @@ def scan_split(folder: Path) -> dict[str, list[Path]]:
         files[entry.name] = images
     if skipped:
         shown = ", ".join(str(p) for p in skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-        warnings.warn(f"skipping {len(skipped)} non-image file(s) under {folder}: {shown}", UserWarning, stacklevel=3)
+        warnings.warn(f"skipping {len(skipped)} non-image file(s) under {folder}: {shown}", UserWarning, stacklevel=4)
     if not files:
         raise UserError(f"{folder} has no class folders: expected {folder}/<class>/<images>")
     return files

@@ -104,6 +104,10 @@ def _is_job(directory: Path) -> bool:
     return (directory / "results.json").is_file() or (directory / ".hydra" / "config.yaml").is_file()
 
 
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
+
+
 def load_job(directory: Path) -> Job:
     """Read one job directory; an unreadable results.json counts as a failure, with the reason."""
     overrides: list[str] = []
@@ -111,7 +115,10 @@ def load_job(directory: Path) -> Job:
     if overrides_file.is_file():
         from omegaconf import OmegaConf
 
-        overrides = [str(o) for o in OmegaConf.load(overrides_file) or []]
+        try:
+            overrides = [str(o) for o in OmegaConf.load(overrides_file) or []]
+        except Exception:  # noqa: BLE001 - a damaged overrides.yaml only costs the job its label
+            overrides = ["(unreadable .hydra/overrides.yaml)"]
     results_file = directory / "results.json"
     if not results_file.is_file():
         return Job(directory, MISSING, "still running, killed, or never started", overrides=overrides)
@@ -119,6 +126,9 @@ def load_job(directory: Path) -> Job:
         results = json.loads(results_file.read_text())
     except (OSError, ValueError) as e:
         return Job(directory, FAILED, f"unreadable results.json: {e}", overrides=overrides)
+    if not isinstance(results, dict):
+        kind = _JSON_KINDS.get(type(results), type(results).__name__)
+        return Job(directory, FAILED, f"unreadable results.json: it holds {kind}, not a JSON object", {}, overrides)
     status = str(results.get("status", COMPLETED))
     if status != COMPLETED:
         return Job(directory, FAILED, str(results.get("error", f"status {status!r}")), results, overrides)

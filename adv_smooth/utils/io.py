@@ -1,4 +1,8 @@
-"""Atomic file writes: a crashed run must never leave a file that looks complete."""
+"""Atomic file writes: a crashed run must never leave a file that looks complete.
+
+`tempfile.mkstemp` creates its file with mode 0600; the result is given the mode any other new file
+would get (0666 less the umask), so a results.json is as readable as the checkpoints beside it.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,18 @@ from typing import Any
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write to a temp file in the same directory, fsync, then rename over `path`."""
+    return write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """`write_text_atomic` for bytes (e.g. a compressed `.npz` of per-image records)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        os.fchmod(fd, 0o666 & ~current_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -24,6 +34,19 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process umask: from /proc on Linux, else by setting it and straight back (not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:

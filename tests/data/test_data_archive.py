@@ -94,3 +94,86 @@ def test_network_failure_is_a_one_line_user_error(tmp_path: Path, monkeypatch: p
     message = str(info.value)
     assert "http://example.invalid/x.zip" in message and str(tmp_path / "x.zip") in message
     assert "\n" not in message
+
+
+# -- tar archives (CIFAR's format): the same refusals as for zip, before anything is written ----------------------
+def _tar(path: Path, members: list[tuple[str, str, bytes | str]]) -> Path:
+    """members: (kind, name, payload): kind 'file' (payload bytes), 'symlink' / 'hardlink' (payload target)."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tf:
+        for kind, name, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                assert isinstance(payload, bytes)
+                info.size = len(payload)
+                tf.addfile(info, io.BytesIO(payload))
+                continue
+            info.type = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "device": tarfile.CHRTYPE}[kind]
+            info.linkname = str(payload)
+            tf.addfile(info)
+    return path
+
+
+def test_extracts_a_normal_tar_and_refreshes_an_existing_folder(tmp_path: Path) -> None:
+    dest = tmp_path / "root"
+    (dest / "cifar-10-batches-py").mkdir(parents=True)
+    (dest / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"damaged")
+    (dest / "cifar-10-batches-py" / "keep.txt").write_bytes(b"mine")
+    src = _tar(tmp_path / "ok.tar.gz", [("file", "cifar-10-batches-py/data_batch_1", b"good"),
+                                        ("file", "cifar-10-batches-py/sub/meta", b"m"),
+                                        ("symlink", "cifar-10-batches-py/alias", "data_batch_1")])
+    archive.safe_extract_tar(src, dest)
+    folder = dest / "cifar-10-batches-py"
+    assert (folder / "data_batch_1").read_bytes() == b"good" and (folder / "sub" / "meta").read_bytes() == b"m"
+    assert (folder / "keep.txt").read_bytes() == b"mine" and (folder / "alias").read_bytes() == b"good"
+    assert sorted(p.name for p in dest.iterdir()) == ["cifar-10-batches-py"]  # no staging folder left
+
+
+@pytest.mark.parametrize(
+    ("member", "reason"),
+    [
+        (("file", "../evil_parent.txt", b"evil"), "'..'"),
+        (("file", "pack/../../evil_nested.txt", b"evil"), "'..'"),
+        (("file", "/tmp/adv_smooth_evil_absolute.txt", b"evil"), "absolute"),
+        (("symlink", "pack/escape", "../../outside"), "links outside the target folder"),
+        (("symlink", "pack/abs", "/etc/passwd"), "links to the absolute path"),
+        (("hardlink", "pack/hard", "../outside"), "links outside the target folder"),
+        (("device", "pack/tty", ""), "device"),
+    ],
+    ids=["traversal", "nested traversal", "absolute", "symlink escaping", "absolute symlink", "hardlink", "device"],
+)
+def test_tar_members_escaping_the_target_are_refused(tmp_path: Path, member: tuple, reason: str) -> None:
+    src = _tar(tmp_path / "evil.tar.gz", [("file", "pack/fine.txt", b"fine"), member])
+    dest = tmp_path / "area" / "dest"
+    dest.mkdir(parents=True)
+    before = _all_files(tmp_path)
+    with pytest.raises(UserError) as info:
+        archive.safe_extract_tar(src, dest)
+    message = str(info.value)
+    assert repr(member[1]) in message and reason in message and str(src) in message and "\n" not in message
+    assert _all_files(tmp_path) == before  # nothing written anywhere, not even the harmless member
+    assert list(dest.iterdir()) == []
+    assert not Path("/tmp/adv_smooth_evil_absolute.txt").exists()
+
+
+def test_cifar_download_goes_through_the_checked_extraction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dataset=cifar10 dataset.download=true` with a hostile archive (its MD5 check bypassed): refused."""
+    from adv_smooth.data.cifar import CifarDataModule
+
+    (tmp_path / "root").mkdir()
+    src = _tar(tmp_path / "root" / "cifar-10-python.tar.gz", [("file", "../escaped.txt", b"evil")])
+    monkeypatch.setattr(archive, "download", lambda url, root, filename, md5=None: src)
+    monkeypatch.setattr(tv_utils, "extract_archive", lambda *a, **k: pytest.fail("torchvision's unfiltered extract"))
+    dm = CifarDataModule(root=str(tmp_path / "root"), download=True)
+    with pytest.raises(UserError, match=r"refusing to extract .*'\.\./escaped\.txt'"):
+        dm.load_splits()
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_damaged_tar_is_a_user_error_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "cut.tar.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    with pytest.raises(UserError, match=rf"could not extract {bad}"):
+        archive.safe_extract_tar(bad, tmp_path / "dest")

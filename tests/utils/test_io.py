@@ -62,3 +62,18 @@ def test_interrupt_is_cleaned_up_too(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(KeyboardInterrupt):
         write_json_atomic(tmp_path / "results.json", {"status": "completed"})
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_results_respect_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """mkstemp's 0600 is not kept: the file gets what `open()` would give it under this umask."""
+    previous = os.umask(umask)
+    try:
+        assert io.current_umask() == umask
+        write_json_atomic(tmp_path / "results.json", {"status": "completed"})
+        with open(tmp_path / "plain.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "plain.txt").stat().st_mode & 0o777 == mode

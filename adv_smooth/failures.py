@@ -1,0 +1,212 @@
+"""One line for a failed job: what went wrong, in the terms of the config key the user wrote.
+
+Objects Hydra builds (defenses, callbacks, attacks, the Trainer) check their own settings, but Hydra
+wraps whatever they raise in an `InstantiationException` ("Error in call to target ...", a `full_key`,
+a hint about HYDRA_FULL_ERROR), nested once per level of recursive instantiation. `explain` unwraps
+the chain down to the cause and names the key as the user wrote it: the path Hydra reports is
+followed back through interpolations (`callbacks.robustness.attacks` -> `eval.attacks`). A keyword
+the target does not take, and a string where a number belongs, are named with the key and its value.
+Failures that are not the user's to fix (a bug) return None: the caller shows the traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import inspect
+import re
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from adv_smooth.errors import UserError
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+MAX_OPTIONS = 16  # a Trainer takes some 50 keywords: one line still
+_INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
+
+
+def flat(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def explain(e: BaseException, cfg: DictConfig | None = None) -> str | None:
+    """The one-line message for `e`, or None when it is not a failure the user can fix."""
+    from hydra.errors import InstantiationException
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from adv_smooth.lightning import NonFiniteLossError
+    from adv_smooth.lightning.checkpointing import CheckpointWriteError
+
+    if isinstance(e, UserError):
+        return flat(e)
+    if isinstance(e, InstantiationException):
+        return _instantiation(e, cfg)
+    if isinstance(e, (NonFiniteLossError, CheckpointWriteError, MisconfigurationException)):
+        return f"{type(e).__name__}: {flat(e)}"
+    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+        return f"{type(e).__name__}: {flat(e)}"
+    return None
+
+
+def _instantiation(e: BaseException, cfg: DictConfig | None) -> str | None:
+    """Follow the `InstantiationException` chain to its cause; None for a cause that is a bug."""
+    from hydra.errors import InstantiationException
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    innermost, cause = e, e.__cause__
+    while isinstance(cause, InstantiationException):
+        innermost, cause = cause, cause.__cause__
+    text = str(innermost)
+    found_key = re.search(r"full_key: (\S+)", text)
+    found_target = re.search(r"target '([\w.]+)'", text)
+    key = user_key(cfg, found_key.group(1)) if found_key else None
+    target = found_target.group(1) if found_target else None
+    where = key or "the config"
+    if isinstance(cause, UserError):
+        message = flat(cause)
+        leaf = re.match(r"(\w+)=", message)
+        if found_key and leaf and _exists(cfg, f"{found_key.group(1)}.{leaf.group(1)}"):
+            # An option named without its place: `steps=-1` -> `eval.attacks.pgd.steps=-1`, and an option set by
+            # interpolation under the name the user sets (`...adversarial.attack.labels` -> `defense.labels`).
+            return user_key(cfg, f"{found_key.group(1)}.{leaf.group(1)}") + message[len(leaf.group(1)):]
+        return message
+    if text.startswith("Error locating target"):
+        detail = f" ({type(cause).__name__}: {flat(cause)})" if cause is not None else ""
+        return f"{where}._target_={target!r} cannot be imported{detail}"
+    if cause is None:  # Hydra's own refusal: a bad `_args_`, a target that is not callable
+        return f"{where}: {flat(text.split('full_key:')[0])}"
+    if isinstance(cause, MisconfigurationException):
+        return f"{where}: {flat(cause)}"
+    if isinstance(cause, TypeError) and (unknown := re.search(r"unexpected keyword argument '(\w+)'", str(cause))):
+        return _unknown_option(cfg, key, target, unknown.group(1), cause)
+    if isinstance(cause, (TypeError, ValueError)):
+        culprit = _culprit(cfg, key, str(cause))
+        if culprit is not None:
+            name, value = culprit
+            return f"{name}={value!r} is invalid: expected a number ({type(cause).__name__}: {flat(cause)})"
+        return f"{where}: {target or 'the object'} refused its settings ({type(cause).__name__}: {flat(cause)})"
+    return None
+
+
+def user_key(cfg: DictConfig | None, key: str) -> str:
+    """`key` with any prefix that is an interpolation `${other}` replaced by `other`, as the user sets it."""
+    if cfg is None:
+        return key
+    parts = key.split(".")
+    node: Any = cfg
+    for i, part in enumerate(parts):
+        if not isinstance(node, DictConfig) or part not in node:
+            return key
+        if OmegaConf.is_interpolation(node, part):
+            raw = node._get_node(part)._value()  # noqa: SLF001 - the unresolved `${...}` string
+            found = _INTERPOLATION.match(str(raw))
+            if found is None:
+                return key
+            return user_key(cfg, ".".join([found.group(1), *parts[i + 1:]]))
+        node = node[part]
+    return key
+
+
+def _exists(cfg: DictConfig | None, key: str) -> bool:
+    missing = object()
+    return cfg is not None and OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is not missing
+
+
+def _unknown_option(cfg: DictConfig | None, key: str | None, target: str | None, name: str, cause: Exception) -> str:
+    """`<key>.<name> is not an option of <target> (options: ...)`: where the stray key sits, what is allowed."""
+    place = key
+    if cfg is not None and key is not None:
+        for path, _ in _leaves(OmegaConf.select(cfg, key), key, with_dicts=True):
+            if path.rsplit(".", 1)[-1] == name:
+                place = user_key(cfg, path.rsplit(".", 1)[0])
+                break
+    options = _options(target, str(cause))
+    more = len(options) - MAX_OPTIONS
+    shown = ", ".join(options[:MAX_OPTIONS]) + (f" and {more} more" if more > 0 else "")
+    allowed = f" (options: {shown})" if options else ""
+    owner = f"{place}." if place else ""
+    return f"{owner}{name} is not a known option{allowed}: {type(cause).__name__}: {flat(cause)}"
+
+
+def _options(target: str | None, message: str) -> list[str]:
+    """The keyword parameters of the class that refused a keyword (following `**kwargs` up the MRO)."""
+    cls = _class(target)
+    named = re.match(r"(\w+)\.__init__\(\)", message)
+    if cls is not None and named and named.group(1) != cls.__name__:
+        cls = next((c for c in cls.__mro__ if c.__name__ == named.group(1)), None)
+    if cls is None:
+        return []
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            break
+        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def _class(target: str | None) -> type | None:
+    if not target or "." not in target:
+        return None
+    module, _, name = target.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    return obj if isinstance(obj, type) else None
+
+
+def _leaves(node: Any, prefix: str, with_dicts: bool = False) -> list[tuple[str, Any]]:
+    """(dotted path, value) of every entry below `node` (resolved; `_target_`-style keys skipped)."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(node, DictConfig):
+        for name in node:
+            if str(name).startswith("_"):
+                continue
+            path = f"{prefix}.{name}"
+            try:
+                value = node[name]
+            except Exception:  # noqa: BLE001 - an unresolvable entry is no culprit
+                continue
+            if with_dicts:
+                out.append((path, value))
+            out += _leaves(value, path, with_dicts) if isinstance(value, (DictConfig, ListConfig)) else []
+            if not with_dicts and not isinstance(value, (DictConfig, ListConfig)):
+                out.append((path, value))
+    elif isinstance(node, ListConfig):
+        for value in node:
+            if isinstance(value, (DictConfig, ListConfig)):
+                out += _leaves(value, prefix, with_dicts)
+            elif not with_dicts:
+                out.append((prefix, value))
+    return out
+
+
+def _culprit(cfg: DictConfig | None, key: str | None, message: str) -> tuple[str, Any] | None:
+    """The string setting under `key` that a failed number conversion or comparison most likely came from."""
+    if cfg is None or key is None:
+        return None
+    node = OmegaConf.select(cfg, key, default=None)
+    strings = [(user_key(cfg, path), value) for path, value in _leaves(node, key) if isinstance(value, str)]
+    quoted = re.search(r"(?:float|int\(\) with base \d+): '(.*)'$", message)
+    if quoted:  # `float('abc')`, or `float` over the characters of 'abc'
+        fragment = quoted.group(1)
+        matches = [kv for kv in strings if kv[1] == fragment] or [kv for kv in strings if kv[1].startswith(fragment)]
+        return _owner(cfg, matches[0]) if matches else None
+    if "'str'" in message and len(strings) == 1:  # `'>' not supported between instances of 'str' and 'int'`
+        return _owner(cfg, strings[0])
+    return None
+
+
+def _owner(cfg: DictConfig, found: tuple[str, Any]) -> tuple[str, Any]:
+    """A list element is reported as its whole list, as the user wrote it (`eval.snr_levels=['abc', 40]`)."""
+    key, value = found
+    whole = OmegaConf.select(cfg, key, default=None)
+    return key, OmegaConf.to_container(whole) if isinstance(whole, ListConfig) else value

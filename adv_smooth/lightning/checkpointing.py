@@ -1,0 +1,106 @@
+"""Checkpoint files that are always whole and a `last.ckpt` that is always the latest.
+
+`AtomicCheckpointIO` writes each checkpoint to a temporary file in the same directory, fsyncs it and
+renames it over the final name, so a full disk or a kill mid-write leaves the previous file (or none),
+never a truncated file under a finished-looking name; a failed write is reported as one `OSError`
+naming the file.
+
+Lightning's `ModelCheckpoint` refreshes `last.ckpt` only when it saved a top-k checkpoint at the same
+step, so with `save_top_k=1` an epoch that does not improve validation accuracy leaves `last.ckpt`
+behind, and a killed run resumes from an older epoch. This subclass saves `last.ckpt` whenever a save
+was due, improvement or not, and remembers the epoch of every file it wrote (`saved_epochs`, kept in
+its checkpointed state), so a summary can say which epoch the best checkpoint is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint as _ModelCheckpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from adv_smooth.utils.io import current_umask
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, no permission); the previous file is intact."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """`torch.save` into a temporary file, fsync, then rename: readers only ever see whole checkpoints."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's own writer
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(tmp, 0o666 & ~current_umask())
+            os.replace(tmp, path)
+        except BaseException as e:
+            Path(tmp).unlink(missing_ok=True)
+            if _is_write_failure(e):
+                detail = " ".join(str(e).split()) or type(e).__name__
+                raise CheckpointWriteError(
+                    f"could not write checkpoint {path} ({type(e).__name__}: {detail}; {_free(path.parent)} there): "
+                    "the previous checkpoint is intact"
+                ) from e
+            raise
+
+
+def _is_write_failure(e: BaseException) -> bool:
+    """The file system refused (full disk, quota, permissions): torch reports some as RuntimeError."""
+    return isinstance(e, OSError) or (isinstance(e, RuntimeError) and "writ" in str(e).lower())
+
+
+def _free(directory: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(directory).free // 2**20} MiB free"
+    except OSError:
+        return "free space unknown"
+
+
+class ModelCheckpoint(_ModelCheckpoint):
+    """Lightning's `ModelCheckpoint`, except that `last.ckpt` follows every scheduled save."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._last_saved_at: int | None = None  # global step of the newest last.ckpt
+        self.saved_epochs: dict[str, int] = {}  # file -> the (0-based) epoch its weights are from
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "saved_epochs": dict(self.saved_epochs)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.saved_epochs.update(state_dict.get("saved_epochs", {}))
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        self.saved_epochs[str(filepath)] = trainer.current_epoch  # first: the file's own state includes it
+        super()._save_checkpoint(trainer, filepath)
+
+    def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        super()._remove_checkpoint(trainer, filepath)
+        self.saved_epochs.pop(str(filepath), None)
+
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+        if self.save_last:  # whether or not top-k kept this step, last.ckpt now holds it
+            self._save_last_checkpoint(trainer, monitor_candidates)
+
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        if self._last_saved_at == trainer.global_step and self.last_model_path:
+            return  # already written at this step (Lightning asks again after the top-k save)
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._last_saved_at = trainer.global_step

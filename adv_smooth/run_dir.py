@@ -1,0 +1,107 @@
+"""Who may write into a run directory, and what may replace its results.json.
+
+Two runs in one directory would interleave checkpoints, logs and results, so a job holds an exclusive
+`flock` on `<run dir>/.lock` for as long as it runs (the kernel drops it when the process dies, so a
+killed run never leaves a stale lock); a second run is refused in one line naming the PID that holds it.
+
+A completed results.json is the one thing a finished run is worth: a later command pointed at the same
+directory must not replace it with a failure record, and a new training run may start there only to
+resume it (`ckpt_path`) or when told to (`overwrite=true`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from adv_smooth.errors import UserError
+from adv_smooth.utils.io import write_json_atomic
+
+LOCK_NAME = ".lock"
+_HELD: dict[Path, int] = {}  # run dir -> descriptor of its locked .lock, for this process
+
+
+def _holder(lock: Path) -> str:
+    try:
+        pid = lock.read_text().strip()
+    except OSError:
+        pid = ""
+    return f"PID {pid}" if pid.isdigit() else "another process"
+
+
+def acquire(directory: Path) -> bool:
+    """Lock `directory` for this process (created if needed); False when this process already held it."""
+    key = directory.resolve()
+    if key in _HELD:
+        return False
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = directory / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(
+            f"run dir {directory} is in use: {_holder(lock)} holds {lock} (wait for that run to end, or choose "
+            "another hydra.run.dir)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD[key] = fd
+    return True
+
+
+def release(directory: Path) -> None:
+    fd = _HELD.pop(directory.resolve(), None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor drops the flock
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold the run dir's lock for the block (a lock this process already holds is kept, not re-taken)."""
+    taken = acquire(directory)
+    try:
+        yield
+    finally:
+        if taken:
+            release(directory)
+
+
+def status(directory: Path) -> str | None:
+    """The `status` of `directory/results.json`, or None when there is none (or it is unreadable)."""
+    try:
+        results = json.loads((directory / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return str(results.get("status")) if isinstance(results, dict) else None
+
+
+def refuse_completed(directory: Path, resuming: bool, overwrite: bool) -> None:
+    """A completed run's directory takes a new run only to resume it or with `overwrite=true`."""
+    if resuming or overwrite or status(directory) != "completed":
+        return
+    raise UserError(
+        f"run dir {directory} holds a completed run (its results.json): resume it with ckpt_path=last, pass "
+        "overwrite=true to replace it, or choose another hydra.run.dir"
+    )
+
+
+def write_record(directory: Path, record: dict[str, Any]) -> str | None:
+    """Write a failure / interruption record as results.json; never raises, never replaces a completed one.
+
+    Returns why nothing was written (None when it was): the caller is already reporting an error, and a
+    second one (the disk that made the run fail is still full) must not bury it.
+    """
+    if status(directory) == "completed":
+        return "the completed results.json there was kept"
+    try:
+        write_json_atomic(directory / "results.json", record)
+    except Exception as e:  # noqa: BLE001 - anything here would hide the error being reported
+        return f"could not write {directory / 'results.json'}: {type(e).__name__}: {' '.join(str(e).split())}"
+    return None
