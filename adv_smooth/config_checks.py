@@ -30,6 +30,7 @@ PRECISIONS = (
     "transformer-engine", "transformer-engine-float16",
 )
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed outside [0, 2**32 - 1]
+CHECKPOINT_CHOICES = ("best", "last")  # eval.checkpoint: the weights the test split sees
 
 
 def _is_int(value: object) -> bool:
@@ -143,6 +144,7 @@ DATASET: dict[str, Rule] = {
     "extra_val_size": INT_GE1,
     "mean": _or_null(_number_list(positive=False)),
     "std": _or_null(_number_list(positive=True)),
+    "unaugmented_fraction": _number(0, 1, high_open=False),
 }
 MODEL: dict[str, Rule] = {
     "width": INT_GE1,
@@ -151,6 +153,7 @@ MODEL: dict[str, Rule] = {
     "residual": _one_of("sum", "convex"),
     "stem_pool": BOOL,
     "scaled_conv": BOOL,
+    "final_bn": BOOL,
 }
 OPTIM: dict[str, Rule] = {
     "lr": _number(0, low_open=True),
@@ -158,6 +161,10 @@ OPTIM: dict[str, Rule] = {
     "weight_decay": _number(0),
     "milestones": _int_list(0, increasing=True, non_empty=False),
     "gamma": _number(0, low_open=True),
+    "reset_momentum": BOOL,
+}
+EVAL: dict[str, Rule] = {
+    "checkpoint": _one_of(*CHECKPOINT_CHOICES),
 }
 TRAINER: dict[str, Rule] = {
     "max_epochs": INT_GE1,
@@ -199,6 +206,10 @@ def check_config(cfg: DictConfig) -> None:
     _check_data_root(dataset)
     _check(_plain(cfg.model), "model.", MODEL)
     _check(_plain(cfg.optim), "optim.", OPTIM)
+    eval_cfg = _plain(cfg.get("eval"))
+    _check(eval_cfg, "eval.", EVAL)
+    _check_defense(_plain(cfg.get("defense")))
+    _check_validation_split(dataset, eval_cfg)
     trainer = _plain(cfg.trainer)
     _check(trainer, "trainer.", TRAINER)
     _check_trainer(trainer)
@@ -230,6 +241,43 @@ def _check_data_root(dataset: Mapping[str, Any]) -> None:
         bool(root) and Path(str(root)).expanduser().is_dir(), "dataset.root", root,
         "an existing folder (dataset.download=false, so the files must already be there)",
     )
+
+
+def _defense_rules() -> dict[str, Rule]:
+    """The defense knobs whose allowed values live in the attack and defense modules (imported on demand)."""
+    from adv_smooth.attacks.base import BN_MODES
+    from adv_smooth.attacks.fgsm import MAGNITUDES
+
+    return {
+        "magnitude": _one_of(*MAGNITUDES),
+        "bn_mode": _one_of(*BN_MODES),
+        "separate_passes": BOOL,
+        "knn_self": BOOL,
+    }
+
+
+def _check_defense(defense: Mapping[str, Any]) -> None:
+    """Names the constructors would also refuse, but here under the user's key (`defense.magnitude`), before
+    Hydra nests them into an attack config whose own message would name the attack's option instead."""
+    _check(defense, "defense.", _defense_rules())
+
+
+def _check_validation_split(dataset: Mapping[str, Any], eval_cfg: Mapping[str, Any]) -> None:
+    """`val_fraction=0` (train on everything, as LPN did) leaves nothing to pick a best checkpoint on."""
+    if dataset.get("val_fraction") != 0 or eval_cfg.get("checkpoint", "best") != "best":
+        return
+    if dataset.get("extra") or _has_val_folder(dataset):  # SVHN's extra[:N] / a folder's val/: a split of their own
+        return
+    raise UserError(
+        "eval.checkpoint='best' is invalid: dataset.val_fraction=0 leaves no validation split to choose the best "
+        "checkpoint on; use eval.checkpoint=last (test the last epoch's weights) or a val_fraction in (0, 1)"
+    )
+
+
+def _has_val_folder(dataset: Mapping[str, Any]) -> bool:
+    root = dataset.get("root")
+    folder = dataset.get("_target_") == "adv_smooth.data.folder.FolderDataModule"
+    return folder and bool(root) and (Path(str(root)).expanduser() / "val").is_dir()
 
 
 def _check_trainer(trainer: Mapping[str, Any]) -> None:

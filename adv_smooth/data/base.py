@@ -97,7 +97,17 @@ class ImageDataModule(pl.LightningDataModule):
     """Base DataModule: subclasses implement `load_splits()` and nothing else.
 
     `normalize=False` ships mean 0 / std 1 to the model (the report's SVHN choice); `mean`/`std`
-    given explicitly override the statistics computed from the training images.
+    given explicitly are fixed statistics (e.g. LPN's CIFAR-10 values) that override the ones computed
+    from the training images.
+
+    `val_fraction=0` trains on every training image (LPN did): the validation split is empty, so
+    nothing can pick a best epoch and the tested weights must be the last epoch's (`eval.checkpoint=last`).
+
+    `unaugmented_fraction` (with `augment=true`): the last round(fraction * n) rows of each training batch
+    skip the crop and flip, and the batch becomes (images, labels, that count), so the module marks only
+    those rows clean and the smoothness loss reads only them. The report fixed the smoothness loss under
+    adversarial augmentation by using the clean half only (section 4.2.2) and named the same fix for
+    ordinary augmentation as future work: this is it.
     """
 
     def __init__(
@@ -115,6 +125,7 @@ class ImageDataModule(pl.LightningDataModule):
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         num_workers: int = 0,
+        unaugmented_fraction: float = 0.0,
         **_: Any,
     ) -> None:
         super().__init__()
@@ -124,6 +135,12 @@ class ImageDataModule(pl.LightningDataModule):
             "dataset.eval_batch_size", eval_batch_size, "an integer >= 1 or null",
         )
         require(0 <= val_fraction < 1, "dataset.val_fraction", val_fraction, "a fraction in [0, 1)")
+        require(
+            isinstance(unaugmented_fraction, (int, float)) and not isinstance(unaugmented_fraction, bool)
+            and 0 <= unaugmented_fraction <= 1,
+            "dataset.unaugmented_fraction", unaugmented_fraction, "a fraction in [0, 1] of each batch (un-augmented)",
+        )
+        self.unaugmented_fraction = float(unaugmented_fraction)
         self.root = Path(root).expanduser()
         self.download = download
         self.batch_size = batch_size
@@ -195,11 +212,17 @@ class ImageDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
 
-    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Any, ...]:
+        """Float images in [0, 1], augmented while training; (x, y, n) when the last n rows stay un-augmented."""
         images, labels = batch
         x = images.float().div_(255) if images.dtype == torch.uint8 else images
         if self.augment_train and self.trainer is not None and self.trainer.training:
-            x = augment(x, self.crop_padding, self.flip)
+            keep = round(self.unaugmented_fraction * len(x))
+            if keep == 0:
+                return augment(x, self.crop_padding, self.flip), labels
+            cut = len(x) - keep
+            x = torch.cat([augment(x[:cut], self.crop_padding, self.flip), x[cut:]]) if cut else x
+            return x, labels, keep
         return x, labels
 
     # -- helpers --------------------------------------------------------------------------------

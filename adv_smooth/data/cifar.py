@@ -4,7 +4,9 @@ One class serves both: the variants differ only in torchvision's class (file nam
 key), so the variant name just selects it. Files live where torchvision puts them:
 `<root>/cifar-10-batches-py/` and `<root>/cifar-100-python/`. torchvision verifies every file's MD5
 before unpickling; when it refuses, `_diagnose` works out which file is missing or damaged so the
-user sees one line naming it rather than torchvision's generic "not found or corrupted".
+user sees one line naming it rather than torchvision's generic "not found or corrupted". A download
+is extracted by `archive.safe_extract_tar` (every member checked, tarfile's `data` filter), never by
+torchvision's unfiltered `extract_archive`.
 """
 
 from __future__ import annotations

@@ -8,14 +8,22 @@ default); the report's code put it on the clean half (`adv_weight=1, clean_weigh
 
 Decisions:
 
-* The crafting is `adv_smooth.attacks.FGSM`, the same class the evaluation uses, so training and
-  evaluation budgets and magnitude laws cannot drift apart.
+* The crafting attack is any `adv_smooth.attacks.base.Attack` (`attack`, built by Hydra from a
+  `_target_` config), by default `FGSM`, the same class the evaluation uses, so training and evaluation
+  budgets and magnitude laws cannot drift apart. The budget stays here (`snr`, `eps_255`, `budget_mode`):
+  the defense sets it on a copy of the attack, whatever the attack's own config said.
 * The first `round(fraction * n)` samples are replaced (Python's round, half to even): training
   batches are already shuffled by the loader, so a permutation would add nothing but a gather.
-* Crafting runs with `bn_mode="eval"`: BatchNorm uses its running statistics and does not update
-  them, so the adversarial forward pass leaves the model exactly as it was, and each example depends
-  only on its own image, not on the rest of the batch. The crafting gradient is taken with respect to
-  the inputs only, so no `.grad` lands in the parameters.
+* Crafting runs with `bn_mode="eval"` by default: BatchNorm uses its running statistics and does not
+  update them, so the adversarial forward pass leaves the model exactly as it was, and each example
+  depends only on its own image, not on the rest of the batch. The crafting gradient is taken with
+  respect to the inputs only, so no `.grad` lands in the parameters. The original code crafted in train
+  mode (`bn_mode="keep"`: batch statistics of the adversarial half, one more running-statistics update).
+* `separate_passes=True` (the original code): the adversarial and the clean rows go through the network
+  in two forward passes (`TrainBatch.passes`), so each is normalized by its own BatchNorm batch
+  statistics and both update the running ones; the smoothness loss then reads the clean pass. One pass
+  over the mixed batch (the default) normalizes both kinds with the same statistics, as one training
+  batch should be.
 * `budget_mode="dataset_mean"` (the report's style) uses one eps for every image: the mean over the
   TRAINING images of the per-image SNR budget, calibrated once in `setup` (the report calibrated on
   the test set and says so is incorrect). `"per_image"` (the default) gives each image its own eps.
@@ -24,15 +32,16 @@ Decisions:
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from adv_smooth.attacks.base import LABELS, label_mode
+from adv_smooth.attacks.base import LABELS, Attack, label_mode
 from adv_smooth.attacks.budget import snr_eps
 from adv_smooth.attacks.fgsm import FGSM, MAGNITUDES
 from adv_smooth.defenses.base import Defense, TrainBatch
@@ -41,11 +50,12 @@ from adv_smooth.errors import require
 BUDGET_MODES = ("per_image", "dataset_mean")
 
 
-def mean_snr_eps(batches: Iterable[Any], snr_db: float) -> float:
+def mean_snr_eps(batches: Iterable[Any], snr_db: float, norm: str = "linf") -> float:
     """Mean over all images of the per-image budget eps = ||x|| / (10^(snr/20) sqrt(D)), in [0, 1] units.
 
-    `batches` yields `images` or `(images, labels, ...)`; uint8 images are read as value / 255 (how the
-    data modules hand them to the model). Accumulated in float64 so a large training set sums exactly.
+    With `norm="l2"` the mean L2 radius ||x|| 10^(-snr/20) = eps sqrt(D) instead. `batches` yields `images`
+    or `(images, labels, ...)`; uint8 images are read as value / 255 (how the data modules hand them to the
+    model). Accumulated in float64 so a large training set sums exactly.
     """
     total, count = 0.0, 0
     for batch in batches:
@@ -53,10 +63,19 @@ def mean_snr_eps(batches: Iterable[Any], snr_db: float) -> float:
         x = images.to(torch.float64)
         if images.dtype == torch.uint8:
             x = x / 255.0
-        total += float(snr_eps(x, snr_db).sum())
+        scale = math.sqrt(x[0].numel()) if norm == "l2" else 1.0
+        total += float(snr_eps(x, snr_db).sum()) * scale
         count += len(x)
     require(count > 0, "defense.budget_mode", "dataset_mean", "needs a non-empty training set to calibrate on")
     return total / count
+
+
+def _instantiate(config: Mapping[str, Any]) -> Any:
+    """Build the crafting attack from its `_target_` config (the YAML passes it unbuilt, `_recursive_: false`,
+    so this defense's own keys are checked first and their errors name `defense.<key>`)."""
+    import hydra
+
+    return hydra.utils.instantiate(config, _convert_="all")
 
 
 def _number(value: object) -> bool:
@@ -65,10 +84,13 @@ def _number(value: object) -> bool:
 
 @dataclass
 class AdversarialTraining(Defense):
-    """Replace a fraction of every batch by FGSM examples; weigh clean and adversarial CE separately.
+    """Replace a fraction of every batch by adversarial examples; weigh clean and adversarial CE separately.
 
     The budget is `snr` dB per image, or a plain L-inf `eps_255` (in 1/255 units) when given, which
-    then overrides `snr` and `budget_mode`.
+    then overrides `snr` and `budget_mode`. `attack` crafts the examples: an `Attack`, or its `_target_`
+    config (built after this defense's checks), or None: FGSM with `magnitude` and `labels`, crafted in eval
+    mode. A given attack brings its own magnitude, labels and bn_mode (the YAML feeds it the same keys).
+    After construction `attack` is the crafting attack with this defense's budget set on it.
     """
 
     fraction: float = 0.5
@@ -79,6 +101,8 @@ class AdversarialTraining(Defense):
     adv_weight: float = 0.3
     clean_weight: float = 1.0
     budget_mode: str = "per_image"
+    separate_passes: bool = False
+    attack: Attack | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         require(
@@ -112,27 +136,37 @@ class AdversarialTraining(Defense):
             self.clean_weight,
             "> 0 when adv_weight = 0 (every sample would weigh 0)",
         )
-        self.calibrated_eps: float | None = None  # dataset_mean: the global eps in [0, 1] units
-        self._attack = self._build_attack()
+        require(isinstance(self.separate_passes, bool), "defense.separate_passes", self.separate_passes,
+                "true or false")
+        if isinstance(self.attack, Mapping) and "_target_" in self.attack:  # built here, after the checks above
+            self.attack = _instantiate(self.attack)
+        require(self.attack is None or isinstance(self.attack, Attack), "defense.attack", self.attack,
+                "null (FGSM) or an attack config with a _target_ (an adv_smooth.attacks.base.Attack)")
+        self._template = self.attack or FGSM(magnitude=self.magnitude, labels=self.labels, bn_mode="eval")
+        require(self.eps_255 is None or self._template.norm == "linf", "defense.eps_255", self.eps_255,
+                f"null with an {self._template.norm} attack (eps_255 is an L-inf budget)")
+        self.calibrated_eps: float | None = None  # dataset_mean: the global budget in [0, 1] units, attack's norm
+        self.attack = self._build_attack()
 
-    def _build_attack(self) -> FGSM:
+    def _build_attack(self) -> Attack:
+        """A copy of the crafting attack with this defense's budget (the attack's own budget is ignored)."""
         if self.eps_255 is not None:
-            budget = {"budget": "linf", "eps_255": self.eps_255}
+            budget = {"budget": "fixed", "eps_255": self.eps_255}
         elif self.budget_mode == "dataset_mean" and self.calibrated_eps is not None:
-            budget = {"budget": "linf", "eps_255": self.calibrated_eps * 255.0}
+            key, value = ("radius", self.calibrated_eps) if self._template.norm == "l2" else (
+                "eps_255", self.calibrated_eps * 255.0)
+            budget = {"budget": "fixed", key: value}
         else:
             budget = {"budget": "snr"}
-        return FGSM(magnitude=self.magnitude, labels=self.labels, bn_mode="eval", **budget)
-
-    @property
-    def attack(self) -> FGSM:
-        """The FGSM object that crafts the training examples (for logging and tests)."""
-        return self._attack
+        attack = copy.copy(self._template)
+        for key, value in budget.items():
+            setattr(attack, key, value)
+        return attack
 
     def calibrate(self, train_batches: Iterable[Any]) -> float:
-        """Fix the global eps of `budget_mode="dataset_mean"` from training batches; returns it."""
-        self.calibrated_eps = mean_snr_eps(train_batches, self.snr)
-        self._attack = self._build_attack()
+        """Fix the global budget of `budget_mode="dataset_mean"` from training batches; returns it."""
+        self.calibrated_eps = mean_snr_eps(train_batches, self.snr, self._template.norm)
+        self.attack = self._build_attack()
         return self.calibrated_eps
 
     def setup(self, module: nn.Module, datamodule: Any) -> None:
@@ -147,7 +181,7 @@ class AdversarialTraining(Defense):
         k = round(self.fraction * n)
         if k == 0:
             return batch
-        x_adv = self._attack.perturb(model, batch.inputs[:k], batch.targets[:k], self.snr)
+        x_adv = self.attack.perturb(model, batch.inputs[:k], batch.targets[:k], self.snr)
         adversarial = torch.arange(n, device=batch.inputs.device) < k
         factor = torch.where(adversarial, self.adv_weight, self.clean_weight).to(batch.weight.dtype)
         return batch.replace(
@@ -155,4 +189,5 @@ class AdversarialTraining(Defense):
             clean_mask=batch.clean_mask & ~adversarial,
             clean_count=n - k if batch.clean_count == n else None,  # the first k replaced, the rest were clean
             weight=batch.weight * factor,
+            passes=(k, n - k) if self.separate_passes and k < n else batch.passes,
         )

@@ -26,6 +26,11 @@ class TrainBatch:
     `clean_count` is the number of clean samples when it is known on the host (None: unknown). A regularizer
     that selects the clean rows needs that count to size its index; reading it off the mask would make the
     host wait for the device every step, so defenses that know it pass it along.
+
+    `passes` splits the rows into consecutive groups the network sees in separate forward passes, each
+    normalized by its own BatchNorm batch statistics (the original code's adversarial training: the
+    adversarial half, then the clean half); None is one pass over the whole batch. The outputs are
+    concatenated back in row order, so the loss is computed once, the same way in both cases.
     """
 
     inputs: Tensor
@@ -33,17 +38,20 @@ class TrainBatch:
     clean_mask: Tensor
     weight: Tensor
     clean_count: int | None = None
+    passes: tuple[int, ...] | None = None
 
     @classmethod
-    def clean(cls, inputs: Tensor, targets: Tensor) -> TrainBatch:
+    def clean(cls, inputs: Tensor, targets: Tensor, clean_rows: int | None = None) -> TrainBatch:
+        """A batch of training images; with `clean_rows`, only the last `clean_rows` are unmodified (the
+        data module left them un-augmented, so the regularizers read only those)."""
         n = inputs.shape[0]
-        return cls(
-            inputs,
-            targets,
-            torch.ones(n, dtype=torch.bool, device=inputs.device),
-            torch.ones(n, dtype=inputs.dtype, device=inputs.device),
-            clean_count=n,
-        )
+        if clean_rows is None:
+            count, mask = n, torch.ones(n, dtype=torch.bool, device=inputs.device)
+        else:
+            if not 0 <= clean_rows <= n:
+                raise ValueError(f"clean_rows={clean_rows} outside [0, {n}]")
+            count, mask = clean_rows, torch.arange(n, device=inputs.device) >= n - clean_rows
+        return cls(inputs, targets, mask, torch.ones(n, dtype=inputs.dtype, device=inputs.device), clean_count=count)
 
     def replace(self, **changes: Any) -> TrainBatch:
         """A copy with `changes`; a new `clean_mask` without its `clean_count` makes the count unknown."""

@@ -22,6 +22,9 @@ Design decisions:
   s = ||sum_c S_c||^2 - sum_c ||S_c||^2 = sum_{c != c'} <S_c, S_c'>, one pass over the activations.
 * kNN graph (k > 0): W is built explicitly (O(n^2 d)), sparsified with one `topk` + `scatter`, and
   symmetrized with OR (keep W_ij if j is among i's k nearest or i among j's), so L stays symmetric.
+  `k` counts the other nodes. The original code (LPN's and the report's gsp.py) ranks each row of W with
+  its diagonal, where a node is its own nearest neighbour (cosine 1), so its k keeps k - 1 others:
+  `knn_self=True` reads `k` that way (k_original = k_project + 1), the presets' setting.
 * Speed (measured by `benchmarks/training.py`): the factored form makes O(m) skinny passes over A, each
   costing ~ n d (C + 1); the explicit graph costs one Gram matrix A A^T and its backward, ~ n^2 d, in
   GEMMs that run about twice as efficiently. So the dense loss forms W explicitly (never L^m) when
@@ -280,11 +283,17 @@ class LaplacianSmoothness(Defense):
     m: int = 2
     k: int = 0
     layers: Sequence[int] | None = None
+    knn_self: bool = False  # True: k counts the node itself, as the original code did (k - 1 others)
 
     def __post_init__(self) -> None:
         require(isinstance(self.gamma, (int, float)) and self.gamma >= 0, "defense.gamma", self.gamma, "a number >= 0")
         require(_is_int(self.m) and self.m >= 1, "defense.m", self.m, "an integer >= 1")
         require(_is_int(self.k) and self.k >= 0, "defense.k", self.k, "an integer >= 0 (0 = dense graph)")
+        require(isinstance(self.knn_self, bool), "defense.knn_self", self.knn_self, "true or false")
+        require(
+            not (self.knn_self and self.k == 1), "defense.k", self.k,
+            "0 (dense graph) or >= 2 with defense.knn_self=true (k=1 keeps only the node itself: an empty graph)",
+        )
         if self.layers is not None:
             self.layers = list(self.layers)
             require(
@@ -294,6 +303,11 @@ class LaplacianSmoothness(Defense):
                 "null (all taps) or a list of at least 2 integer tap indices",
             )
         self.needs_activations = True
+
+    @property
+    def neighbours(self) -> int:
+        """Other nodes each node keeps in the kNN graph (0: the dense graph)."""
+        return self.k - 1 if self.knn_self and self.k > 0 else self.k
 
     def _selected(self, activations: list[Tensor]) -> list[Tensor]:
         if self.layers is None:
@@ -330,5 +344,5 @@ class LaplacianSmoothness(Defense):
             taps = [a.index_select(0, clean) for a in taps]
             targets = targets.index_select(0, clean)
         y = F.one_hot(targets, num_classes=logits.shape[1])
-        s = torch.stack([laplacian_smoothness(a, y, self.m, self.k) for a in taps])
+        s = torch.stack([laplacian_smoothness(a, y, self.m, self.neighbours) for a in taps])
         return {"smooth": self.gamma**self.m * (s[1:] - s[:-1]).abs().mean()}

@@ -67,13 +67,12 @@ class RobustClassifier(pl.LightningModule):
         with isolate_rng():
             self.defense.setup(self, self.trainer.datamodule)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        tb = self.defense.prepare_batch(self.net, TrainBatch.clean(x, y))
-        if self.defense.needs_activations:
-            logits, activations = self.net(tb.inputs, return_activations=True)
-        else:
-            logits, activations = self.net(tb.inputs), None
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """`batch` is (images, labels), or (images, labels, n) when the data module left the last n rows
+        un-augmented (`dataset.unaugmented_fraction`): only those count as clean for the regularizers."""
+        x, y, *rest = batch
+        tb = self.defense.prepare_batch(self.net, TrainBatch.clean(x, y, *rest))
+        logits, activations = self._forward_passes(tb)
         ce = (F.cross_entropy(logits, tb.targets, reduction="none") * tb.weight).sum() / tb.weight.sum()
         terms = {"ce": ce, **self.defense.loss_terms(tb, logits, activations)}
         loss = torch.stack(list(terms.values())).sum()
@@ -86,6 +85,26 @@ class RobustClassifier(pl.LightningModule):
         self.train_acc.update(logits.detach(), tb.targets, tb.clean_mask)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
         return loss
+
+    def _forward_passes(self, tb: TrainBatch) -> tuple[Tensor, list[Tensor] | None]:
+        """Logits (and activations) of `tb.inputs`, in one pass or in the separate passes `tb.passes` asks for.
+
+        Separate passes give each group its own BatchNorm batch statistics and one running-statistics update
+        each; concatenating the outputs back in row order keeps a single loss for both cases.
+        """
+        parts = [tb.inputs] if not tb.passes or len(tb.passes) == 1 else tb.inputs.split(list(tb.passes))
+        outs = [self._forward_one(part) for part in parts]
+        if len(outs) == 1:
+            return outs[0]
+        logits = torch.cat([o[0] for o in outs])
+        if outs[0][1] is None:
+            return logits, None
+        return logits, [torch.cat(taps) for taps in zip(*(o[1] for o in outs))]
+
+    def _forward_one(self, x: Tensor) -> tuple[Tensor, list[Tensor] | None]:
+        if self.defense.needs_activations:
+            return self.net(x, return_activations=True)
+        return self.net(x), None
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.defense.after_optimizer_step(self.net)

@@ -1,6 +1,11 @@
 """PreAct ResNet (He et al. 2016, "Identity Mappings in Deep Residual Networks").
 
 CIFAR-style 3x3 stem; an optional max-pool after it for 64x64 inputs (the report's Tiny ImageNet fix).
+`final_bn=False` is the network of both original repositories (the report's and LPN's): the last block's
+output goes straight into the final ReLU, out = relu(layer4(out)), with no BatchNorm before it. The
+default keeps He et al.'s pre-activation design, which normalizes there (the last residual sum is never
+normalized otherwise); the difference is 2 * 512 affine parameters at width 64.
+
 `forward(x, return_activations=True)` also returns every ReLU output, which the Laplacian smoothness
 defense regularizes. They are returned rather than captured with hooks so the network stays
 `torch.compile`-friendly.
@@ -97,7 +102,7 @@ BLOCKS: dict[str, type[_Block]] = {"basic": BasicBlock, "bottleneck": Bottleneck
 
 
 class PreActResNet(nn.Module):
-    """PreAct ResNet; `width=64, blocks=(2, 2, 2, 2), block="basic"` is ResNet-18."""
+    """PreAct ResNet; `width=64, blocks=(2, 2, 2, 2), block="basic"` is ResNet-18 (`final_bn`: see module doc)."""
 
     def __init__(
         self,
@@ -111,6 +116,7 @@ class PreActResNet(nn.Module):
         std: Sequence[float] | None = None,
         scaled_conv: bool = False,
         residual: str = "sum",
+        final_bn: bool = True,
     ) -> None:
         super().__init__()
         if block not in BLOCKS:
@@ -136,7 +142,7 @@ class PreActResNet(nn.Module):
                 layers.append(block_cls(in_planes, planes, stride, scaled_conv, residual == "convex"))
                 in_planes = planes * block_cls.expansion
         self.blocks = nn.ModuleList(layers)
-        self.bn = nn.BatchNorm2d(in_planes)
+        self.bn = nn.BatchNorm2d(in_planes) if final_bn else nn.Identity()
         self.linear = nn.Linear(in_planes, num_classes)
         self.num_classes = num_classes
 

@@ -80,3 +80,45 @@ def test_augment_is_a_crop_of_the_padded_image() -> None:
         windows = [padded[i, :, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
         assert any(torch.equal(out[i], win) for win in windows)
     assert torch.equal(augment(x, 0, False), x)
+
+
+def _training_batch(dm: ImageDataModule, n: int = 10) -> tuple:
+    from types import SimpleNamespace
+
+    dm.trainer = SimpleNamespace(training=True)  # on_after_batch_transfer augments only while training
+    x = torch.randint(1, 256, (n, 3, 8, 8), dtype=torch.uint8)
+    return x, dm.on_after_batch_transfer((x, torch.arange(n)), 0)
+
+
+@pytest.mark.parametrize(("fraction", "kept"), [(0.5, 5), (0.25, 2), (1.0, 10), (0.04, 0)])
+def test_unaugmented_fraction_leaves_the_last_rows_alone_and_says_how_many(fraction: float, kept: int) -> None:
+    torch.manual_seed(0)
+    x, out = _training_batch(_Fixed(augment=True, flip=True, padding=2, unaugmented_fraction=fraction))
+    images = out[0]
+    assert torch.equal(images[10 - kept:], x[10 - kept:].float() / 255)  # untouched
+    assert (images[:10 - kept] != x[:10 - kept].float() / 255).flatten(1).any(1).all()  # cropped / flipped
+    assert out[2:] == ((kept,) if kept else ())  # (x, y, n): n rows un-augmented; (x, y) when none is
+
+
+def test_no_unaugmented_rows_without_augmentation_or_at_evaluation() -> None:
+    _, out = _training_batch(_Fixed(augment=False, unaugmented_fraction=0.5))
+    assert len(out) == 2
+    dm = _Fixed(augment=True, unaugmented_fraction=0.5)
+    _training_batch(dm)
+    dm.trainer.training = False
+    assert len(dm.on_after_batch_transfer((torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.arange(4)), 0)) == 2
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, True])
+def test_unaugmented_fraction_outside_unit_interval_is_refused(fraction: object) -> None:
+    with pytest.raises(UserError, match=r"dataset.unaugmented_fraction=.* is invalid: a fraction in \[0, 1\]"):
+        _Fixed(unaugmented_fraction=fraction)
+
+
+def test_val_fraction_zero_trains_on_every_image_and_fixed_statistics_are_kept() -> None:
+    lpn = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    dm = _Fixed(val_fraction=0.0, mean=lpn[0], std=lpn[1])
+    dm.setup()
+    assert len(dm.train_set) == 10 and len(dm.val_set) == 0
+    assert (dm.mean, dm.std) == lpn  # not the statistics of these random images
+    assert len(dm.val_dataloader()) == 0

@@ -112,7 +112,7 @@ def test_dataset_mean_calibrates_on_training_tensors() -> None:
     x = train.double() / 255
     direct = (x.flatten(1).norm(dim=1) / (10 ** (33 / 20) * 8.0)).mean().item()
     assert defense.calibrated_eps == pytest.approx(direct, rel=1e-12)
-    assert defense.attack.budget == "linf" and defense.attack.eps_255 == pytest.approx(direct * 255)
+    assert defense.attack.budget == "fixed" and defense.attack.eps_255 == pytest.approx(direct * 255)
     # Every adversarial image now gets the same global step, whatever its own norm.
     batch = _batch(6)
     batch = batch.replace(inputs=0.1 + 0.8 * batch.inputs)

@@ -55,3 +55,29 @@ def test_parseval_options_change_the_forward() -> None:
 def test_unknown_block_is_refused() -> None:
     with pytest.raises(ValueError, match="block='wide'"):
         PreActResNet(block="wide")
+
+
+@pytest.mark.parametrize(
+    ("final_bn", "classes", "stem_pool", "count"),
+    [
+        (True, 10, False, 11_172_170),  # the project's default: BatchNorm before the final ReLU
+        (False, 10, False, 11_171_146),  # both original repositories (LPN's and the report's PreActResNet18)
+        (True, 200, True, 11_269_640),
+        (False, 200, True, 11_268_616),  # the report's Tiny ImageNet network (max-pool has no parameters)
+    ],
+)
+def test_final_bn_parameter_counts(final_bn: bool, classes: int, stem_pool: bool, count: int) -> None:
+    net = PreActResNet(num_classes=classes, in_channels=3, final_bn=final_bn, stem_pool=stem_pool)
+    assert sum(p.numel() for p in net.parameters()) == count
+
+
+def test_without_final_bn_the_last_tap_is_relu_of_the_last_block() -> None:
+    torch.manual_seed(0)
+    net = PreActResNet(num_classes=10, in_channels=1, width=4, blocks=(1, 1), final_bn=False).train()
+    x = torch.rand(6, 1, 16, 16)
+    _, taps = net(x, return_activations=True)
+    out = net.stem((x - net.mean) / net.std)
+    for block in net.blocks:
+        out = block(out, [])
+    torch.testing.assert_close(taps[-1], torch.relu(out))  # out = relu(layer4(out)), no normalization
+    assert not any(name.startswith("bn.") for name in net.state_dict())
