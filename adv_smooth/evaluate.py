@@ -19,8 +19,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adv_smooth.build import build_datamodule, build_defense, build_module
 from adv_smooth.cli import config_dir, fail, run_entry, run_task
+from adv_smooth.config_targets import check_targets
 from adv_smooth.errors import UserError
-from adv_smooth.lightning.robustness import RobustnessVsSNR
+from adv_smooth.lightning.robustness import from_eval_config
+from adv_smooth.run_dir import refuse_completed
 from adv_smooth.summary import format_summary
 from adv_smooth.train import callback_results, scalar_metrics
 from adv_smooth.utils.checkpoints import load_checkpoint
@@ -32,11 +34,22 @@ EVAL_KEYS = ("eval", "dataset.root", "dataset.download", "dataset.eval_batch_siz
 
 
 def training_config(ckpt_path: Path) -> DictConfig:
-    """The config saved by Hydra in the run that wrote `ckpt_path` (run/checkpoints/x.ckpt)."""
+    """The config saved by Hydra in the run that wrote `ckpt_path` (run/checkpoints/x.ckpt).
+
+    The run dir may come from someone else: the file must be a YAML mapping, and every `_target_` in it
+    must pass `check_targets` before anything is built from it.
+    """
     for run in (ckpt_path.parent.parent, ckpt_path.parent):
         saved = run / ".hydra" / "config.yaml"
         if saved.is_file():
-            return OmegaConf.load(saved)
+            try:
+                loaded = OmegaConf.load(saved)
+            except Exception as e:  # YAML syntax, undecodable bytes, unreadable file
+                raise UserError(f"{saved} is not a readable config ({' '.join(str(e).split())[:200]})") from None
+            if not isinstance(loaded, DictConfig):
+                raise UserError(f"{saved} is not a config mapping (it holds a {type(loaded).__name__})")
+            check_targets(loaded, str(saved))
+            return loaded
     raise UserError(
         f"ckpt_path={str(ckpt_path)!r}: no .hydra/config.yaml found in its run dir, so the network it belongs to "
         "is unknown (keep checkpoints inside the run dir that wrote them)"
@@ -73,16 +86,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     start = time.time()
+    refuse_completed(Path(cfg.trainer.default_root_dir), resuming=False, overwrite=cfg.get("overwrite") is True)
     ckpt_path = Path(str(cfg.ckpt_path)).expanduser()
     # Validate the attack settings before reading anything (names, SNR levels).
-    RobustnessVsSNR(attacks=OmegaConf.to_container(cfg.eval.attacks), snr_levels=list(cfg.eval.snr_levels))
+    from_eval_config(OmegaConf.to_container(cfg.eval, resolve=True))
     checkpoint = load_checkpoint(ckpt_path)
     if "state_dict" not in checkpoint:
         raise UserError(f"ckpt_path={str(ckpt_path)!r} holds no 'state_dict': not a Lightning checkpoint")
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     run_cfg = apply_overrides(training_config(ckpt_path), cfg, overrides)
-    robustness = RobustnessVsSNR(
-        attacks=OmegaConf.to_container(run_cfg.eval.attacks), snr_levels=list(run_cfg.eval.snr_levels),
+    check_targets(run_cfg, "the evaluation config")  # the saved config with this command's overrides
+    robustness = from_eval_config(
+        OmegaConf.to_container(run_cfg.eval, resolve=True),
         val_subset=0,
     )
     pl.seed_everything(run_cfg.seed, workers=True, verbose=False)
@@ -98,7 +113,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.trainer.default_root_dir)
     trainer = pl.Trainer(
         accelerator=run_cfg.trainer.accelerator, devices=1, precision=run_cfg.trainer.precision,
-        inference_mode=False, callbacks=[robustness], enable_model_summary=False,
+        inference_mode=False, callbacks=[robustness], enable_model_summary=False, default_root_dir=str(out),
         logger=pl.loggers.TensorBoardLogger(str(out), name="tensorboard", version=""),
     )
     trainer.test(module, datamodule=datamodule, verbose=False)
@@ -126,7 +141,7 @@ def _hydra_entry(cfg: DictConfig) -> object:
 def main() -> None:
     if not any(a.startswith("ckpt_path=") for a in sys.argv[1:]) and "--help" not in sys.argv:
         fail("ckpt_path is required: python -m adv_smooth.evaluate ckpt_path=PATH/TO/x.ckpt")
-    run_entry(_hydra_entry)
+    run_entry(_hydra_entry, resumable=False)  # its ckpt_path names what to evaluate, not a run to resume
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""The short table printed at the end of a run: clean accuracy and the robustness curve per attack."""
+"""The short table printed at the end of a run: clean accuracy and the robustness curve per attack.
+
+The validation accuracy is the last epoch's, the test accuracy is that of the best-on-validation
+checkpoint, often another epoch: each line says which epoch (counted from 1) its figure belongs to.
+"""
 
 from __future__ import annotations
 
@@ -16,18 +20,44 @@ def format_summary(results: dict[str, Any]) -> str:
     lines = [head]
     for stage in ("val", "test"):
         if f"{stage}/acc" in metrics:
-            lines.append(f"{stage} accuracy: {100 * metrics[f'{stage}/acc']:.2f} %")
+            lines.append(f"{stage} accuracy: {100 * metrics[f'{stage}/acc']:.2f} %{_which(results, stage)}")
     robustness = results.get("robustness", {}).get("test")
     if robustness:
-        attacks = robustness["attacks"]
-        levels = next(iter(attacks.values()))["levels"] if attacks else []
-        header = f"{'test acc (%)':<14}{'clean':>8}" + "".join(f"{f'{s:g} dB':>9}" for s in levels)
-        lines.append(header)
-        for name, curve in attacks.items():
-            row = f"{name:<14}{100 * robustness['clean_acc']:>8.2f}"
-            row += "".join(f"{100 * v:>9.2f}" for v in curve["acc"].values())
-            lines.append(row)
+        lines += robustness_table(robustness)
     for warning in results.get("honesty", {}).get("warnings", []):
         lines.append(f"WARNING {warning['message']}")
     bar = "-" * max(len(line) for line in lines)
     return "\n".join([bar, *lines, bar])
+
+
+def _which(results: dict[str, Any], stage: str) -> str:
+    """` (epoch N, the last)` / ` (epoch N's weights, the best on validation)`, when the run says so."""
+    epochs, best = results.get("epochs"), results.get("best_epoch")
+    trained = isinstance(epochs, int) and epochs > 0
+    if stage == "val":
+        return f" (epoch {epochs}, the last)" if trained else ""
+    if results.get("tested_checkpoint", results.get("best_checkpoint")) == "":  # tested the final weights
+        return f" (weights of epoch {epochs}, the last)" if trained else ""
+    return f" (weights of epoch {best + 1}, the best on validation)" if isinstance(best, int) else ""
+
+
+def robustness_table(robustness: dict[str, Any]) -> list[str]:
+    """Accuracy per attack and SNR level (fixed-budget attacks in their own column), the worst case last."""
+    attacks = robustness.get("attacks", {})
+    keys = sorted({k for entry in attacks.values() for k in entry["acc"] if k != "fixed"},
+                  key=lambda k: -float(k[3:]))
+    fixed = any("fixed" in entry["acc"] for entry in attacks.values())
+    header = f"{'test acc (%)':<14}{'clean':>8}" + "".join(f"{k[3:] + ' dB':>9}" for k in keys)
+    header += f"{'fixed':>9}" if fixed else ""
+    rows = [*[(name, entry["acc"]) for name, entry in attacks.items()]]
+    if "worst" in robustness:
+        rows.append(("worst", robustness["worst"]["acc"]))
+    lines = [header]
+    for name, acc in rows:
+        cells = [acc.get(k) for k in keys] + ([acc.get("fixed")] if fixed else [])
+        lines.append(f"{name:<14}{100 * robustness['clean_acc']:>8.2f}"
+                     + "".join(f"{'-':>9}" if v is None else f"{100 * v:>9.2f}" for v in cells))
+    for name, entry in attacks.items():
+        if "min_snr" in entry:
+            lines.append(f"{name}: median minimal adversarial SNR {entry['min_snr']['median_db']:.2f} dB")
+    return lines

@@ -1,18 +1,19 @@
-"""Evaluation throughput (images/s): FGSM + PGD at four SNRs, under Lightning and in a plain loop, in one process.
+"""Evaluation throughput (images/s): the default `eval` at four SNRs, under Lightning and in a plain loop.
 
     python -m benchmarks.evaluation --quick        # CPU, about two minutes on 2 idle cores
     python -m benchmarks.evaluation                # CPU, more batches and repetitions
     python -m benchmarks.evaluation --device cuda --width 64 --batch-size 512 --precision bf16-mixed \\
         --channels-last --compile                  # GPU
+    python -m benchmarks.evaluation --versus-autoattack [--quick]   # eval=strong vs AutoAttack (benchmarks/ensemble.py)
 
 What is compared, on the same synthetic batches of real shapes and the same weights:
 
 * lightning: `trainer.test(module)` with the project's `RobustnessVsSNR` callback built from the composed
-  config (`callbacks.robustness`: `eval.attacks` = FGSM and 10-step PGD, `eval.snr_levels` = 50, 45, 40,
-  33 dB), i.e. `RobustClassifier.test_step` (clean forward, loss, accuracy) and, per batch, the callback's
-  `robust_predictions` for each attack; the figure is off (`log_figure=False`);
+  config (`callbacks.robustness`: the default `eval` group's attacks and checks, `eval.snr_levels` = 50,
+  45, 40, 33 dB), i.e. `RobustClassifier.test_step` (clean forward, loss, accuracy) and, per batch, the
+  callback's `evaluate_batch`; the figure is off (`log_figure=False`);
 * plain: a loop doing the same per batch: the clean forward, loss and accuracy, then
-  `adv_smooth.attacks.robust_predictions` for each attack, summing the same counts the callback sums.
+  `adv_smooth.attacks.evaluate_batch`, summing the same counts the callback computes.
 
 The random PGD starts are seeded identically for both, so their accuracies must agree: checked
 (`accuracy_abs_diff`). With `--precision bf16-mixed` both the test step and the callback's attacks run under
@@ -31,9 +32,11 @@ from typing import Any
 import hydra
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from torch import Tensor
 
-from adv_smooth.attacks import build_attack, robust_predictions
+from adv_smooth.attacks import evaluate_batch, weak_to_strong
+from adv_smooth.lightning.robustness import build_attacks, check_levels
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import (
     DATASETS,
@@ -59,6 +62,7 @@ from benchmarks._timing import (
 )
 
 DEFAULT_OUT = Path("benchmarks/results/evaluation.json")
+ENSEMBLE_OUT = Path("benchmarks/results/ensemble.json")
 GPU_COMMAND = (
     "python -m benchmarks.evaluation --device cuda --width 64 --batch-size 512 --precision bf16-mixed "
     "--channels-last --compile"
@@ -83,14 +87,12 @@ def plain_evaluate(module: Any, batches: Sequence[tuple[Tensor, Tensor]], eval_c
                    precision: str) -> dict[str, Any]:
     """`test_step` + the callback's per-batch attack work by hand; counts summed on the device, read once."""
     net = module.net.eval()
-    attacks = {name: build_attack(name, **dict(opts or {})) for name, opts in eval_cfg.attacks.items()}
-    levels = sorted((float(s) for s in eval_cfg.snr_levels), reverse=True)
+    attacks = build_attacks(OmegaConf.to_container(eval_cfg.attacks, resolve=True))
+    levels = weak_to_strong(check_levels(list(eval_cfg.snr_levels)))
+    cascade, sanity = bool(eval_cfg.get("cascade", False)), eval_cfg.get("sanity_snr_db")
     amp = autocast(device, precision)
-    k = len(levels)
     clean = torch.zeros((), device=device)
-    correct = {a: torch.zeros(k, device=device) for a in attacks}
-    cumulative = {a: torch.zeros(k, device=device) for a in attacks}
-    snr_sum = {a: torch.zeros(k, device=device, dtype=torch.float64) for a in attacks}
+    correct: dict[str, Tensor] = {}
     n = 0
     clock = Clock(device)
     for b, (x, y) in enumerate(batches):
@@ -101,15 +103,11 @@ def plain_evaluate(module: Any, batches: Sequence[tuple[Tensor, Tensor]], eval_c
             F.cross_entropy(logits, y)
             clean += (logits.argmax(1) == y).sum()
         n += len(y)
-        for name, attack in attacks.items():  # the callback's `_accumulate`
-            with amp:
-                out = robust_predictions(net, x, y, attack, levels)
-            for i, level in enumerate(levels):
-                correct[name][i] += out["correct"][level].sum()
-                cumulative[name][i] += out["cumulative"][level].sum()
-                snr = out["measured_snr_db"][level]
-                snr_sum[name][i] += torch.where(torch.isfinite(snr), snr.double(), 0.0).sum()
-    acc = {a: (correct[a] / n).tolist() for a in attacks}  # the one read-back, at the end
+        with amp:  # the callback's `_accumulate`
+            out = evaluate_batch(net, x, y, attacks, levels, cascade, sanity)
+        for name, outcome in out["attacks"].items():
+            correct[name] = correct.get(name, 0) + (outcome["adv_correct"] == 1).sum(dim=1)
+    acc = {a: (c / n).tolist() for a, c in correct.items()}  # the one read-back, at the end
     clock.stop()
     return {"wall": clock.wall, "cpu": clock.cpu, "clean_acc": float(clean) / n, "acc": acc}
 
@@ -169,7 +167,7 @@ def run(s: Settings) -> dict[str, Any]:
     return {
         "benchmark": "evaluation",
         "settings": vars(s).copy(),
-        "attacks": {k: dict(v or {}) for k, v in cfg.eval.attacks.items()},
+        "attacks": OmegaConf.to_container(cfg.eval.attacks, resolve=True),
         "snr_levels_db": sorted((float(x) for x in cfg.eval.snr_levels), reverse=True),
         "machine": machine_info(s.device),
         "paths": paths,
@@ -215,13 +213,16 @@ def format_report(r: dict[str, Any]) -> str:
     ])
 
 
-def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path]:
+def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path, int | None]:
+    """The settings, the output file, and the repetitions of `--versus-autoattack` (None: not asked)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_arguments(parser, "fewer batches/reps: about two minutes on 2 idle cores", "none", DEFAULT_OUT)
     parser.add_argument("--batch-size", type=int, help="default 128 (quick 48) on CPU, 512 on cuda")
     parser.add_argument("--batches", type=int, help="timed batches per run (default 3, quick 2)")
     parser.add_argument("--warmup", type=int, help="untimed batches first (default 1; 2 with --compile)")
     parser.add_argument("--classes", type=int, default=10, choices=sorted(DATASETS))
+    parser.add_argument("--versus-autoattack", action="store_true",
+                        help="instead: eval=strong against pyautoattack's standard AutoAttack (benchmarks/ensemble.py)")
     a = parser.parse_args(argv)
     gpu = torch.device(a.device).type == "cuda"
     s = Settings(
@@ -231,11 +232,20 @@ def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Pat
         warmup=a.warmup if a.warmup is not None else (2 if a.compile else 1),
         classes=a.classes,
     )
-    return s, a.out
+    return s, a.out, ((1 if a.quick else 3) if a.versus_autoattack else None)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    s, out = settings_from_args(argv)
+    s, out, versus_reps = settings_from_args(argv)
+    if versus_reps:
+        from benchmarks import ensemble
+
+        result = ensemble.run(reps=versus_reps, seed=s.seed)
+        out = ENSEMBLE_OUT if out == DEFAULT_OUT else out
+        print(ensemble.format_report(result))
+        write_json_atomic(out, result)
+        print(f"wrote {out}")
+        return result
     result = run(s)
     print(format_report(result))
     write_json_atomic(out, result)

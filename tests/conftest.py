@@ -30,6 +30,12 @@ FAST = [
 ]
 
 
+def option_override(group: str, option: str) -> str:
+    """The override that selects `option` of `group`; attacks are not a top-level choice but entries of
+    `eval.attacks`, so theirs adds one under the label `extra`."""
+    return f"+attack@eval.attacks.extra={option}" if group == "attack" else f"{group}={option}"
+
+
 def compose_config(*overrides: str, output_dir: Path | None = None, config_name: str = "config") -> DictConfig:
     """Compose `config.yaml` with overrides; bind `${hydra:runtime.output_dir}` to `output_dir`."""
     GlobalHydra.instance().clear()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONF, compose_config
+from tests.conftest import CONF, compose_config, option_override
 
 GROUPS = sorted(p.name for p in Path(CONF).iterdir() if p.is_dir() and p.name not in ("hydra", "hparams_search"))
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.yaml"))]
@@ -16,7 +16,7 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_group_option_composes(group: str, option: str, tmp_path: Path) -> None:
-    cfg = compose_config(f"{group}={option}", output_dir=tmp_path)
+    cfg = compose_config(option_override(group, option), output_dir=tmp_path)
     assert cfg.dataset.batch_size >= 1
     assert cfg.model._target_.endswith("PreActResNet")
 

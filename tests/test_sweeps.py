@@ -27,6 +27,7 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "~eval.attacks.pgd",
+    "~eval.attacks.pgd_l2",
     "eval.snr_levels=[50,33]",
     "eval.val_subset=64",
 ]
@@ -59,14 +60,14 @@ def test_digits_demo_sweep_then_report(tmp_path: Path) -> None:
     proc = run_cli("adv_smooth.report", str(sweep), "--out", str(out), timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| vanilla", "| adv"))]
-    assert len(rows) == 2, proc.stdout  # one table (fgsm), one row per defense
+    assert len(rows) == 4, proc.stdout  # two tables (fgsm and the per-image worst case), one row per defense
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[-2] == "2"  # n = the two seeds
         assert all("±" in c for c in cells[4:7]), row  # clean, 50, 33: mean ± std
 
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["accuracy_vs_snr_fgsm.png", "training_loss.png"]
+    assert pngs == ["accuracy_vs_snr_fgsm.png", "accuracy_vs_snr_worst.png", "training_loss.png"]
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert (out / "report.md").read_text().count("±") >= 6

@@ -8,7 +8,9 @@ A subclass only writes the part that differs: `_perturbation(problem, eps, prepa
 perturbation *before* clamping, in the attack space. The base class owns everything around it, so FGSM,
 PGD and the noise test cannot drift apart:
 
-* the budget (`budget="snr"`: per image from the SNR; `budget="linf"`: a fixed `eps_255`/255);
+* the threat model (`norm="linf"` or `"l2"`, see `threat.py`) and the budget (`budget="snr"`: per image
+  from the SNR, L2 radius r(x, s) = ||x|| 10^(-s/20), L-inf eps = r / sqrt(D); `budget="fixed"`: the
+  literature's scalar budgets, `eps_255`/255 in L-inf or `radius` in L2, in [0, 1] pixel units);
 * the space (`space="pixel"`, or `space="normalized"`: the budget is computed on (x - mean) / std and
   the perturbation is added there, i.e. delta_pixel = delta_norm * std; this reproduces the LPN paper's
   "attack after normalization" column);
@@ -16,7 +18,8 @@ PGD and the noise test cannot drift apart:
   Kurakin et al.'s cure for label leaking in adversarial training);
 * BatchNorm (`bn_mode="eval"`: craft in eval mode and restore every module's previous mode, so crafting
   neither updates BN running statistics nor depends on the batch; `"keep"`: leave modes alone);
-* clamping to the valid image range, and the input gradient.
+* clamping to the valid image range (`clip=False` drops it: the LPN paper's normalized-space column
+  never clamped, so its adversarial inputs need not be images), and the input gradient.
 
 Gradients: `input_gradient` uses `torch.autograd.grad(..., inputs=[x])`, so no `.grad` is ever written
 into the model's parameters (an attack inside a training step must not pollute the optimizer's
@@ -36,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from adv_smooth.attacks.budget import linf_eps, snr_eps
+from adv_smooth.attacks.budget import linf_eps, snr_radius
+from adv_smooth.attacks.threat import NORMS, ThreatModel, threat_model
 from adv_smooth.errors import UserError, require
 
-BUDGETS = ("snr", "linf")
+BUDGETS = ("snr", "fixed")
 SPACES = ("pixel", "normalized")
 LABELS = ("true", "predicted")
 BN_MODES = ("eval", "keep")
@@ -79,8 +83,18 @@ def _check_not_inference_mode() -> None:
         )
 
 
-def loss_and_grad(f: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-sample cross-entropy, logits and d(sum of CE)/dx at `x`, all detached.
+LossFn = Callable[[Tensor, Tensor], Tensor]  # (logits, labels) -> per-sample loss, shape (N,)
+
+
+def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Per-sample cross-entropy, the default attack loss."""
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+def loss_and_grad(
+    f: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor, loss_fn: LossFn = cross_entropy
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-sample loss (cross-entropy unless `loss_fn`), logits and d(sum of loss)/dx at `x`, all detached.
 
     The summed loss (not the mean) is differentiated so each image's gradient does not shrink with the
     batch size. Only `x` is an input of `autograd.grad`: parameters' `.grad` stay untouched and autograd
@@ -90,7 +104,7 @@ def loss_and_grad(f: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor) -> t
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         logits = f(x)
-        loss = F.cross_entropy(logits, labels, reduction="none")
+        loss = loss_fn(logits, labels)
         (grad,) = torch.autograd.grad(loss.sum(), [x])
     return loss.detach(), logits.detach(), grad
 
@@ -126,18 +140,19 @@ class Space:
 
     mean: Tensor | None = None  # None: pixel space, every map is the identity (no round-off)
     std: Tensor | None = None
+    clip: bool = True  # False: no [0, 1] box (the LPN paper's unclamped normalized-space attack)
 
     @classmethod
-    def of(cls, model: nn.Module, space: str) -> Space:
+    def of(cls, model: nn.Module, space: str, clip: bool = True) -> Space:
         """Pixel space, or the normalized space of `model` (its `mean`/`std` buffers)."""
         if space == "pixel":
-            return cls()
+            return cls(clip=clip)
         stats = _find_normalization(model)
         if stats is None:
             raise UserError(
                 f"space='normalized' needs a model with `mean` and `std` buffers; {type(model).__name__} has none"
             )
-        return cls(*stats)
+        return cls(*stats, clip=clip)
 
     @property
     def is_pixel(self) -> bool:
@@ -150,10 +165,13 @@ class Space:
         """Back to pixels, clamped to [0, 1] (straight-through gradient in normalized space)."""
         if self.mean is None:
             return z
-        return _ClampStraightThrough.apply(z * self.std + self.mean)
+        pixels = z * self.std + self.mean
+        return _ClampStraightThrough.apply(pixels) if self.clip else pixels
 
     def box(self, z: Tensor) -> Tensor:
-        """Clamp to the valid image range, expressed in this space."""
+        """Clamp to the valid image range, expressed in this space (the identity without `clip`)."""
+        if not self.clip:
+            return z
         if self.mean is None:
             return z.clamp(0.0, 1.0)
         return torch.clamp(z, min=(0.0 - self.mean) / self.std, max=(1.0 - self.mean) / self.std)
@@ -184,24 +202,31 @@ class AttackResult:
     """What `Attack.craft` returns; `x_adv` is what `perturb` returns.
 
     `delta` is the perturbation before clamping, in the attack space, and `eps` the per-image budget
-    in that space: tests and diagnostics check the nominal SNR on `z + delta` (see `measured_snr_db`).
+    in that space and the attack's norm: tests and diagnostics check the nominal SNR on `z + delta`
+    (see `measured_snr_db`). A minimum-norm attack also fills `min_snr_db`: per image, the SNR of the
+    smallest adversarial perturbation it found (+inf: misclassified clean; -inf: none found).
     """
 
     x_adv: Tensor
     delta: Tensor
     eps: Tensor
     z: Tensor  # clean images in the attack space (== x in pixel space)
+    min_snr_db: Tensor | None = None
 
 
 # ------------------------------------------------------------------------------------------ the base class
 class Attack:
-    """Base class: budget, space, labels, BN handling and clamping; subclasses implement `_perturbation`.
+    """Base class: threat model, budget, space, labels, BN handling and clamping; subclasses implement
+    `_perturbation`.
 
     Args (keyword-only, shared by every attack):
-        budget: "snr" (per-image budget from the SNR passed to `perturb`) or "linf" (fixed `eps_255`;
-            the SNR argument is then ignored and may be None).
-        eps_255: the L-inf budget in 1/255 units, required with `budget="linf"` (in the attack space).
+        norm: "linf" or "l2": the ball the attack searches (see `threat.py`).
+        budget: "snr" (per-image budget from the SNR passed to `perturb`) or "fixed" (`eps_255` in
+            L-inf, `radius` in L2; the SNR argument is then ignored and may be None).
+        eps_255: the fixed L-inf budget in 1/255 units (in the attack space).
+        radius: the fixed L2 radius in [0, 1] pixel units (in the attack space).
         space: "pixel" or "normalized" (see the module docstring).
+        clip: clamp adversarial inputs to the valid image range (default True).
         labels: "true" or "predicted" (craft against the model's own argmax predictions).
         bn_mode: "eval" (craft in eval mode, restore modes afterwards) or "keep".
         generator: a `torch.Generator` on the images' device for the random laws (None: global RNG).
@@ -209,34 +234,54 @@ class Attack:
 
     name: str = "attack"
     uses_labels: bool = True  # False for attacks that ignore the model's loss (random noise)
+    uses_gradients: bool = True  # False for score-based attacks (the honesty checks compare the two kinds)
+    iterative: bool = False  # True for multi-step attacks (never weaker than a single step: a check)
+    minimal_norm: bool = False  # True when `AttackResult.min_snr_db` is filled
 
     def __init__(
         self,
         *,
+        norm: str = "linf",
         budget: str = "snr",
         eps_255: float | None = None,
+        radius: float | None = None,
         space: str = "pixel",
+        clip: bool = True,
         labels: str = "true",
         bn_mode: str = "eval",
         generator: torch.Generator | None = None,
     ) -> None:
+        require(norm in NORMS, "norm", norm, f"expected one of {list(NORMS)}")
         require(budget in BUDGETS, "budget", budget, f"expected one of {list(BUDGETS)}")
         require(space in SPACES, "space", space, f"expected one of {list(SPACES)}")
         labels = label_mode(labels)
         require(labels in LABELS, "labels", labels, f"expected one of {list(LABELS)}")
         require(bn_mode in BN_MODES, "bn_mode", bn_mode, f"expected one of {list(BN_MODES)}")
-        if budget == "linf":
-            require(eps_255 is not None and eps_255 >= 0, "eps_255", eps_255, "budget='linf' needs eps_255 >= 0")
+        if budget == "fixed" and norm == "linf":
+            require(_nonnegative(eps_255), "eps_255", eps_255, "budget='fixed' with norm='linf' needs eps_255 >= 0")
+        if budget == "fixed" and norm == "l2":
+            require(_nonnegative(radius), "radius", radius, "budget='fixed' with norm='l2' needs an L2 radius >= 0")
+        self.norm = norm
         self.budget = budget
         self.eps_255 = eps_255
+        self.radius = radius
         self.space = space
+        self.clip = bool(clip)
         self.labels = labels
         self.bn_mode = bn_mode
         self.generator = generator
 
+    @property
+    def threat(self) -> ThreatModel:
+        return threat_model(self.norm)
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "generator")
         return f"{type(self).__name__}({opts})"
+
+    def describe(self) -> str:
+        """One short line for tables and warnings, e.g. `PGD l2 snr`."""
+        return f"{type(self).__name__} {self.norm} {self.budget}"
 
     # -- public API -----------------------------------------------------------------------------------
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, snr_db: float | None = None) -> Tensor:
@@ -252,13 +297,14 @@ class Attack:
     ) -> list[AttackResult]:
         """Attack one batch at several SNR levels, sharing the work that does not depend on the budget.
 
-        (FGSM's gradient at the clean image is the same at every level, so it is computed once.)
+        (FGSM's gradient at the clean image is the same at every level, so it is computed once; a
+        minimum-norm attack runs once for all levels.)
         """
         _check_not_inference_mode()
         if x.is_inference():  # a batch made under inference_mode can still be attacked outside it
             x, y = x.clone(), y.clone()
         with crafting_mode(model, self.bn_mode), torch.no_grad():
-            space = Space.of(model, self.space)
+            space = Space.of(model, self.space, self.clip)
             z = space.from_pixel(x.detach())
 
             def f(z_in: Tensor) -> Tensor:
@@ -272,7 +318,8 @@ class Attack:
                 eps = self._eps(z, level)
                 delta = self._perturbation(problem, eps, prepared)
                 x_adv = space.to_pixel(space.box(z + delta)).detach()
-                results.append(AttackResult(x_adv=x_adv, delta=delta, eps=eps, z=z))
+                results.append(AttackResult(x_adv=x_adv, delta=delta, eps=eps, z=z,
+                                            min_snr_db=self._min_snr_db(problem, prepared)))
         return results
 
     # -- for subclasses ---------------------------------------------------------------------------------
@@ -284,17 +331,31 @@ class Attack:
         """The perturbation in the attack space, before clamping; `eps` is shaped (N, 1, ..., 1)."""
         raise NotImplementedError
 
+    def _min_snr_db(self, problem: Problem, prepared: Any) -> Tensor | None:
+        """Per-image minimal adversarial SNR (minimum-norm attacks only)."""
+        return None
+
     def _eps(self, z: Tensor, snr_db: float | None) -> Tensor:
-        if self.budget == "linf":
-            return linf_eps(self.eps_255, z)
+        """The per-image radius in this attack's norm and space, shaped (N, 1, ..., 1)."""
+        if self.budget == "fixed":
+            if self.norm == "linf":
+                return linf_eps(self.eps_255, z)
+            return torch.full_like(linf_eps(0.0, z), float(self.radius))
         if snr_db is None:
             raise UserError(f"{self.name}: budget='snr' needs an SNR level (got None)")
-        return snr_eps(z, snr_db)
+        return self.threat.radius_from_l2(snr_radius(z, snr_db), z[0].numel())
+
+    def _draw(self, like: Tensor, law: str) -> Tensor:
+        """U(0, 1) (`law="uniform"`) or N(0, 1) shaped like `like`, from the attack's generator."""
+        sample = torch.rand if law == "uniform" else torch.randn
+        return sample(like.shape, generator=self.generator, dtype=like.dtype, device=like.device)
 
     def _uniform(self, like: Tensor) -> Tensor:
-        """U(0, 1) shaped like `like`, from the attack's generator."""
-        return torch.rand(like.shape, generator=self.generator, dtype=like.dtype, device=like.device)
+        return self._draw(like, "uniform")
 
     def _normal(self, like: Tensor) -> Tensor:
-        """N(0, 1) shaped like `like`, from the attack's generator."""
-        return torch.randn(like.shape, generator=self.generator, dtype=like.dtype, device=like.device)
+        return self._draw(like, "normal")
+
+
+def _nonnegative(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0

@@ -34,6 +34,15 @@ def _per_image_shape(values: Tensor, like: Tensor) -> Tensor:
     return values.view(-1, *([1] * (like.dim() - 1)))
 
 
+def snr_radius(x: Tensor, snr_db: float) -> Tensor:
+    """The per-image L2 radius of the SNR budget, r(x, s) = ||x||_2 * 10^(-s/20), shaped (N, 1, ..., 1).
+
+    The perturbations allowed at SNR s are exactly the L2 ball of this radius (`snr_eps` is the side of
+    the L-inf cube inscribed in it, r / sqrt(D)).
+    """
+    return _per_image_shape(per_image_norm(x) * 10.0 ** (-float(snr_db) / 20.0), x)
+
+
 def snr_eps(x: Tensor, snr_db: float) -> Tensor:
     """The per-image L-inf budget whose sign step reaches `snr_db`: ||x|| / (10^(snr/20) sqrt(D)).
 

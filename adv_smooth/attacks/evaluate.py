@@ -9,14 +9,16 @@ definition cannot hide a non-monotone attack (the report's "accuracy rises with 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from adv_smooth.attacks.base import Attack, crafting_mode
+from adv_smooth.attacks.base import Attack, crafting_mode, input_gradient
 from adv_smooth.attacks.budget import measured_snr_db
+from adv_smooth.attacks.records import AttackRecords, Records
 
 
 def weak_to_strong(snr_levels: Sequence[float]) -> list[float]:
@@ -76,3 +78,80 @@ def robust_predictions(
 def _finite_mean(values: Tensor) -> float:
     finite = values[torch.isfinite(values)]
     return float(finite.mean()) if finite.numel() else float("nan")
+
+
+def attack_levels(attack: Attack, snr_levels: Sequence[float]) -> list[float | None]:
+    """The levels an attack is evaluated at: the SNR levels weak to strong, or one fixed budget (None)."""
+    return [None] if attack.budget == "fixed" else weak_to_strong(snr_levels)
+
+
+def evaluate_batch(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    attacks: Mapping[str, Attack],
+    snr_levels: Sequence[float],
+    cascade: bool = False,
+    sanity_level: float | None = None,
+) -> dict[str, Any]:
+    """Per-image outcomes of every attack on one batch, on the device (no read-back).
+
+    Independent mode attacks every image with every attack. With `cascade=True` (AutoAttack's), at each
+    level (fixed-budget attacks share one) an attack runs only on the images correct clean that every
+    earlier attack left robust, so
+    the per-image "worst" verdict is the same as running them all, for less work; minimum-norm attacks
+    always see every image (their minimal SNR is level-free). `sanity_level`: also run the first
+    iterative gradient attack (an L2 one first) at that very low SNR, where accuracy should approach zero.
+
+    Returns {"clean_pred": (N,), "zero_grad": bool (N,), "attacks": {name: {"adv_correct": int8 (L, N),
+    "measured_snr_db": (L, N), "min_snr_db": (N,) | None}}, "sanity_correct": {name: bool (N,)}}.
+    """
+    n = len(y)
+    with crafting_mode(model, "eval"):
+        with torch.no_grad():
+            clean_pred = model(x).argmax(dim=1)
+        zero_grad = input_gradient(model, x, y).flatten(1).abs().amax(dim=1) == 0
+        robust = {lv: clean_pred == y for lv in [*weak_to_strong(snr_levels), None]}  # None: fixed budgets
+        out: dict[str, Any] = {"clean_pred": clean_pred, "zero_grad": zero_grad, "attacks": {}, "sanity_correct": {}}
+        for name, attack in attacks.items():
+            levels = attack_levels(attack, snr_levels)
+            adv_correct = torch.full((len(levels), n), -1, dtype=torch.int8, device=x.device)
+            measured = torch.full((len(levels), n), float("nan"), device=x.device)
+            min_snr = None
+            subsets = cascade and not attack.minimal_norm
+            if not subsets:
+                results = attack.craft_levels(model, x, y, levels)
+                for i, r in enumerate(results):
+                    adv_correct[i] = _correct(model, r.x_adv, y).to(torch.int8)
+                    measured[i] = measured_snr_db(x, r.x_adv)
+                min_snr = results[0].min_snr_db
+            else:
+                for i, lv in enumerate(levels):
+                    todo = robust[lv].nonzero().squeeze(1)
+                    if todo.numel():
+                        (r,) = attack.craft_levels(model, x[todo], y[todo], [lv])
+                        adv_correct[i, todo] = _correct(model, r.x_adv, y[todo]).to(torch.int8)
+                        measured[i, todo] = measured_snr_db(x[todo], r.x_adv)
+            for i, lv in enumerate(levels):
+                robust[lv] &= adv_correct[i] != 0
+            out["attacks"][name] = {"adv_correct": adv_correct, "measured_snr_db": measured, "min_snr_db": min_snr}
+        sane = [n for n, a in attacks.items() if a.iterative and a.uses_gradients and a.budget == "snr"
+                and not a.minimal_norm]
+        if sanity_level is not None and sane:
+            name = sorted(sane, key=lambda n: attacks[n].norm != "l2")[0]  # the L2 ball holds the cube
+            (r,) = attacks[name].craft_levels(model, x, y, [sanity_level])
+            out["sanity_correct"][name] = _correct(model, r.x_adv, y)
+    return out
+
+
+def batch_records(out: Mapping[str, Any], y: Tensor, attacks: Mapping[str, Attack], snr_levels: Sequence[float],
+                  cascade: bool = False) -> Records:
+    """`evaluate_batch`'s output for one batch (the whole split, in a script) as host-side `Records`."""
+    records = Records(index=np.arange(len(y)), label=y.cpu().numpy(), clean_pred=out["clean_pred"].cpu().numpy(),
+                      zero_grad=out["zero_grad"].cpu().numpy(), cascade=cascade)
+    for name, attack in attacks.items():
+        a = out["attacks"][name]
+        min_snr = None if a["min_snr_db"] is None else a["min_snr_db"].float().cpu().numpy()
+        records.attacks[name] = AttackRecords(attack_levels(attack, snr_levels), a["adv_correct"].cpu().numpy(),
+                                              a["measured_snr_db"].float().cpu().numpy(), min_snr)
+    return records

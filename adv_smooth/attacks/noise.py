@@ -1,8 +1,9 @@
 """Random Gaussian noise at an exact SNR: the LPN paper's noise test, and a sanity baseline.
 
 An attack that cannot beat random noise of the same energy is not an attack. Each image's noise is
-rescaled so that ||delta||_2 = eps * sqrt(D), i.e. exactly the requested SNR before clamping (with
-`budget="linf"`, the noise has RMS eps_255/255 per value).
+rescaled to the L2 size of the budget, i.e. exactly the requested SNR before clamping: ||delta||_2 = r
+with `norm="l2"`, eps * sqrt(D) (the sign step's energy) with `norm="linf"`, which at an SNR budget are
+the same number (with a fixed L-inf budget, the noise has RMS eps_255/255 per value).
 """
 
 from __future__ import annotations
@@ -27,6 +28,6 @@ class GaussianNoise(Attack):
 
     def _perturbation(self, problem: Problem, eps: Tensor, prepared: Any) -> Tensor:
         noise = self._normal(problem.z)
-        target_norm = eps * math.sqrt(problem.z[0].numel())
+        target_norm = eps * math.sqrt(problem.z[0].numel()) if self.norm == "linf" else eps
         norm = per_image_norm(noise).clamp_min(1e-12).view_as(eps)
         return noise * (target_norm / norm)

@@ -1,7 +1,9 @@
-"""PGD in L-infinity (Madry et al. 2018) at the same per-image budget as FGSM.
+"""PGD (Madry et al. 2018) in L-infinity or L2 at the same per-image budget as FGSM.
 
-Iterates  delta <- clip_[-eps, eps](box(x + delta) - x + alpha * sign(grad)),  alpha = step_size * eps / steps,
-from a random start in [-eps, eps], with `restarts` independent runs. Per image it returns the best
+Iterates  delta <- project_eps(box(x + delta) - x + step(grad, alpha)),  alpha = step_size * eps / steps,
+where `project` and `step` are the threat model's (`threat.py`: the sign step and the cube for L-inf,
+the normalized gradient and the ball for L2), from a random start in the ball, with `restarts`
+independent runs. Per image it returns the best
 candidate seen: a misclassified one if any (an image is broken if any restart, at any step, breaks it),
 otherwise the one of highest loss.
 
@@ -44,7 +46,7 @@ class _Best:
 
 
 class PGD(Attack):
-    """Projected gradient descent (ascent on the loss), L-infinity ball of per-image radius eps.
+    """Projected gradient descent (ascent on the loss) in the ball of per-image radius eps (`norm`).
 
     Args:
         steps: gradient steps per restart (default 10).
@@ -57,6 +59,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
+    iterative = True
 
     def __init__(
         self,
@@ -87,18 +90,18 @@ class PGD(Attack):
         return F.cross_entropy(logits, problem.labels, reduction="none"), logits
 
     def _perturbation(self, problem: Problem, eps: Tensor, prepared: Tensor | None) -> Tensor:
-        z, space = problem.z, problem.space
+        z, space, threat = problem.z, problem.space, self.threat
         best = _Best(z)
         if prepared is not None:
-            fgsm_delta = eps * prepared.sign()  # the same expression as FGSM(magnitude="sign")
+            fgsm_delta = threat.step(prepared, eps)  # the same expression as FGSM(magnitude="sign")
             best.consider(fgsm_delta, *self._evaluate(problem, fgsm_delta), problem.y)
         alpha = self.step_size * eps / self.steps
         for _ in range(self.restarts):
-            delta = (2.0 * self._uniform(z) - 1.0) * eps if self.random_start else torch.zeros_like(z)
+            delta = threat.random_start(z, eps, self._draw) if self.random_start else torch.zeros_like(z)
             for _ in range(self.steps):
                 point = space.box(z + delta)
                 loss, logits, grad = loss_and_grad(problem.f, point, problem.labels)
                 best.consider(delta, loss, logits, problem.y)
-                delta = torch.clamp(point - z + alpha * grad.sign(), min=-eps, max=eps)
+                delta = threat.project(point - z + threat.step(grad, alpha), eps)
             best.consider(delta, *self._evaluate(problem, delta), problem.y)
         return best.delta

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from adv_smooth.honesty import check_curves, level_key
+from adv_smooth.honesty import Traits, check_curves, level_key
 from adv_smooth.reporting.jobs import COMPLETED, Job
 
 MISSING = "–"
@@ -179,7 +179,20 @@ def _mean_curve_warnings(group: Group, levels_by_attack: dict[str, list[float]],
             mean = Cell([v for v in values if v is not None]).mean
             if mean is not None:
                 curves.setdefault(attack, {})[level] = mean / 100.0
-    return check_curves(clean / 100.0, curves)
+    return check_curves(clean / 100.0, curves, _traits(group, split))
+
+
+def _traits(group: Group, split: str) -> dict[str, Traits] | None:
+    """What each attack is (stored by the evaluation), so the dominance rules apply to the mean curves too;
+    None for a cascade, whose per-attack accuracies are "robust after this attack", not comparable."""
+    for job in group.jobs:
+        section = ((job.results.get("robustness") or {}).get(split)) or {}
+        if section.get("cascade"):
+            return None
+        traits = {a: Traits.from_dict(e.get("traits")) for a, e in (section.get("attacks") or {}).items()}
+        if traits and all(traits.values()):
+            return traits
+    return None
 
 
 def build_tables(groups: list[Group], split: str = "test", metric: str = "acc") -> list[Table]:

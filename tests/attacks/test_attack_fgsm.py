@@ -147,7 +147,7 @@ def test_normalized_space_needs_mean_and_std() -> None:
 
 
 def test_linf_budget_is_fixed(resnet, images, labels) -> None:
-    x_adv = FGSM(budget="linf", eps_255=4).perturb(resnet, images, labels)
+    x_adv = FGSM(budget="fixed", eps_255=4).perturb(resnet, images, labels)
     torch.testing.assert_close((x_adv - images).abs(), torch.full_like(images, 4 / 255), atol=1e-6, rtol=0)
 
 
@@ -155,7 +155,7 @@ def test_bad_options_are_user_errors() -> None:
     with pytest.raises(UserError, match="magnitude='gauss'"):
         FGSM(magnitude="gauss")
     with pytest.raises(UserError, match="eps_255"):
-        FGSM(budget="linf")
+        FGSM(budget="fixed")
     with pytest.raises(UserError, match="labels"):
         FGSM(labels="target")
     with pytest.raises(UserError, match="needs an SNR"):

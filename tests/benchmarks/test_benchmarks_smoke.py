@@ -54,7 +54,7 @@ def test_evaluation_benchmark_shape(tmp_path) -> None:
     s = evaluation.Settings(width=4, batch_size=4, batches=1, warmup=0, reps=1, model_overrides=TINY_MODEL)
     result = evaluation.run(s)
     assert set(result["paths"]) == {"plain", "lightning"}
-    assert result["snr_levels_db"] == [50.0, 45.0, 40.0, 33.0] and set(result["attacks"]) == {"fgsm", "pgd"}
+    assert result["snr_levels_db"] == [50.0, 45.0, 40.0, 33.0] and set(result["attacks"]) == {"fgsm", "pgd", "pgd_l2"}
     assert result["accuracy_abs_diff"] == 0.0  # same batches, weights and PGD starts: same answers
     assert [t["status"] for t in result["targets"] if t["device"] == "cuda"] == ["not measured"]
     table = evaluation.format_report(result)
@@ -72,7 +72,8 @@ def test_cli_defaults() -> None:
     assert (gpu.width, gpu.batch_size) == (64, 512)
     names = {c.name for c in training.select_cases(gpu)}
     assert not {"vanilla+bf16", "vanilla+compile", "vanilla+channels_last"} & names  # already the base
-    ev, _ = evaluation.settings_from_args(["--device", "cuda"])
+    ev, _, versus = evaluation.settings_from_args(["--device", "cuda"])
+    assert versus is None and evaluation.settings_from_args(["--versus-autoattack", "--quick"])[2] == 1
     assert (ev.width, ev.batch_size) == (64, 512)
 
 
@@ -178,3 +179,16 @@ def test_channels_last_taps_give_the_same_loss_and_gradient() -> None:
             grads.append((s, torch.autograd.grad(s, t)[0]))
         torch.testing.assert_close(grads[0][0], grads[1][0])
         torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+def test_ensemble_benchmark_uses_the_strong_presets_linf_attacks() -> None:
+    from benchmarks import ensemble
+
+    attacks = ensemble.strong_linf_attacks(8.0)
+    assert set(attacks) == {"apgd_ce_linf", "apgd_t_linf", "square_linf"}
+    assert all(a["budget"] == "fixed" and a["eps_255"] == 8.0 and a["norm"] == "linf" for a in attacks.values())
+    torch.manual_seed(0)
+    model = ensemble.DigitsCNN().eval()
+    x, y = torch.rand(6, 1, 8, 8), torch.arange(6)
+    result = ensemble.ours(model, x, y, 8.0)
+    assert 0.0 <= result["robust_acc"] <= 1.0 and result["wall"] > 0

@@ -101,7 +101,9 @@ def test_attacks_run_in_the_trainers_precision(precision: str, autocast: bool, t
     seen: list[bool] = []  # autocast state of every forward that builds a graph: the attacks' ones
     net.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu"))
                               if torch.is_grad_enabled() else None)
-    callback = RobustnessVsSNR({"fgsm": {}, "pgd": {"steps": 2}}, [40, 20], log_figure=False)
+    from adv_smooth.attacks import FGSM, PGD
+
+    callback = RobustnessVsSNR({"fgsm": FGSM(), "pgd": PGD(steps=2)}, [40, 20], log_figure=False)
     data = DataLoader(TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 3), batch_size=6)
     trainer = pl.Trainer(accelerator="cpu", precision=precision, inference_mode=False, logger=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],

@@ -1,0 +1,135 @@
+"""Per-image robustness records: what every evaluation keeps, so any curve can be recomputed.
+
+One record per evaluated split holds, for each image, its label, its clean prediction and, per attack
+and level, whether the attacked image is still classified correctly (`adv_correct`: 1 correct, 0
+wrong, -1 not attacked because a cascade had already broken it or it was wrong clean), the SNR the
+attack's output measures, and for minimum-norm attacks the image's minimal adversarial SNR. Curves,
+the `worst` cascade, the honesty checks and the report's paired tests are all computed from it.
+
+Saved as a compressed `.npz` (numpy arrays only, no pickle: `np.load(path)` is safe on a file received
+from someone else). Fixed-budget attacks have one level, stored as NaN.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adv_smooth.utils.io import write_bytes_atomic
+
+FIXED = None  # the level of a fixed-budget attack
+
+
+@dataclass
+class AttackRecords:
+    """One attack over one split: levels weak to strong, per-image outcomes shaped (levels, N)."""
+
+    levels: list[float | None]
+    adv_correct: np.ndarray  # int8 (L, N)
+    measured_snr_db: np.ndarray  # float32 (L, N), NaN where not attacked
+    min_snr_db: np.ndarray | None = None  # float32 (N,), minimum-norm attacks only
+
+    def robust(self) -> np.ndarray:
+        """(L, N) bool: not broken by this attack (an image it did not attack counts as not broken)."""
+        return self.adv_correct != 0
+
+
+@dataclass
+class Records:
+    """A split's per-image records (`index`: each image's position in the split)."""
+
+    index: np.ndarray
+    label: np.ndarray
+    clean_pred: np.ndarray
+    attacks: dict[str, AttackRecords] = field(default_factory=dict)
+    zero_grad: np.ndarray | None = None  # bool (N,): the clean input gradient is exactly zero
+    sanity_level: float | None = None  # a very low SNR at which accuracy should approach 0
+    sanity_correct: dict[str, np.ndarray] = field(default_factory=dict)  # attack -> bool (N,) at that level
+    cascade: bool = False  # each attack ran only on the images the earlier ones left robust
+
+    @property
+    def n(self) -> int:
+        return int(self.label.shape[0])
+
+    @property
+    def clean(self) -> np.ndarray:
+        return self.clean_pred == self.label
+
+    def accuracy(self, attack: str) -> dict[float | None, float]:
+        """Accuracy under `attack` per level: correct clean and not broken (for a cascade: by it or an earlier one)."""
+        rec = self.attacks[attack]
+        return {lv: _share(self.clean & (rec.adv_correct[i] != 0) if self.cascade else rec.adv_correct[i] == 1)
+                for i, lv in enumerate(rec.levels)}
+
+    def worst(self) -> dict[float | None, float]:
+        """Per level, the share of images correct clean that survive every attack there (SNR levels weak to
+        strong; the fixed-budget attacks, if any, together under None)."""
+        levels = sorted({lv for rec in self.attacks.values() for lv in rec.levels if lv is not None}, reverse=True)
+        if any(FIXED in rec.levels for rec in self.attacks.values()):
+            levels.append(FIXED)
+        out: dict[float | None, float] = {}
+        for lv in levels:
+            robust = self.clean.copy()
+            for rec in self.attacks.values():
+                if lv in rec.levels:
+                    robust &= rec.robust()[rec.levels.index(lv)]
+            out[lv] = _share(robust)
+        return out
+
+    def minimal_curve(self, attack: str, levels: list[float]) -> dict[float, float]:
+        """Accuracy at any SNR s from the minimal SNRs: correct clean and minimal SNR below s."""
+        min_snr = self.attacks[attack].min_snr_db
+        return {float(s): _share(self.clean & (min_snr < s)) for s in levels}
+
+    def median_min_snr(self, attack: str) -> float:
+        """Median minimal adversarial SNR over the images correct clean (higher: less robust)."""
+        values = self.attacks[attack].min_snr_db[self.clean]
+        return float(np.median(values)) if values.size else math.nan
+
+    # -- files ---------------------------------------------------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"index": self.index, "label": self.label, "clean_pred": self.clean_pred,
+               "attacks": np.array(list(self.attacks), dtype=np.str_), "cascade": np.array(self.cascade)}
+        for name, rec in self.attacks.items():
+            out[f"{name}.levels"] = np.array([math.nan if lv is None else lv for lv in rec.levels], dtype=np.float64)
+            out[f"{name}.adv_correct"] = rec.adv_correct.astype(np.int8)
+            out[f"{name}.measured_snr_db"] = rec.measured_snr_db.astype(np.float32)
+            if rec.min_snr_db is not None:
+                out[f"{name}.min_snr_db"] = rec.min_snr_db.astype(np.float32)
+        if self.zero_grad is not None:
+            out["zero_grad"] = self.zero_grad
+        if self.sanity_level is not None:
+            out["sanity_level"] = np.array(self.sanity_level)
+            for name, correct in self.sanity_correct.items():
+                out[f"{name}.sanity_correct"] = correct
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temp file + rename): a half-written file never carries the final name."""
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **self.arrays())
+        return write_bytes_atomic(path, buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Records:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        records = cls(index=arrays["index"], label=arrays["label"], clean_pred=arrays["clean_pred"],
+                      zero_grad=arrays.get("zero_grad"), cascade=bool(arrays.get("cascade", False)))
+        if "sanity_level" in arrays:
+            records.sanity_level = float(arrays["sanity_level"])
+        for name in arrays["attacks"].tolist():
+            levels = [None if math.isnan(lv) else float(lv) for lv in arrays[f"{name}.levels"].tolist()]
+            records.attacks[name] = AttackRecords(levels, arrays[f"{name}.adv_correct"],
+                                                  arrays[f"{name}.measured_snr_db"], arrays.get(f"{name}.min_snr_db"))
+            if f"{name}.sanity_correct" in arrays:
+                records.sanity_correct[name] = arrays[f"{name}.sanity_correct"]
+        return records
+
+
+def _share(mask: np.ndarray) -> float:
+    return float(mask.mean()) if mask.size else math.nan

@@ -1,0 +1,132 @@
+"""The numbers and the figure of one evaluated split, computed from its per-image `Records`.
+
+Shared by the training callback (`robustness.py`), checkpoint evaluation and the scripts in benchmarks/:
+`summarize` gives the JSON block of results.json (curves, worst case, minimal SNRs, honesty warnings),
+`scalars` the logged names, `accuracy_vs_snr_figure` the accuracy-vs-SNR plot.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adv_smooth.attacks.base import Attack
+from adv_smooth.attacks.records import Records
+from adv_smooth.honesty import Traits, check_records, level_key
+from adv_smooth.utils.io import write_bytes_atomic
+
+MIN_SNR_GRID = 0.5  # dB between the points of the minimal-SNR curve stored in results.json
+
+
+def summarize(records: Records, attacks: Mapping[str, Attack], levels: Sequence[float],
+              worst: bool = True) -> dict[str, Any]:
+    """The JSON summary of one split's records: per attack its curve, worst case, minimal SNRs, warnings."""
+    clean_acc = float(records.clean.mean()) if records.n else 0.0
+    summary: dict[str, Any] = {"n": records.n, "clean_acc": clean_acc, "cascade": records.cascade, "attacks": {}}
+    traits = {name: Traits.of(attack) for name, attack in attacks.items()}
+    for name, attack in attacks.items():
+        rec = records.attacks[name]
+        acc = records.accuracy(name)
+        entry: dict[str, Any] = {
+            "levels": rec.levels,
+            "describe": attack.describe(),
+            "traits": asdict(traits[name]),
+            "acc": {level_key(lv): v for lv, v in acc.items()},
+            "cumulative_acc": {level_key(lv): v for lv, v in zip(rec.levels, _cumulative(records, name))},
+            "measured_snr_db": {level_key(lv): _nanmean(rec.measured_snr_db[i]) for i, lv in enumerate(rec.levels)},
+        }
+        if rec.min_snr_db is not None:
+            grid = _grid(levels)
+            entry["min_snr"] = {
+                "median_db": records.median_min_snr(name),
+                "curve": {f"{s:g}": v for s, v in records.minimal_curve(name, grid).items()},
+            }
+        summary["attacks"][name] = entry
+    if worst:
+        summary["worst"] = {"acc": {level_key(lv): v for lv, v in records.worst().items()}}
+    summary["honesty"] = check_records(records, traits) if records.n else []
+    return summary
+
+
+def scalars(summary: dict[str, Any], stage: str) -> dict[str, float]:
+    """The logged scalars: `test/<attack>/snr33/acc` (and cumulative, measured SNR), `test/worst/snr33/acc`."""
+    out: dict[str, float] = {}
+    for name, entry in summary["attacks"].items():
+        for key, v in entry["acc"].items():
+            out[f"{stage}/{name}/{key}/acc"] = v
+            out[f"{stage}/{name}/{key}/cumulative_acc"] = entry["cumulative_acc"][key]
+            out[f"{stage}/{name}/{key}/measured_snr_db"] = entry["measured_snr_db"][key]
+        if "min_snr" in entry and math.isfinite(entry["min_snr"]["median_db"]):
+            out[f"{stage}/{name}/median_min_snr_db"] = entry["min_snr"]["median_db"]
+    for key, v in summary.get("worst", {}).get("acc", {}).items():
+        out[f"{stage}/worst/{key}/acc"] = v
+    return out
+
+
+def _cumulative(records: Records, name: str) -> list[float]:
+    """Correct clean and robust at this and every weaker level (the same image throughout)."""
+    rec = records.attacks[name]
+    running = records.clean.copy()
+    out = []
+    for i in range(len(rec.levels)):
+        running &= (rec.adv_correct[i] != 0) if records.cascade else (rec.adv_correct[i] == 1)
+        out.append(float(running.mean()) if records.n else 0.0)
+    return out
+
+
+def _grid(levels: Sequence[float]) -> list[float]:
+    """SNRs every MIN_SNR_GRID dB from 10 dB below the strongest level to 10 dB above the weakest."""
+    lo, hi = math.floor(min(levels)) - 10, math.ceil(max(levels)) + 10
+    return [lo + MIN_SNR_GRID * i for i in range(int((hi - lo) / MIN_SNR_GRID) + 1)]
+
+
+def _nanmean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """PNG written atomically, then the figure closed (matplotlib keeps open figures alive)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def accuracy_vs_snr_figure(summary: Mapping[str, Any]):
+    """Accuracy (%) vs SNR (dB, decreasing to the right = more noise), one curve per attack, worst, minimal SNR."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, entry in summary["attacks"].items():
+        if "min_snr" in entry:  # its own curve at any resolution stands for its per-level points
+            curve = entry["min_snr"]["curve"]
+            ax.plot([float(s) for s in curve], [100 * v for v in curve.values()], linestyle=":",
+                    label=f"{name} (minimal SNR)")
+            continue
+        points = [(lv, entry["acc"][level_key(lv)]) for lv in entry["levels"] if lv is not None]
+        if points:
+            ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", label=name)
+    if "worst" in summary:
+        points = [(float(k[3:]), v) for k, v in summary["worst"]["acc"].items() if k.startswith("snr")]
+        ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="s", color="black", label="worst")
+    ax.axhline(100 * summary["clean_acc"], color="grey", linestyle="--", label="clean")
+    ax.invert_xaxis()
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"n = {summary['n']} images")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
