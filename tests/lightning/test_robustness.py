@@ -59,6 +59,12 @@ def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) 
     assert evaluated["metrics"]["test/acc"] == results["metrics"]["test/acc"]
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["robustness"]["test"]["attacks"]["fgsm"]["levels"] == [33.0]
+    from adv_smooth.attacks.records import Records
+
+    records = Records.load(tmp_path / "per_image_test.npz")  # beside the evaluation's results.json
+    assert records.n == saved["robustness"]["test"]["n"]
+    assert set(records.attacks) == set(saved["config"]["eval"]["attacks"])
+    assert records.clean.mean() == pytest.approx(saved["robustness"]["test"]["clean_acc"])
 
 
 @pytest.mark.parametrize(
