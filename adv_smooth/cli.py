@@ -74,6 +74,8 @@ def run_entry(hydra_entry: Callable[[], Any], argv: list[str] | None = None, res
     accepted for it; evaluation's `ckpt_path` names what to evaluate, so only `overwrite=true` is.
     """
     args = sys.argv[1:] if argv is None else argv
+    if argv is None and _is_sweep_config_request(args):
+        args = sys.argv[1:] = _first_job_request(args)
     claimed: Path | None = None
     try:
         composed = check_command_line(args)
@@ -94,6 +96,23 @@ def run_entry(hydra_entry: Callable[[], Any], argv: list[str] | None = None, res
     finally:
         if claimed is not None:
             run_dir.release(claimed)
+
+
+def _is_sweep_config_request(args: list[str]) -> bool:
+    return any(a in ("-m", "--multirun") for a in args) and any(a in ("-c", "--cfg") for a in args)
+
+
+def _first_job_request(args: list[str]) -> list[str]:
+    """`-m ... --cfg job`: Hydra prints one job's config and refuses --multirun with --cfg, so show the
+    sweep's first job (each sweep override at its first value; a preset's own sweep, e.g. its rows and
+    seeds, at its default), and say so on stderr."""
+    flags = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
+    cfg_at = next(i for i, a in enumerate(args) if a in ("-c", "--cfg"))
+    kind = args[cfg_at + 1] if cfg_at + 1 < len(args) else None
+    overrides = [a for i, a in enumerate(args) if not a.startswith("-") and i != cfg_at + 1]
+    print("note: --multirun with --cfg shows the sweep's first job (each swept key at its first value)",
+          file=sys.stderr)
+    return [*flags, *([kind] if kind else []), *_first_job(overrides)]
 
 
 def claim_run_dir(cfg: DictConfig, resumable: bool) -> Path | None:

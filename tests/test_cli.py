@@ -13,7 +13,7 @@ CASES = [
     (["optim.lr=-1"], "optim.lr=-1"),
     (["dataset.batch_size=0"], "dataset.batch_size=0"),
     (["dataset.val_fraction=1.0"], "dataset.val_fraction=1.0"),
-    (["-m", "--cfg", "job", "seed=0,1"], "--multirun and --cfg cannot be combined"),
+    (["--info", "--cfg", "job"], "--cfg and --info cannot be combined"),
 ]
 
 

@@ -261,8 +261,13 @@ def test_cfg_prints_the_search_and_the_slurm_launcher() -> None:
         assert expected in proc.stdout, expected
 
 
-def test_cfg_with_multirun_is_refused(tmp_path: Path) -> None:
-    """Hydra prints a config for one job only: `-m ... --cfg job` fails without launching anything."""
-    proc = run_cli("-m", "experiment=digits_demo", "--cfg", "job", f"hydra.sweep.dir={tmp_path}/sweep")
-    assert proc.returncode != 0
+def test_cfg_with_multirun_shows_the_first_job(tmp_path: Path) -> None:
+    """Hydra prints one job's config and refuses `-m` with `--cfg`: we show the sweep's first job, say so,
+    and launch nothing."""
+    proc = run_cli("-m", "experiment=svhn_table1", "seed=5,6", "--cfg", "job", f"hydra.sweep.dir={tmp_path}/sweep")
+    assert proc.returncode == 0, proc.stderr
+    assert "shows the sweep's first job" in proc.stderr and "seed: 5\n" in proc.stdout
+    for original in ("magnitude: clipped_normal", "budget_mode: dataset_mean", "separate_passes: true",
+                     "final_bn: false", "knn_self: true"):
+        assert original in proc.stdout, original
     assert not (tmp_path / "sweep").exists()
