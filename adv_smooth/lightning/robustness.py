@@ -130,6 +130,7 @@ class RobustnessVsSNR(pl.Callback):
         worst: bool = True,
         sanity_snr_db: float | None = None,
         save_records: bool = True,
+        seed: int = 0,
     ) -> None:
         levels = check_levels(snr_levels)
         require(isinstance(val_subset, int) and not isinstance(val_subset, bool) and val_subset >= 0,
@@ -148,6 +149,10 @@ class RobustnessVsSNR(pl.Callback):
         self.worst = bool(worst)
         self.sanity_snr_db = None if sanity_snr_db is None else float(sanity_snr_db)
         self.save_records = bool(save_records)
+        require(isinstance(seed, int) and not isinstance(seed, bool), "seed", seed, "an integer")
+        self.seed = seed
+        self._own_rng = [name for name, attack in self.attacks.items() if attack.generator is None]
+        self._stage_seed: int | None = None
         self._batches: list[dict[str, Any]] | None = None
         self._seen = 0
         self._results: dict[str, Any] = {}
@@ -155,7 +160,7 @@ class RobustnessVsSNR(pl.Callback):
 
     # -- Lightning hooks -------------------------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start() if self._active_val(trainer) else self._stop()
+        self._start(trainer.current_epoch) if self._active_val(trainer) else self._stop()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self._batches is not None:
@@ -170,7 +175,7 @@ class RobustnessVsSNR(pl.Callback):
             self._finish(trainer, pl_module, "val")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start()
+        self._start(-1)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         x, y = batch
@@ -191,7 +196,9 @@ class RobustnessVsSNR(pl.Callback):
         last = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
         return last or (trainer.current_epoch + 1) % self.val_every_n_epochs == 0
 
-    def _start(self) -> None:
+    def _start(self, epoch: int) -> None:
+        """A fresh evaluation; the attacks' random draws restart from (seed, epoch) (see `_seed_attacks`)."""
+        self._stage_seed = self.seed * 100_003 + epoch
         self._batches = []
         self._seen = 0
 
@@ -207,11 +214,25 @@ class RobustnessVsSNR(pl.Callback):
         perturbations themselves stay in the images' float32.
         """
         net = getattr(pl_module, "net", pl_module)
+        self._seed_attacks(x.device)
         with trainer.precision_plugin.forward_context():
             out = evaluate_batch(net, x, y, self.attacks, self.levels, self.cascade, sanity)
         out["label"] = y
         out["index"] = torch.arange(self._seen, self._seen + len(y), device=y.device)
         self._batches.append(out)
+
+    def _seed_attacks(self, device: torch.device) -> None:
+        """Give the attacks without a generator their own, seeded per evaluation, on the images' device.
+
+        Their random starts and queries then never draw from the global generators that shuffle and augment
+        the training data: which attacks validation runs cannot change the training run, each evaluation
+        repeats exactly (a resumed run's too), and the test numbers do not depend on the epochs before.
+        """
+        if self._stage_seed is None:
+            return
+        for i, name in enumerate(self._own_rng):
+            self.attacks[name].generator = torch.Generator(device=device).manual_seed(self._stage_seed * 97 + i)
+        self._stage_seed = None
 
     def _collect(self, pl_module: pl.LightningModule) -> Records:
         """Concatenate the batches, gather them across processes, move them to the host once."""

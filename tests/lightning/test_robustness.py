@@ -118,3 +118,36 @@ def test_attacks_run_in_the_trainers_precision(precision: str, autocast: bool, t
     assert seen and set(seen) == {autocast}
     acc = callback.results()["robustness"]["test"]["attacks"]["pgd"]["acc"]
     assert set(acc) == {"snr40", "snr20"} and all(0 <= v <= 1 for v in acc.values())
+
+
+def test_evaluation_draws_from_its_own_seeded_generators(tmp_path) -> None:
+    """Random attacks repeat exactly from (seed, epoch) and leave the global generator, the training
+    shuffle's, as a deterministic attack leaves it: which attacks validation runs cannot change training."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from adv_smooth.attacks import FGSM, PGD, GaussianNoise
+    from adv_smooth.lightning.module import RobustClassifier
+    from adv_smooth.lightning.robustness import RobustnessVsSNR
+    from adv_smooth.models.preact_resnet import PreActResNet
+
+    torch.manual_seed(0)
+    module = RobustClassifier(PreActResNet(num_classes=3, in_channels=1, width=4, blocks=(1,)))
+    data = DataLoader(TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 3), batch_size=6)
+
+    def evaluate(attacks: dict, seed: int = 0):
+        callback = RobustnessVsSNR(attacks, [30, 10], log_figure=False, seed=seed, save_records=False)
+        trainer = pl.Trainer(accelerator="cpu", inference_mode=False, logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, callbacks=[callback], default_root_dir=tmp_path)
+        torch.manual_seed(123)
+        trainer.test(module, dataloaders=data, verbose=False)
+        return torch.get_rng_state(), callback.results()["robustness"]["test"]
+
+    def random_attacks() -> dict:
+        return {"pgd": PGD(steps=2), "noise": GaussianNoise()}
+
+    state, first = evaluate(random_attacks())
+    deterministic_state, _ = evaluate({"fgsm": FGSM()})
+    assert torch.equal(state, deterministic_state), "the random attacks drew from the global generator"
+    assert evaluate(random_attacks())[1] == first, "the same seed repeats the evaluation exactly"
