@@ -110,6 +110,15 @@ def _run(command: list[str]) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def _wait_for_epoch(process: subprocess.Popen, last: Path, epoch: int, timeout: float = 600) -> None:
+    """Until `last` holds `epoch` (counted from 0), while `process` still runs."""
+    deadline = time.monotonic() + timeout
+    while _finished_epoch(last) < epoch:
+        assert process.poll() is None, "the run ended before it could be signalled"
+        assert time.monotonic() < deadline, f"no checkpoint after epoch {epoch}"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_same_results(tmp_path: Path) -> None:
     straight_dir, killed_dir = tmp_path / "straight", tmp_path / "killed"
@@ -117,11 +126,7 @@ def test_sigkilled_run_resumes_to_the_same_results(tmp_path: Path) -> None:
     victim = subprocess.Popen(_command(killed_dir), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = killed_dir / "checkpoints" / "last.ckpt"
     try:
-        deadline = time.monotonic() + 600
-        while _finished_epoch(last) < 1:
-            assert victim.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no checkpoint after epoch 1"
-            time.sleep(0.05)
+        _wait_for_epoch(victim, last, 1)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=60)
     finally:
@@ -149,11 +154,7 @@ def test_sigterm_saves_exits_143_and_resumes(tmp_path: Path) -> None:
     victim = subprocess.Popen(_command(run), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     last = run / "checkpoints" / "last.ckpt"
     try:
-        deadline = time.monotonic() + 600
-        while _finished_epoch(last) < 0:
-            assert victim.poll() is None, "the run ended before it could be signalled"
-            assert time.monotonic() < deadline, "no checkpoint after epoch 0"
-            time.sleep(0.05)
+        _wait_for_epoch(victim, last, 0)
         victim.send_signal(signal.SIGTERM)
         _, stderr = victim.communicate(timeout=120)
     finally:

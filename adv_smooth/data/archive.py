@@ -24,6 +24,13 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python 3.11.4+ / 3.12+: what the `data` filter raises
 
 
+def _refuse_unsafe(path: Path, kind: str, verdicts: list[tuple[str, str | None]]) -> None:
+    """Raise a `UserError` for the first archive entry with a reason to refuse it, before anything is written."""
+    for name, reason in verdicts:
+        if reason is not None:
+            raise UserError(f"refusing to extract {path}: {kind} {name!r} {reason}")
+
+
 def one_line(err: BaseException) -> str:
     """`type: message` on a single line, so a wrapped library error never breaks the one-line rule."""
     text = " ".join(str(err).split())
@@ -113,10 +120,7 @@ def safe_extract_tar(path: str | Path, dest: str | Path) -> None:
     try:
         with tarfile.open(path) as archive:
             members = archive.getmembers()
-            for member in members:
-                reason = _tar_member_reason(member)
-                if reason is not None:
-                    raise UserError(f"refusing to extract {path}: member {member.name!r} {reason}")
+            _refuse_unsafe(path, "member", [(m.name, _tar_member_reason(m)) for m in members])
             dest.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=dest))
             try:
@@ -167,10 +171,7 @@ def safe_extract_zip(path: str | Path, dest: str | Path) -> list[Path]:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-            for name in names:
-                reason = _unsafe_reason(name)
-                if reason is not None:
-                    raise UserError(f"refusing to extract {path}: entry {name!r} {reason}")
+            _refuse_unsafe(path, "entry", [(n, _unsafe_reason(n)) for n in names])
             dest.mkdir(parents=True, exist_ok=True)
             top_level = sorted({PurePosixPath(n.replace("\\", "/")).parts[0] for n in names if n.strip("/")})
             for entry in top_level:
