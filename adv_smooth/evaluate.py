@@ -98,7 +98,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_targets(run_cfg, "the evaluation config")  # the saved config with this command's overrides
     robustness = from_eval_config(
         OmegaConf.to_container(run_cfg.eval, resolve=True),
-        val_subset=0, seed=int(run_cfg.seed),
+        val_subset=0,
     )
     pl.seed_everything(run_cfg.seed, workers=True, verbose=False)
     defense = build_defense(run_cfg.defense)  # for the architecture options it implies (e.g. Parseval)

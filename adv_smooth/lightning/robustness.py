@@ -16,6 +16,7 @@ mapping with a `_target_` is instantiated here, so the callback can also be made
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,7 @@ class RobustnessVsSNR(pl.Callback):
         worst: bool = True,
         sanity_snr_db: float | None = None,
         save_records: bool = True,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         levels = check_levels(snr_levels)
         require(isinstance(val_subset, int) and not isinstance(val_subset, bool) and val_subset >= 0,
@@ -149,7 +150,8 @@ class RobustnessVsSNR(pl.Callback):
         self.worst = bool(worst)
         self.sanity_snr_db = None if sanity_snr_db is None else float(sanity_snr_db)
         self.save_records = bool(save_records)
-        require(isinstance(seed, int) and not isinstance(seed, bool), "seed", seed, "an integer")
+        require(seed is None or (isinstance(seed, int) and not isinstance(seed, bool)), "seed", seed,
+                "null (the run's seed) or an integer")
         self.seed = seed
         self._own_rng = [name for name, attack in self.attacks.items() if attack.generator is None]
         self._stage_seed: int | None = None
@@ -198,7 +200,8 @@ class RobustnessVsSNR(pl.Callback):
 
     def _start(self, epoch: int) -> None:
         """A fresh evaluation; the attacks' random draws restart from (seed, epoch) (see `_seed_attacks`)."""
-        self._stage_seed = self.seed * 100_003 + epoch
+        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))  # seed_everything's
+        self._stage_seed = seed * 100_003 + epoch
         self._batches = []
         self._seen = 0
 
