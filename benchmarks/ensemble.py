@@ -53,14 +53,22 @@ def trained_model(seed: int = 0) -> tuple[nn.Module, Tensor, Tensor]:
     perm = torch.randperm(len(y), generator=g)
     test, train = perm[:N_TEST], perm[N_TEST:]
     torch.manual_seed(seed)
-    model = DigitsCNN()
+    model = fit(DigitsCNN(), x, y, train, epochs=30, generator=g)
+    return model, x[test], y[test]
+
+
+def fit(model: nn.Module, x: Tensor, y: Tensor, train: Tensor, epochs: int, generator: torch.Generator) -> nn.Module:
+    """Adam (lr 3e-3), batches of 100 of the rows `train`, reshuffled each epoch from `generator`; eval mode after.
+
+    Shared with the attack tests' digits model, so the two cannot drift apart.
+    """
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(30):
-        for idx in train[torch.randperm(len(train), generator=g)].split(100):
+    for _ in range(epochs):
+        for idx in train[torch.randperm(len(train), generator=generator)].split(100):
             opt.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
-    return model.eval(), x[test], y[test]
+    return model.eval()
 
 
 def strong_linf_attacks(eps_255: float) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from adv_smooth.models import PreActResNet
+from benchmarks.ensemble import fit
 
 MEAN = (0.45, 0.5, 0.55)
 STD = (0.2, 0.25, 0.3)
@@ -59,12 +60,5 @@ def train_digits_cnn() -> tuple[nn.Module, Tensor, Tensor]:
     perm = torch.randperm(len(y), generator=g)
     train, test = perm[:1400], perm[1400:]
     torch.manual_seed(0)
-    model = DigitsCNN()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(15):
-        for idx in train[torch.randperm(len(train), generator=g)].split(100):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    model.eval()
+    model = fit(DigitsCNN(), x, y, train, epochs=15, generator=g)
     return model, x[test], y[test]

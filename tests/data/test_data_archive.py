@@ -34,6 +34,20 @@ def test_extracts_a_normal_archive(tmp_path: Path) -> None:
     assert [p.name for p in dest.iterdir()] == ["pack"]  # no staging folder left behind
 
 
+
+def _assert_refused(tmp_path: Path, extract, src: Path, name: str, reason: str) -> Path:
+    """`extract(src, dest)` refuses in one line naming the archive, the entry and why, and writes nothing anywhere,
+    not even the harmless entry."""
+    dest = tmp_path / "area" / "dest"
+    dest.mkdir(parents=True)
+    before = _all_files(tmp_path)
+    with pytest.raises(UserError) as info:
+        extract(src, dest)
+    message = str(info.value)
+    assert repr(name) in message and reason in message and str(src) in message and "\n" not in message
+    assert _all_files(tmp_path) == before
+    return dest
+
 @pytest.mark.parametrize(
     ("entry", "reason"),
     [
@@ -46,15 +60,7 @@ def test_extracts_a_normal_archive(tmp_path: Path) -> None:
 )
 def test_refuses_entries_escaping_the_target(tmp_path: Path, entry: str, reason: str) -> None:
     src = _zip(tmp_path / "evil.zip", {"pack/fine.txt": b"fine", entry: b"evil"})
-    dest = tmp_path / "area" / "dest"
-    dest.mkdir(parents=True)
-    before = _all_files(tmp_path)
-    with pytest.raises(UserError) as info:
-        archive.safe_extract_zip(src, dest)
-    message = str(info.value)
-    assert repr(entry) in message and reason in message and str(src) in message
-    assert "\n" not in message
-    assert _all_files(tmp_path) == before  # nothing written anywhere, not even the harmless entry
+    _assert_refused(tmp_path, archive.safe_extract_zip, src, entry, reason)
     assert not Path("/tmp/evil_absolute.txt").exists()
 
 
@@ -146,14 +152,7 @@ def test_extracts_a_normal_tar_and_refreshes_an_existing_folder(tmp_path: Path) 
 )
 def test_tar_members_escaping_the_target_are_refused(tmp_path: Path, member: tuple, reason: str) -> None:
     src = _tar(tmp_path / "evil.tar.gz", [("file", "pack/fine.txt", b"fine"), member])
-    dest = tmp_path / "area" / "dest"
-    dest.mkdir(parents=True)
-    before = _all_files(tmp_path)
-    with pytest.raises(UserError) as info:
-        archive.safe_extract_tar(src, dest)
-    message = str(info.value)
-    assert repr(member[1]) in message and reason in message and str(src) in message and "\n" not in message
-    assert _all_files(tmp_path) == before  # nothing written anywhere, not even the harmless member
+    dest = _assert_refused(tmp_path, archive.safe_extract_tar, src, member[1], reason)
     assert list(dest.iterdir()) == []
     assert not Path("/tmp/adv_smooth_evil_absolute.txt").exists()
 
