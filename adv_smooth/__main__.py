@@ -5,8 +5,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from adv_smooth.cli import config_dir, run_entry, run_task
-from adv_smooth.train import train
+from adv_smooth.app.cli import config_dir, run_entry, run_task
+from adv_smooth.app.train_task import train
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")

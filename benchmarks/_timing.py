@@ -217,7 +217,7 @@ def compose_config(dataset: str, defense: str, overrides: Sequence[str] = ()) ->
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from adv_smooth.cli import config_dir
+    from adv_smooth.app.cli import config_dir
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -232,7 +232,7 @@ def data_facts(classes: int) -> SimpleNamespace:
 
 def build_run(cfg: DictConfig, classes: int, seed: int, channels_last: bool = False, compile: bool = False):
     """A fresh `RobustClassifier` (and its defense) from the real builders, same weights for a given seed."""
-    from adv_smooth.build import build_defense, build_module
+    from adv_smooth.app.build import build_defense, build_module
 
     with open_dict(cfg):
         cfg.perf = {"channels_last": channels_last, "compile": compile}

@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from adv_smooth.attacks import FGSM, robust_predictions
+from adv_smooth.attacks import FGSM
 from adv_smooth.models import PreActResNet
+from adv_smooth.robustness.batch import robust_predictions
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import format_table, load_average, machine_info, timed
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from adv_smooth.attacks import FGSM, PGD, evaluate_batch
+from adv_smooth.attacks import FGSM, PGD
 from adv_smooth.attacks.apgd import APGD
-from adv_smooth.attacks.evaluate import batch_records
 from adv_smooth.attacks.fmn import FMN
-from adv_smooth.lightning.curves import accuracy_vs_snr_figure, save_figure, summarize
+from adv_smooth.robustness.batch import batch_records, evaluate_batch
+from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure, summarize
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import machine_info
 from benchmarks.ensemble import trained_model

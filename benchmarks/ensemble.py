@@ -6,7 +6,7 @@
 What is compared, on 1,000 of scikit-learn's 8x8 digits (a small CNN trained on the other 797 first):
 
 * ours: the L-inf attacks of the composed `eval=strong` preset (APGD-CE, APGD-T with 3 targets, Square),
-  switched to the fixed budget `eps_255`, run as a cascade with `adv_smooth.attacks.evaluate_batch`;
+  switched to the fixed budget `eps_255`, run as a cascade with `adv_smooth.robustness.batch.evaluate_batch`;
 * reference: `pyautoattack.AutoAttack(version="standard")` (APGD-CE, APGD-T with 9 targets, FAB-T, Square
   with 5,000 queries), the field's standard, at the same eps.
 
@@ -23,8 +23,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from adv_smooth.attacks import evaluate_batch
 from adv_smooth.lightning.robustness import build_attacks
+from adv_smooth.robustness.batch import evaluate_batch
 from benchmarks._timing import compose_config, format_table, interleaved, load_average, machine_info, summarize
 
 N_TEST = 1000

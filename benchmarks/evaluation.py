@@ -13,7 +13,7 @@ What is compared, on the same synthetic batches of real shapes and the same weig
   45, 40, 33 dB), i.e. `RobustClassifier.test_step` (clean forward, loss, accuracy) and, per batch, the
   callback's `evaluate_batch`; the figure is off (`log_figure=False`);
 * plain: a loop doing the same per batch: the clean forward, loss and accuracy, then
-  `adv_smooth.attacks.evaluate_batch`, summing the same counts the callback computes.
+  `adv_smooth.robustness.batch.evaluate_batch`, summing the same counts the callback computes.
 
 The random PGD starts are seeded identically for both, so their accuracies must agree: checked
 (`accuracy_abs_diff`). With `--precision bf16-mixed` both the test step and the callback's attacks run under
@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from adv_smooth.attacks import evaluate_batch, weak_to_strong
 from adv_smooth.lightning.robustness import build_attacks, check_levels
+from adv_smooth.robustness.batch import evaluate_batch, weak_to_strong
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import (
     DATASETS,

@@ -7,7 +7,7 @@
 
 What is compared, per case (defense preset x classes x fast path):
 
-* lightning: the real `RobustClassifier` built by `adv_smooth.build.build_module` from the real Hydra presets
+* lightning: the real `RobustClassifier` built by `adv_smooth.app.build.build_module` from the real Hydra presets
   (`dataset=cifar10` or `tiny_imagenet` for the model preset, `defense=<preset>`), fitted by a `pl.Trainer`
   with `conf/trainer/default.yaml`'s settings minus checkpoints, progress bar and model summary, and the
   project's default TensorBoard logger (`--logger none|csv|tensorboard`);
@@ -22,7 +22,7 @@ cases and both paths (see `_timing.py`). Overheads are medians of per-repetition
 
 Also measured: the loss-level fast paths (the factored smoothness loss against explicit n x n Laplacian
 powers; the Parseval retraction batched over layers against one layer at a time), and a host-sync audit of
-a few steps of a tiny model (`adv_smooth.perf.HostSyncAudit`): every Python-level call that would make the
+a few steps of a tiny model (`adv_smooth.utils.host_sync.HostSyncAudit`): every Python-level call that would make the
 host wait for a GPU, per step and by call site, for both paths.
 
 Synthetic data of the real shapes (32x32x3 for 10 classes, 64x64x3 for 200): speed does not depend on the
@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from adv_smooth.defenses import TrainBatch
 from adv_smooth.defenses.parseval import parseval_retraction_
 from adv_smooth.defenses.smoothness import dense_form, laplacian_smoothness
-from adv_smooth.perf import HostSyncAudit
+from adv_smooth.utils.host_sync import HostSyncAudit
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import (
     DATASETS,

@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from adv_smooth.cli import config_dir
+from adv_smooth.app.cli import config_dir
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = config_dir()

@@ -19,8 +19,8 @@ import pytest
 import pytorch_lightning as pl
 from hydra.core.global_hydra import GlobalHydra
 
-from adv_smooth.config_checks import PRECISIONS, check_config
-from adv_smooth.errors import UserError
+from adv_smooth.config.checks import PRECISIONS, check_config
+from adv_smooth.utils.errors import UserError
 from tests.conftest import CONF, REPO, compose_config, option_override
 
 # Hydra's own logging setup is skipped in-process: it would re-point the root logger at this test's streams.
@@ -226,7 +226,7 @@ def test_evaluation_into_a_completed_run_dir_is_refused(tmp_path: Path) -> None:
 
 
 def test_train_refuses_a_completed_dir_unless_resuming_or_overwrite(tmp_path: Path) -> None:
-    from adv_smooth.run_dir import refuse_completed
+    from adv_smooth.app.run_dir import refuse_completed
 
     _completed_run(tmp_path)
     with pytest.raises(UserError, match="overwrite=true"):
@@ -347,7 +347,7 @@ def test_corrupt_saved_config_in_evaluate(text: str, message: str, tmp_path: Pat
 def test_report_out_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from adv_smooth.report import main
+    from adv_smooth.app.report_task import main
 
     job = tmp_path / "sweep" / "0"
     job.mkdir(parents=True)
@@ -367,7 +367,7 @@ def test_full_disk_is_one_line_even_when_the_failure_record_cannot_be_written(
 
     import torch
 
-    from adv_smooth import run_dir
+    from adv_smooth.app import run_dir
 
     real_save = torch.save
 

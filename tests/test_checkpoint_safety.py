@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
+from adv_smooth.app.train_task import train
 from adv_smooth.defenses import Defense
-from adv_smooth.errors import UserError
 from adv_smooth.lightning import NonFiniteLossError
-from adv_smooth.train import train
 from adv_smooth.utils.checkpoints import load_checkpoint, rng_states, set_rng_states
+from adv_smooth.utils.errors import UserError
 from tests.conftest import REPO
 from tests.test_bad_inputs import error_lines, run_main
 

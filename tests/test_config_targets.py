@@ -1,4 +1,4 @@
-"""A run dir from someone else cannot run code through `python -m adv_smooth.evaluate` (config_targets.py).
+"""A run dir from someone else cannot run code through `python -m adv_smooth.evaluate` (config/targets.py).
 
 Each payload is a `.hydra/config.yaml` whose `_target_` would create a marker file when built; the
 evaluation must refuse it in one line (exit status 2) and the marker must never appear.
@@ -17,8 +17,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from adv_smooth.config_targets import check_targets, refusal
-from adv_smooth.errors import UserError
+from adv_smooth.config.targets import check_targets, refusal
+from adv_smooth.utils.errors import UserError
 from tests.conftest import REPO, compose_config
 from tests.test_bad_inputs import completed_results, error_lines, run_main
 
@@ -127,7 +127,7 @@ def test_the_projects_own_configs_pass(overrides: tuple[str, ...], tmp_path: Pat
         ("pytorch_lightning.Trainer", "trainer", None),
         ("torch.optim.SGD", "model", "is not a network class"),
         ("adv_smooth.attacks.fgsm.FGSM", "defense.components.x", "is not a defense class"),
-        ("adv_smooth.errors.require", "callbacks.x", "is not a class"),
+        ("adv_smooth.utils.errors.require", "callbacks.x", "is not a class"),
         ("adv_smooth.no_such_module.Thing", "model", "cannot be imported"),
         ("subprocess.Popen", "logger.x", "is outside the packages"),
         ("adv_smooth.models.preact_resnet.PreActResNet; import os", "model", "is not a dotted class name"),

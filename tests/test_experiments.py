@@ -235,7 +235,7 @@ TRAINED = [
 @pytest.mark.parametrize(("experiment", "row", "extra"), TRAINED, ids=[f"{e}-{r}" for e, r, _ in TRAINED])
 def test_table_preset_trains_on_digits(experiment: str, row: str, extra: list[str], make_config) -> None:
     """The preset's own settings on the digits fixture (one-channel statistics where the preset fixes three)."""
-    from adv_smooth.train import train
+    from adv_smooth.app.train_task import train
 
     cfg = make_config(f"experiment={experiment}", f"row/{experiment}={row}", "dataset=digits", "logger=csv",
                       "dataset.eval_batch_size=64", "+trainer.limit_test_batches=1", "eval.snr_levels=[33]",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adv_smooth.honesty import Traits, check_curves, level_key
+from adv_smooth.robustness.honesty import Traits, check_curves, level_key
 
 SINGLE = Traits(norm="linf", iterative=False)
 ITERATIVE = Traits(norm="linf", iterative=True)
@@ -40,7 +40,7 @@ def test_level_keys() -> None:
 def _records(n: int = 200, **attacks):
     import numpy as np
 
-    from adv_smooth.attacks.records import AttackRecords, Records
+    from adv_smooth.robustness.records import AttackRecords, Records
 
     label = np.zeros(n, dtype=np.int64)
     rec = Records(index=np.arange(n), label=label, clean_pred=label.copy(), zero_grad=np.zeros(n, dtype=bool))
@@ -59,7 +59,7 @@ def _mask(n: int, broken: int):
 
 
 def test_gradient_free_attack_beating_a_gradient_attack_fires_whatever_their_names() -> None:
-    from adv_smooth.honesty import check_records
+    from adv_smooth.robustness.honesty import check_records
 
     rec = _records(a1=([30.0], _mask(200, 10)), zz=([30.0], _mask(200, 60)))
     traits = {"a1": Traits(norm="l2", iterative=True), "zz": Traits(norm="linf", iterative=True, uses_gradients=False)}
@@ -72,7 +72,7 @@ def test_gradient_free_attack_beating_a_gradient_attack_fires_whatever_their_nam
 
 def test_linf_iterative_attack_is_not_expected_to_beat_an_l2_single_step() -> None:
     """The L-inf cube is inside the L2 ball: an L-inf attack may be weaker than an L2 one, never the reverse."""
-    from adv_smooth.honesty import check_records
+    from adv_smooth.robustness.honesty import check_records
 
     rec = _records(pgd_linf=([30.0], _mask(200, 10)), fgm_l2=([30.0], _mask(200, 50)))
     traits = {"pgd_linf": Traits(norm="linf", iterative=True), "fgm_l2": Traits(norm="l2", iterative=False)}
@@ -84,7 +84,7 @@ def test_linf_iterative_attack_is_not_expected_to_beat_an_l2_single_step() -> No
 def test_zero_gradients_sanity_and_minimal_norm_checks() -> None:
     import numpy as np
 
-    from adv_smooth.honesty import check_records
+    from adv_smooth.robustness.honesty import check_records
 
     rec = _records(pgd=([30.0, 20.0], np.concatenate([_mask(200, 0), _mask(200, 40)])))
     traits = {"pgd": Traits(iterative=True)}
@@ -95,7 +95,7 @@ def test_zero_gradients_sanity_and_minimal_norm_checks() -> None:
     assert "25.0 %" in checks["zero_gradients"] and "DLR" in checks["zero_gradients"]
     assert "30.0 % accuracy at 0 dB" in checks["unbounded_sanity"]
     # a minimum-norm attack that calls images robust at 20 dB that PGD breaks there
-    from adv_smooth.attacks.records import AttackRecords
+    from adv_smooth.robustness.records import AttackRecords
 
     min_snr = np.full(200, 10.0, dtype=np.float32)  # "robust down to 10 dB"
     rec = _records(pgd=([30.0, 20.0], np.concatenate([_mask(200, 0), _mask(200, 40)])))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 
+from adv_smooth.app.train_task import train
 from adv_smooth.lightning.preemption import Preempted
-from adv_smooth.train import train
 from adv_smooth.utils.checkpoints import load_checkpoint
 from tests.conftest import compose_config
 from tests.test_bad_inputs import error_lines, run_main

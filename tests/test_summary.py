@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adv_smooth.summary import format_summary
+from adv_smooth.app.summary import format_summary
 
 
 def _results(**extra) -> dict:

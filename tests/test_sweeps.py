@@ -13,9 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
-from adv_smooth.errors import UserError
-from adv_smooth.search import objective, optimized
-from adv_smooth.sweep_checks import check_sweep, refuse_ddp_in_multirun, refuse_test_in_search
+from adv_smooth.app.search import objective, optimized
+from adv_smooth.config.sweeps import check_sweep, refuse_ddp_in_multirun, refuse_test_in_search
+from adv_smooth.utils.errors import UserError
 from tests.conftest import REPO, compose_config
 
 # A sweep job as small as it gets on CPU: tiny network, one epoch, FGSM only at the two levels the search reads.

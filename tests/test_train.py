@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from adv_smooth.train import train
+from adv_smooth.app.train_task import train
 
 
 def test_run_writes_config_events_checkpoints_and_results(make_config, tmp_path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from adv_smooth.attacks.base import Attack, AttackResult, crafting_mode, input_gradient
 from adv_smooth.attacks.budget import linf_eps, measured_snr_db, snr_eps, snr_radius
-from adv_smooth.attacks.evaluate import cumulative_correct, evaluate_batch, robust_predictions, weak_to_strong
 from adv_smooth.attacks.fgsm import FGSM, truncated_normal_sigma
 from adv_smooth.attacks.noise import GaussianNoise
 from adv_smooth.attacks.pgd import PGD
@@ -21,14 +20,10 @@ __all__ = [
     "AttackResult",
     "GaussianNoise",
     "crafting_mode",
-    "cumulative_correct",
-    "evaluate_batch",
     "input_gradient",
     "linf_eps",
     "measured_snr_db",
-    "robust_predictions",
     "snr_eps",
     "snr_radius",
     "truncated_normal_sigma",
-    "weak_to_strong",
 ]

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from adv_smooth.attacks.base import Attack, LossFn, Problem, cross_entropy, loss_and_grad
-from adv_smooth.errors import require
+from adv_smooth.utils.errors import require
 
 LOSSES = ("ce", "dlr")
 MOMENTUM = 0.75

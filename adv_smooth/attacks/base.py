@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from adv_smooth.attacks.budget import linf_eps, snr_radius
 from adv_smooth.attacks.threat import NORMS, ThreatModel, threat_model
-from adv_smooth.errors import UserError, require
+from adv_smooth.utils.errors import UserError, require
 
 BUDGETS = ("snr", "fixed")
 SPACES = ("pixel", "normalized")

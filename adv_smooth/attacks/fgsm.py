@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from adv_smooth.attacks.base import Attack, Problem, input_gradient
-from adv_smooth.errors import require
+from adv_smooth.utils.errors import require
 
 MAGNITUDES = ("sign", "truncated_normal", "uniform", "clipped_normal")
 

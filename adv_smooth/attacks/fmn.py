@@ -57,7 +57,7 @@ from torch import Tensor
 from adv_smooth.attacks.base import Attack, Problem, loss_and_grad
 from adv_smooth.attacks.budget import per_image_norm
 from adv_smooth.attacks.square import margin
-from adv_smooth.errors import require
+from adv_smooth.utils.errors import require
 
 DUAL = {"l2": 2.0, "linf": 1.0}  # the dual norm of the threat model's norm
 DEFAULT_ALPHA = {"l2": 1.0, "linf": 10.0}

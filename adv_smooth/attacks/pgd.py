@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from adv_smooth.attacks.base import Attack, Problem, input_gradient, loss_and_grad
-from adv_smooth.errors import require
+from adv_smooth.utils.errors import require
 
 
 class _Best:

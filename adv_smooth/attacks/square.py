@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from adv_smooth.attacks.base import Attack, Problem
-from adv_smooth.errors import require
+from adv_smooth.utils.errors import require
 
 #: (rescaled iteration, divisor of p_init): p = p_init / divisor up to that iteration out of 10,000.
 P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256))

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from torchvision.datasets import utils as tv_utils
 
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python 3.11.4+ / 3.12+: what the `data` filter raises

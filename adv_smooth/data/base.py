@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from adv_smooth.errors import require
+from adv_smooth.utils.errors import require
 
 Split = tuple[Tensor, Tensor]  # (uint8 images (N, C, H, W), int64 labels (N,))
 

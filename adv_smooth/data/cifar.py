@@ -21,7 +21,7 @@ from torchvision.datasets import CIFAR10, CIFAR100
 
 from adv_smooth.data import archive
 from adv_smooth.data.base import ImageDataModule, Split, Splits
-from adv_smooth.errors import UserError, require
+from adv_smooth.utils.errors import UserError, require
 
 VARIANTS: dict[str, type[CIFAR10]] = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 

@@ -27,7 +27,7 @@ from PIL import Image
 from torch import Tensor
 
 from adv_smooth.data.base import ImageDataModule, Split, Splits
-from adv_smooth.errors import UserError, require
+from adv_smooth.utils.errors import UserError, require
 
 # torchvision's IMG_EXTENSIONS: what PIL decodes and ImageFolder accepts.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

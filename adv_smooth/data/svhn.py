@@ -19,7 +19,7 @@ from torchvision.datasets import SVHN
 
 from adv_smooth.data import archive
 from adv_smooth.data.base import ImageDataModule, Split, Splits
-from adv_smooth.errors import UserError, require
+from adv_smooth.utils.errors import UserError, require
 
 # What scipy.io.loadmat (and the array handling after it) raises on a truncated or foreign file.
 _MAT_ERRORS = (MatReadError, OSError, EOFError, IndexError, KeyError, ValueError, TypeError)

@@ -45,7 +45,7 @@ from adv_smooth.attacks.base import LABELS, Attack, label_mode
 from adv_smooth.attacks.budget import snr_eps
 from adv_smooth.attacks.fgsm import FGSM, MAGNITUDES
 from adv_smooth.defenses.base import Defense, TrainBatch
-from adv_smooth.errors import require
+from adv_smooth.utils.errors import require
 
 BUDGET_MODES = ("per_image", "dataset_mean")
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from adv_smooth.defenses.base import Defense
-from adv_smooth.errors import require
+from adv_smooth.utils.errors import require
 
 
 def _retract(w: Tensor, beta: float) -> Tensor:

@@ -48,7 +48,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from adv_smooth.defenses.base import Defense, TrainBatch
-from adv_smooth.errors import UserError, require
+from adv_smooth.utils.errors import UserError, require
 
 
 def _features(activations: Tensor) -> Tensor:

@@ -3,7 +3,7 @@
 Attacks run on the batches Lightning already moved to the device (in `on_*_batch_end`), so the
 evaluation is batched and costs no second pass over the data. Per-image outcomes stay on the device
 until the epoch ends, are gathered across processes once, and become `Records`
-(`adv_smooth/attacks/records.py`): every number of the summary, the `worst` cascade, the minimal-SNR
+(`adv_smooth/robustness/records.py`): every number of the summary, the `worst` cascade, the minimal-SNR
 curve and the honesty checks are computed from them, and the test split's records are saved beside
 results.json (`per_image_test.npz`) so reports can pair runs image by image. At validation only the
 first `val_subset` images of the (unshuffled) validation split are attacked, every
@@ -28,10 +28,10 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
 from adv_smooth.attacks.base import Attack
-from adv_smooth.attacks.evaluate import attack_levels, evaluate_batch, weak_to_strong
-from adv_smooth.attacks.records import AttackRecords, Records
-from adv_smooth.errors import UserError, require
-from adv_smooth.lightning.curves import accuracy_vs_snr_figure, save_figure, scalars, summarize
+from adv_smooth.robustness.batch import attack_levels, evaluate_batch, weak_to_strong
+from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure, scalars, summarize
+from adv_smooth.robustness.records import AttackRecords, Records
+from adv_smooth.utils.errors import UserError, require
 
 RECORDS_FILE = "per_image_{stage}.npz"
 FIGURE_FILE = "robustness_test.png"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 COMPLETED = "completed"
 FAILED = "failed"

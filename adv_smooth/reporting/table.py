@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from adv_smooth.honesty import Traits, check_curves, level_key
 from adv_smooth.reporting.jobs import COMPLETED, Job
+from adv_smooth.robustness.honesty import Traits, check_curves, level_key
 
 MISSING = "–"
 FIXED = ("defense", "β", "γ", "m")
@@ -164,7 +164,7 @@ def _percent(job: Job, key: str) -> float | None:
 
 
 def _mean_curve_warnings(group: Group, levels_by_attack: dict[str, list[float]], split: str, metric: str) -> list:
-    """The honesty rules (adv_smooth/honesty.py) applied to the group's mean curves over seeds.
+    """The honesty rules (adv_smooth/robustness/honesty.py) applied to the group's mean curves over seeds.
 
     A row can be dishonest on average while each seed stays under the tolerance, like the report's
     "adv + smooth, gamma=0.001, m=2" row whose accuracy rises with the noise.

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from adv_smooth.attacks import robust_predictions
 from adv_smooth.attacks.apgd import APGD, checkpoints, dlr_loss
-from adv_smooth.errors import UserError
+from adv_smooth.robustness.batch import robust_predictions
+from adv_smooth.utils.errors import UserError
 
 
 def _linear(d: int = 20, seed: int = 0) -> nn.Linear:

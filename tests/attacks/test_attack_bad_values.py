@@ -8,7 +8,7 @@ from adv_smooth.attacks import FGSM, PGD
 from adv_smooth.attacks.apgd import APGD
 from adv_smooth.attacks.fmn import FMN
 from adv_smooth.attacks.square import Square
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 SHARED = [({"norm": "l3"}, "norm"), ({"norm": "l2", "budget": "fixed", "radius": -0.1}, "radius"),
           ({"budget": "fixed"}, "eps_255"), ({"budget": "linf"}, "budget")]

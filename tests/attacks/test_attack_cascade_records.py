@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from adv_smooth.attacks import FGSM, PGD, evaluate_batch
+from adv_smooth.attacks import FGSM, PGD
 from adv_smooth.attacks.apgd import APGD
-from adv_smooth.attacks.evaluate import batch_records
-from adv_smooth.attacks.records import Records
-from adv_smooth.lightning.curves import summarize
+from adv_smooth.robustness.batch import batch_records, evaluate_batch
+from adv_smooth.robustness.curves import summarize
+from adv_smooth.robustness.records import Records
 
 LEVELS = [30.0, 25.0, 20.0]
 
@@ -70,8 +70,8 @@ def test_records_round_trip_and_recompute_the_summary(digits, tmp_path) -> None:
 
 def _accuracies(model, x, y, attack) -> dict[str, float]:
     """The same attack scored directly, batch by batch (FGSM is deterministic)."""
-    from adv_smooth.attacks import robust_predictions
-    from adv_smooth.honesty import level_key
+    from adv_smooth.robustness.batch import robust_predictions
+    from adv_smooth.robustness.honesty import level_key
 
     out = robust_predictions(model, x, y, attack, LEVELS)
     return {level_key(lv): out["correct"][lv].float().mean().item() for lv in LEVELS}

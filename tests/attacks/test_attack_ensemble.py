@@ -6,13 +6,13 @@ import pytest
 import torch
 from test_attack_square import Quantized
 
-from adv_smooth.attacks import PGD, evaluate_batch
+from adv_smooth.attacks import PGD
 from adv_smooth.attacks.apgd import APGD
-from adv_smooth.attacks.evaluate import batch_records
 from adv_smooth.attacks.fmn import FMN
-from adv_smooth.attacks.records import Records
 from adv_smooth.attacks.square import Square
-from adv_smooth.honesty import Traits, check_records
+from adv_smooth.robustness.batch import batch_records, evaluate_batch
+from adv_smooth.robustness.honesty import Traits, check_records
+from adv_smooth.robustness.records import Records
 
 LEVELS = [30.0, 25.0, 20.0, 15.0]
 

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from adv_smooth.attacks import FGSM, PGD, GaussianNoise, measured_snr_db, snr_eps, truncated_normal_sigma
 from adv_smooth.attacks.fgsm import TRUNCATED_HALF_NORMAL_MEAN
-from adv_smooth.errors import UserError
 from adv_smooth.models import PreActResNet
+from adv_smooth.utils.errors import UserError
 
 LEVELS = [50.0, 45.0, 40.0, 33.0]
 

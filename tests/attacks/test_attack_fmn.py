@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from adv_smooth.attacks import PGD, measured_snr_db, robust_predictions
+from adv_smooth.attacks import PGD, measured_snr_db
 from adv_smooth.attacks.fmn import FMN
+from adv_smooth.robustness.batch import robust_predictions
 
 DUAL = {"l2": 2.0, "linf": 1.0}
 LEVELS = [30.0, 25.0, 20.0, 15.0]

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from adv_smooth.attacks import FGSM, PGD, GaussianNoise, measured_snr_db, robust_predictions, snr_eps
+from adv_smooth.attacks import FGSM, PGD, GaussianNoise, measured_snr_db, snr_eps
 from adv_smooth.models import PreActResNet
+from adv_smooth.robustness.batch import robust_predictions
 
 DIGIT_LEVELS = [25.0, 20.0, 15.0]  # 8x8 digits need stronger noise than 32x32 photos to show anything
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from adv_smooth.attacks import FGSM, PGD, Attack, GaussianNoise, cumulative_correct, robust_predictions
-from adv_smooth.errors import UserError
+from adv_smooth.attacks import FGSM, PGD, Attack, GaussianNoise
 from adv_smooth.lightning.robustness import build_attacks
+from adv_smooth.robustness.batch import cumulative_correct, robust_predictions
+from adv_smooth.utils.errors import UserError
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "attack"
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from adv_smooth.attacks import PGD, measured_snr_db, robust_predictions
+from adv_smooth.attacks import PGD, measured_snr_db
 from adv_smooth.attacks.square import Square, square_bump, square_fraction
+from adv_smooth.robustness.batch import robust_predictions
 
 
 def _seeded(seed: int = 0) -> torch.Generator:

@@ -1,5 +1,5 @@
 """Smoke tests of the benchmarks (tiniest settings, shapes of the JSON and the table, never timings) and of
-the fast paths they measure: `adv_smooth.perf` and the smoothness loss's hand-written backward passes."""
+the fast paths they measure: `adv_smooth.models.speed` and the smoothness loss's hand-written backward passes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from adv_smooth.defenses.base import TrainBatch
 from adv_smooth.defenses.smoothness import LaplacianSmoothness, dense_form, laplacian_smoothness
 from adv_smooth.models import PreActResNet
-from adv_smooth.perf import HostSyncAudit, apply_perf
+from adv_smooth.models.speed import apply_perf
+from adv_smooth.utils.host_sync import HostSyncAudit
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks import _timing, evaluation, training
 
@@ -85,7 +86,7 @@ def test_interleaved_alternates_order_and_summaries() -> None:
     assert _timing.summarize([1.0, 2.0, 3.0])["spread_pct"] == pytest.approx(100.0)
 
 
-# --------------------------------------------------------------------------------------------- perf.py
+# --------------------------------------------------------------------------------------------- models/speed.py
 def test_apply_perf_keeps_the_module_and_its_keys() -> None:
     net = PreActResNet(10, 3, width=4, blocks=(1,))
     keys = list(net.state_dict())

@@ -10,7 +10,7 @@ import pytest
 from torchvision.datasets import utils as tv_utils
 
 from adv_smooth.data import archive
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 
 def _zip(path: Path, entries: dict[str, bytes]) -> Path:

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from adv_smooth.data.base import ImageDataModule, Splits, augment, channel_stats
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 
 class _Fixed(ImageDataModule):

@@ -11,7 +11,7 @@ from data_fixtures import decode_label, write_cifar
 
 from adv_smooth.data import archive
 from adv_smooth.data.cifar import CifarDataModule
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 
 def test_cifar10_shapes_labels_and_splits(cifar10_root: tuple[Path, dict]) -> None:

@@ -10,7 +10,7 @@ import torch
 from data_fixtures import JPEG_STEP, decode_label, write_image_folder
 
 from adv_smooth.data.folder import FolderDataModule
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 
 def test_loads_resizes_and_labels_by_sorted_class_names(folder_root: tuple[Path, dict]) -> None:

@@ -10,7 +10,7 @@ import torch
 from data_fixtures import decode_label
 
 from adv_smooth.data.svhn import SvhnDataModule
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 
 def test_train_test_shapes_and_label_10_is_digit_0(svhn_root: tuple[Path, dict]) -> None:

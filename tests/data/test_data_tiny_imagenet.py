@@ -12,7 +12,7 @@ from torchvision.datasets import utils as tv_utils
 
 from adv_smooth.data import tiny_imagenet
 from adv_smooth.data.tiny_imagenet import TinyImageNetDataModule
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 
 def _module(root: Path, **kwargs) -> TinyImageNetDataModule:

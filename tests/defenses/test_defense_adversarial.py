@@ -12,8 +12,8 @@ from adv_smooth.attacks.fgsm import FGSM
 from adv_smooth.data.digits import DigitsDataModule
 from adv_smooth.defenses.adversarial import AdversarialTraining, mean_snr_eps
 from adv_smooth.defenses.base import Defense, TrainBatch
-from adv_smooth.errors import UserError
 from adv_smooth.models.preact_resnet import PreActResNet
+from adv_smooth.utils.errors import UserError
 
 
 def _model() -> PreActResNet:
@@ -208,7 +208,7 @@ def test_fgsm_training_beats_vanilla_under_fgsm_on_digits() -> None:
 
 def test_unquoted_true_on_the_command_line_means_true_labels() -> None:
     """`defense.labels=true` reaches the config as YAML's boolean; it means "true", and `false` stays an error."""
-    from adv_smooth.build import build_defense
+    from adv_smooth.app.build import build_defense
     from tests.conftest import compose_config
 
     defense = build_defense(compose_config("defense=adv", "defense.labels=true").defense)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from adv_smooth.app.build import build_defense
 from adv_smooth.attacks.budget import snr_eps
 from adv_smooth.attacks.fgsm import FGSM
 from adv_smooth.attacks.pgd import PGD
-from adv_smooth.build import build_defense
 from adv_smooth.defenses import TrainBatch
 from adv_smooth.defenses.adversarial import AdversarialTraining, mean_snr_eps
-from adv_smooth.errors import UserError
 from adv_smooth.models import PreActResNet
+from adv_smooth.utils.errors import UserError
 from tests.conftest import compose_config
 
 

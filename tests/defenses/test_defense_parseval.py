@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from adv_smooth.defenses.parseval import Parseval, parseval_retraction_
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 
 def _near_orthogonal(rows: int, cols: int, noise: float, seed: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ from adv_smooth.defenses.smoothness import (
     laplacian_smoothness,
     similarity_graph,
 )
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 N, C = 12, 4
 

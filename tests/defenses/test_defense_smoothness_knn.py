@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from adv_smooth.defenses import LaplacianSmoothness, TrainBatch, laplacian_smoothness
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 
 def original_laplacian(x: Tensor, target: Tensor, m: int, k: int | None, classes: int) -> Tensor:

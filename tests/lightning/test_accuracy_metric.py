@@ -6,7 +6,7 @@ import torch
 from torchmetrics.classification import MulticlassAccuracy
 
 from adv_smooth.lightning.metrics import Accuracy
-from adv_smooth.perf import HostSyncAudit
+from adv_smooth.utils.host_sync import HostSyncAudit
 
 
 def _batches(classes: int = 7):

@@ -6,7 +6,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from adv_smooth.build import build_datamodule, build_defense, build_module
+from adv_smooth.app.build import build_datamodule, build_defense, build_module
 from adv_smooth.defenses import Defense
 from adv_smooth.lightning import NonFiniteLossError, RobustClassifier
 from adv_smooth.models import PreActResNet

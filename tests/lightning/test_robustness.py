@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adv_smooth.train import train
+from adv_smooth.app.train_task import train
 from tests.conftest import FAST, compose_config
 
 LEVELS = [50, 45, 40, 33, 25, 20]
@@ -50,7 +50,7 @@ def test_curve_is_ordered_and_honest(trained_run) -> None:
 
 @pytest.mark.slow
 def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) -> None:
-    from adv_smooth.evaluate import evaluate
+    from adv_smooth.app.evaluate_task import evaluate
 
     run, results = trained_run
     cfg = compose_config(f"ckpt_path={results['best_checkpoint']}", "eval.snr_levels=[33]", output_dir=tmp_path,
@@ -59,7 +59,7 @@ def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) 
     assert evaluated["metrics"]["test/acc"] == results["metrics"]["test/acc"]
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["robustness"]["test"]["attacks"]["fgsm"]["levels"] == [33.0]
-    from adv_smooth.attacks.records import Records
+    from adv_smooth.robustness.records import Records
 
     records = Records.load(tmp_path / "per_image_test.npz")  # beside the evaluation's results.json
     assert records.n == saved["robustness"]["test"]["n"]
@@ -82,8 +82,8 @@ def test_evaluate_user_mistakes(args: list[str], message: str, tmp_path) -> None
 
 
 def test_bad_snr_and_attack_are_refused() -> None:
-    from adv_smooth.errors import UserError
     from adv_smooth.lightning.robustness import RobustnessVsSNR
+    from adv_smooth.utils.errors import UserError
 
     with pytest.raises(UserError, match=r"eval.snr_levels=\[0\]"):
         RobustnessVsSNR(snr_levels=[0])

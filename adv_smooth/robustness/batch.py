@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from adv_smooth.attacks.base import Attack, crafting_mode, input_gradient
 from adv_smooth.attacks.budget import measured_snr_db
-from adv_smooth.attacks.records import AttackRecords, Records
+from adv_smooth.robustness.records import AttackRecords, Records
 
 
 def weak_to_strong(snr_levels: Sequence[float]) -> list[float]:

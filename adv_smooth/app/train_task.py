@@ -1,4 +1,4 @@
-"""Training task: what one Hydra job does. Thin: building lives in `build`, checks in `config_checks`."""
+"""Training task: what one Hydra job does. Thin: building lives in `build`, checks in `config.checks`."""
 
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from adv_smooth.build import build_datamodule, build_defense, build_list, build_module
-from adv_smooth.config_checks import check_config
-from adv_smooth.errors import require
+from adv_smooth.app.build import build_datamodule, build_defense, build_list, build_module
+from adv_smooth.app.results import callback_results, scalar_metrics
+from adv_smooth.app.run_dir import refuse_completed
+from adv_smooth.app.search import optimized
+from adv_smooth.app.summary import format_summary
+from adv_smooth.config.checks import check_config
+from adv_smooth.config.sweeps import check_sweep
 from adv_smooth.lightning.checkpointing import AtomicCheckpointIO
 from adv_smooth.lightning.preemption import Preempted
-from adv_smooth.run_dir import refuse_completed
-from adv_smooth.search import optimized
-from adv_smooth.summary import format_summary
-from adv_smooth.sweep_checks import check_sweep
 from adv_smooth.utils.checkpoints import check_state_matches, load_checkpoint
+from adv_smooth.utils.errors import require
 from adv_smooth.utils.io import write_json_atomic
 
 
@@ -38,20 +39,6 @@ def resolve_ckpt_path(ckpt_path: str | None, directory: Path) -> str | None:
         last = directory / "checkpoints" / "last.ckpt"
         return str(last) if last.exists() else None
     return str(ckpt_path)
-
-
-def scalar_metrics(trainer: pl.Trainer) -> dict[str, float]:
-    """The scalars Lightning logged last (e.g. `test/acc`, `test/fgsm/snr33/acc`)."""
-    return {key: float(value) for key, value in trainer.callback_metrics.items()}
-
-
-def callback_results(trainer: pl.Trainer) -> dict[str, Any]:
-    """Structured results callbacks expose through `results()` (robustness curves, honesty checks)."""
-    results: dict[str, Any] = {}
-    for callback in trainer.callbacks:
-        if hasattr(callback, "results"):
-            results.update(callback.results())
-    return results
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from adv_smooth.attacks.base import Attack
-from adv_smooth.attacks.records import Records
-from adv_smooth.honesty import Traits, check_records, level_key
+from adv_smooth.robustness.honesty import Traits, check_records, level_key
+from adv_smooth.robustness.records import Records
 from adv_smooth.utils.io import write_bytes_atomic
 
 MIN_SNR_GRID = 0.5  # dB between the points of the minimal-SNR curve stored in results.json

@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from adv_smooth.errors import UserError, require
+from adv_smooth.utils.errors import UserError, require
 
 Rule = tuple[Callable[[Any], bool], str]  # (accepts value, what is allowed)
 

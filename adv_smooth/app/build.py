@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
-from adv_smooth.perf import apply_perf
+from adv_smooth.models.speed import apply_perf
 
 
 def build_defense(cfg: DictConfig) -> Defense:
@@ -36,7 +36,7 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule, defense: Defense)
         std=list(datamodule.std),
         **defense.model_options,
     )
-    net = apply_perf(net, **(cfg.get("perf") or {}))  # channels_last / compile (adv_smooth/perf.py); absent = off
+    net = apply_perf(net, **(cfg.get("perf") or {}))  # channels_last / compile (models/speed.py); absent = off
     optim = cfg.optim
     return RobustClassifier(
         net,

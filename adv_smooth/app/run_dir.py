@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.io import write_json_atomic
 
 LOCK_NAME = ".lock"

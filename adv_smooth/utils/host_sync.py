@@ -1,26 +1,7 @@
-"""Speed switches for the network, and a host-sync audit to check a training step stays asynchronous.
+"""A host-sync audit: counts the calls that would make the host wait for the GPU (benchmarks and tests).
 
-Config (top level of `conf/config.yaml`):
-
-    perf:
-      channels_last: false   # NHWC weights: faster convolutions on tensor-core GPUs (and usually on CPU oneDNN)
-      compile: false         # torch.compile the network's forward only
-
-bf16 autocast is not here: it is Lightning's `trainer.precision=bf16-mixed` (the plain loop in
-`benchmarks/training.py` uses `torch.autocast` the same way).
-
-Decisions:
-
-* `compile` compiles the network *in place* (`nn.Module.compile`): the module object, its attributes
-  (`num_classes`, `linear`) and its `state_dict` keys stay exactly as they are, so checkpoints written with
-  and without compile load into each other and into checkpoint evaluation. `torch.compile(net)` would wrap
-  it in an `OptimizedModule` whose keys gain an `_orig_mod.` prefix.
-* Only the network is compiled. Attacks, `torch.autograd.grad`, defense hooks and the Parseval retraction
-  run eagerly around it: they are small, data-dependent Python, and a graph break inside them would cost
-  more than it saves. Each (train/eval mode, `return_activations`, batch size) is a separate graph.
-* `channels_last` converts the weights only. Inputs need no conversion: the first convolution sees a
-  channels-last weight and produces channels-last output, so every activation after it is NHWC already.
-  Use `to_channels_last` on a batch if a profile ever shows the stem's layout conversion.
+It lives outside the training code on purpose: nothing in a run uses it; the benchmarks and tests wrap a
+few steps of a tiny model in it to check a training step stays asynchronous.
 """
 
 from __future__ import annotations
@@ -33,32 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["HostSyncAudit", "apply_perf", "host_sync_audit", "to_channels_last"]
+__all__ = ["HostSyncAudit", "host_sync_audit"]
 
-
-def apply_perf(
-    net: nn.Module, channels_last: bool = False, compile: bool = False, compile_options: Mapping[str, Any] | None = None
-) -> nn.Module:
-    """Apply the speed switches to `net` in place and return it (the same object).
-
-    `compile_options` are passed to `torch.compile` (e.g. `{"mode": "max-autotune"}`, `{"dynamic": False}`).
-    """
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    if compile:
-        net.compile(**dict(compile_options or {}))
-    return net
-
-
-def to_channels_last(x: Tensor) -> Tensor:
-    """A 4-D batch in NHWC memory order (a no-op for other ranks or when it already is)."""
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-
-
-# ---------------------------------------------------------------------------------------- host-sync audit
 #: Tensor -> Python conversions: on a GPU each waits for every queued kernel.
 _READBACKS = {"item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__", "cpu"}
 #: Ops whose output size depends on the data: the host must read a count back from the device.

@@ -129,7 +129,7 @@ def _dominance_warning(strong: str, weak: str, t_weak: Traits, level: float, acc
 
 
 def check_records(records: Any, traits: Mapping[str, Traits], tolerance: float = TOLERANCE) -> list[dict[str, str]]:
-    """Every rule, on per-image records (`adv_smooth.attacks.records.Records`) of one split."""
+    """Every rule, on per-image records (`adv_smooth.robustness.records.Records`) of one split."""
     clean = records.clean
     clean_acc = float(clean.mean()) if records.n else 0.0
     curves = {a: records.accuracy(a) for a in records.attacks}

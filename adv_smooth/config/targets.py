@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 PREFIXES = ("adv_smooth.", "torch.optim.", "pytorch_lightning.", "lightning.pytorch.")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 DEFAULTS = {"metric": "val/fgsm/snr33/acc", "clean_metric": "val/acc", "clean_floor": 0.0}
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from adv_smooth.errors import UserError
+from adv_smooth.utils.errors import UserError
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 MAX_OPTIONS = 16  # a Trainer takes some 50 keywords: one line still

@@ -25,17 +25,18 @@ from typing import Any
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from adv_smooth import run_dir
-from adv_smooth.errors import UserError
-from adv_smooth.failures import explain, flat
+from adv_smooth.app import run_dir
+from adv_smooth.app.failures import explain, flat
+from adv_smooth.utils.errors import UserError
 
 
 def config_dir() -> str:
     """`adv_smooth/conf` inside an installed wheel, else the repository's top-level `conf/`."""
-    packaged = Path(__file__).resolve().parent / "conf"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
     if packaged.is_dir():
         return str(packaged)
-    return str(Path(__file__).resolve().parent.parent / "conf")
+    return str(package.parent / "conf")
 
 
 def full_errors() -> bool:

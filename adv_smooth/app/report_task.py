@@ -1,0 +1,121 @@
+"""`python -m adv_smooth.report SWEEP_DIR [MORE_DIRS ...] [--out DIR]`: the report's tables from a sweep.
+
+Reads every job's results.json below the given directories, groups the jobs by everything but the seed,
+and prints, per attack, a table shaped like the report's (defense, beta, gamma, m, clean, 50, 45, 40,
+33 dB) with mean ± std over seeds and n. Writes report.md, report.csv and PNG plots (accuracy vs SNR,
+training-loss curves) to --out (default: <first dir>/report). Jobs that failed or have no results.json
+yet are listed under the tables, never silently dropped; rows where an honesty check fired are marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from adv_smooth.reporting.jobs import COMPLETED, Job, find_jobs
+from adv_smooth.reporting.plots import plot_accuracy_vs_snr, plot_training_curves, training_curves
+from adv_smooth.reporting.table import FIXED, Group, Table, build_tables, group_jobs, table_markdown, tables_csv
+from adv_smooth.utils.errors import UserError
+from adv_smooth.utils.io import write_text_atomic
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m adv_smooth.report", description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", help="sweep directories (multirun/<date>/<time>) or run directories")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: <first dir>/report)")
+    parser.add_argument("--split", choices=("test", "val"), default="test", help="which split's metrics (default test)")
+    parser.add_argument(
+        "--metric", choices=("acc", "cumulative_acc"), default="acc",
+        help="per-level accuracy, or cumulative (correct clean and at every weaker level)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="tables only")
+    return parser
+
+
+def _relative(path: Path, roots: list[Path]) -> str:
+    for root in roots:
+        try:
+            return str(path.relative_to(root.parent)) if path != root else str(path)
+        except ValueError:
+            continue
+    return str(path)
+
+
+def not_in_tables(jobs: list[Job], roots: list[Path]) -> list[str]:
+    """One line per job that failed or has no results.json yet, with its overrides and the reason."""
+    lines = []
+    for job in jobs:
+        if job.status == COMPLETED:
+            continue
+        overrides = " ".join(job.overrides) or "(no overrides recorded)"
+        lines.append(f"- {_relative(job.path, roots)} [{job.status}] {overrides}: {job.error}")
+    return lines
+
+
+def render(jobs: list[Job], groups: list[Group], tables: list[Table], extras: list[str], roots: list[Path]) -> str:
+    """The whole Markdown report: a summary line, the tables, then the jobs left out."""
+    done = sum(j.status == COMPLETED for j in jobs)
+    parts = [
+        "# Sweep report",
+        "",
+        f"Sources: {', '.join(str(r) for r in roots)}. Jobs: {len(jobs)} found, {done} completed, "
+        f"{len(groups)} groups (jobs equal in everything but the seed).",
+    ]
+    if groups and all(c.mean is None for t in tables for r in t.rows for c in r.cells.values()):
+        split = tables[0].split
+        parts += ["", f"No {split} metrics in any completed job (a search runs with test=false: try --split val)."]
+    for table in tables if groups else []:
+        parts += ["", table_markdown(table, extras)]
+    left_out = not_in_tables(jobs, roots)
+    if left_out:
+        parts += ["", f"### Jobs not in the tables ({len(left_out)})", *left_out]
+    return "\n".join(parts) + "\n"
+
+
+def write_plots(groups: list[Group], tables: list[Table], extras: list[str], out: Path) -> list[Path]:
+    labels = [g.label([*extras, *FIXED]) for g in groups]
+    paths = [
+        plot_accuracy_vs_snr(t, labels, out / f"accuracy_vs_snr_{t.attack}.png")
+        for t in tables
+        if t.attack != "none" or any(r.cells["clean"].mean is not None for r in t.rows)
+    ]
+    curves = [(label, [training_curves(j) for j in g.jobs]) for label, g in zip(labels, groups)]
+    loss = plot_training_curves(curves, out / "training_loss.png")
+    return paths + ([loss] if loss else [])
+
+
+def report(dirs: list[str], out: Path | None = None, split: str = "test", metric: str = "acc",
+           plots: bool = True) -> tuple[str, list[Path]]:
+    """Build the report; write report.md, report.csv and the plots into `out`. Returns (markdown, files)."""
+    jobs = find_jobs(dirs)
+    roots = [Path(d) for d in dirs]
+    groups, extras = group_jobs(jobs)
+    tables = build_tables(groups, split, metric)
+    markdown = render(jobs, groups, tables, extras, roots)
+    out = out or roots[0] / "report"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory: give a directory to write the report into")
+    files = [write_text_atomic(out / "report.md", markdown)]
+    files.append(write_text_atomic(out / "report.csv", tables_csv(tables, extras)))
+    if plots and groups:
+        files += write_plots(groups, tables, extras, out)
+    return markdown, files
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        markdown, files = report(args.dirs, args.out, args.split, args.metric, plots=not args.no_plots)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # --out below a file, no permission, a full disk
+        print(f"error: could not write the report: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(2)
+    print(markdown, end="")
+    print("wrote: " + ", ".join(str(f) for f in files))
+
+
+if __name__ == "__main__":
+    main()

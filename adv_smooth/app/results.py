@@ -1,0 +1,21 @@
+"""Results shared by the training and evaluation tasks: the scalars Lightning logged, the callbacks' blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+
+
+def scalar_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    """The scalars Lightning logged last (e.g. `test/acc`, `test/fgsm/snr33/acc`)."""
+    return {key: float(value) for key, value in trainer.callback_metrics.items()}
+
+
+def callback_results(trainer: pl.Trainer) -> dict[str, Any]:
+    """Structured results callbacks expose through `results()` (robustness curves, honesty checks)."""
+    results: dict[str, Any] = {}
+    for callback in trainer.callbacks:
+        if hasattr(callback, "results"):
+            results.update(callback.results())
+    return results
