@@ -161,7 +161,7 @@ def paired_overhead(numerator: Sequence[float], denominator: Sequence[float]) ->
 
 
 def target_status(value: float | None, limit: float | None) -> str:
-    """"pass"/"FAIL" against an upper limit; "not measured" when this run could not measure it."""
+    """ "pass"/"FAIL" against an upper limit; "not measured" when this run could not measure it."""
     if value is None:
         return "not measured"
     if limit is None:
@@ -257,8 +257,9 @@ class Batches:
         return self.batches[index]
 
 
-def synthetic_batches(n_batches: int, batch_size: int, classes: int, device: torch.device | str, seed: int = 0
-                      ) -> Batches:
+def synthetic_batches(
+    n_batches: int, batch_size: int, classes: int, device: torch.device | str, seed: int = 0
+) -> Batches:
     """Float images in [0, 1] (what `on_after_batch_transfer` hands the model) and labels, on the device.
 
     Already on the device, so neither path pays a host-to-device copy: Lightning's own transfer is a no-op.
@@ -336,8 +337,9 @@ class RunSettings:
     model_overrides: list[str] = field(default_factory=list)
 
 
-def common_arguments(parser: argparse.ArgumentParser, quick_help: str, logger_default: str, out: Path,
-                     quick_reps: int = 3) -> None:
+def common_arguments(
+    parser: argparse.ArgumentParser, quick_help: str, logger_default: str, out: Path, quick_reps: int = 3
+) -> None:
     """The command-line options both benchmarks share (their own, e.g. --steps, are added by each)."""
     parser.set_defaults(quick_reps=quick_reps)
     parser.add_argument("--quick", action="store_true", help=quick_help)
@@ -367,4 +369,3 @@ def common_settings(a: argparse.Namespace) -> dict[str, Any]:
         "logger": a.logger,
         "quick": a.quick,
     }
-

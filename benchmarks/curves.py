@@ -32,9 +32,13 @@ OUT = Path("benchmarks/results/curves.json")
 def main() -> dict:
     model, x, y = trained_model()
     g = torch.Generator
-    attacks = {"fgsm": FGSM(), "pgd": PGD(include_fgsm=False, generator=g().manual_seed(0)),
-               "apgd": APGD(generator=g().manual_seed(1)), "apgd_l2": APGD(norm="l2", generator=g().manual_seed(2)),
-               "fmn_l2": FMN(norm="l2")}
+    attacks = {
+        "fgsm": FGSM(),
+        "pgd": PGD(include_fgsm=False, generator=g().manual_seed(0)),
+        "apgd": APGD(generator=g().manual_seed(1)),
+        "apgd_l2": APGD(norm="l2", generator=g().manual_seed(2)),
+        "fmn_l2": FMN(norm="l2"),
+    }
     records = batch_records(evaluate_batch(model, x, y, attacks, LEVELS), y, attacks, LEVELS)
     summary = summarize(records, attacks, LEVELS)
     save_figure(accuracy_vs_snr_figure(summary), FIGURE)
@@ -43,8 +47,10 @@ def main() -> dict:
     for name, entry in summary["attacks"].items():
         print(f"{name:<8}", " ".join(f"{100 * v:6.2f}" for v in entry["acc"].values()))
     print("worst   ", " ".join(f"{100 * v:6.2f}" for v in summary["worst"]["acc"].values()))
-    print(f"median minimal SNR (FMN, L2): {summary['attacks']['fmn_l2']['min_snr']['median_db']:.2f} dB; "
-          f"warnings: {[w['check'] for w in summary['honesty']]}; wrote {FIGURE} and {OUT}")
+    print(
+        f"median minimal SNR (FMN, L2): {summary['attacks']['fmn_l2']['min_snr']['median_db']:.2f} dB; "
+        f"warnings: {[w['check'] for w in summary['honesty']]}; wrote {FIGURE} and {OUT}"
+    )
     return result
 
 

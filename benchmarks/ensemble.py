@@ -35,8 +35,14 @@ class DigitsCNN(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2, padding=1),
-                                 nn.ReLU(), nn.Flatten(), nn.Linear(32 * 4 * 4, 10))
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(32 * 4 * 4, 10),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net((x - 0.3) / 0.4)
@@ -123,11 +129,20 @@ def run(reps: int = 3, eps_255: float = 16.0, seed: int = 0) -> dict[str, Any]:
         "attacks": {k: v[-1]["attacks"] for k, v in raw.items()},
         "wall_s": {k: summarize(v) for k, v in walls.items()},
         "time_ratio_ours_over_autoattack": summarize(ratios),
-        "targets": [{"target": "robust accuracy within 1 point", "limit": 0.01,
-                     "value": abs(acc["ours"] - acc["autoattack"]),
-                     "status": "pass" if abs(acc["ours"] - acc["autoattack"]) <= 0.01 else "FAIL"},
-                    {"target": "time ratio", "limit": 1.0, "value": summarize(ratios)["median"],
-                     "status": "pass" if summarize(ratios)["median"] <= 1.0 else "FAIL"}],
+        "targets": [
+            {
+                "target": "robust accuracy within 1 point",
+                "limit": 0.01,
+                "value": abs(acc["ours"] - acc["autoattack"]),
+                "status": "pass" if abs(acc["ours"] - acc["autoattack"]) <= 0.01 else "FAIL",
+            },
+            {
+                "target": "time ratio",
+                "limit": 1.0,
+                "value": summarize(ratios)["median"],
+                "status": "pass" if summarize(ratios)["median"] <= 1.0 else "FAIL",
+            },
+        ],
         "gpu": "not measured",
         "machine": machine_info("cpu"),
         "load_average_1min_before_after": [load_before, load_average()],
@@ -139,14 +154,23 @@ def format_report(r: dict[str, Any]) -> str:
     rows = [("side", "attacks", "robust acc", "wall s (median)", "spread")]
     for side in ("ours", "autoattack"):
         w = r["wall_s"][side]
-        rows.append((side, "+".join(r["attacks"][side]), f"{100 * r['robust_acc'][side]:.2f} %",
-                     f"{w['median']:.1f}", f"{w['spread_pct']:.0f}%"))
+        rows.append(
+            (
+                side,
+                "+".join(r["attacks"][side]),
+                f"{100 * r['robust_acc'][side]:.2f} %",
+                f"{w['median']:.1f}",
+                f"{w['spread_pct']:.0f}%",
+            )
+        )
     ratio = r["time_ratio_ours_over_autoattack"]
-    return "\n".join([
-        f"eval=strong (L-inf part) vs AutoAttack standard: {s['images']} digits, eps {s['eps_255']}/255, "
-        f"{s['reps']} interleaved reps, clean {100 * r['clean_acc']:.2f} %",
-        format_table(rows),
-        f"|robust acc difference| = {100 * r['robust_acc_abs_diff']:.2f} points (goal <= 1); time ratio ours / "
-        f"AutoAttack = {ratio['median']:.2f} (min {ratio['min']:.2f}, max {ratio['max']:.2f}; goal <= 1.0); "
-        "GPU: not measured",
-    ])
+    return "\n".join(
+        [
+            f"eval=strong (L-inf part) vs AutoAttack standard: {s['images']} digits, eps {s['eps_255']}/255, "
+            f"{s['reps']} interleaved reps, clean {100 * r['clean_acc']:.2f} %",
+            format_table(rows),
+            f"|robust acc difference| = {100 * r['robust_acc_abs_diff']:.2f} points (goal <= 1); time ratio ours / "
+            f"AutoAttack = {ratio['median']:.2f} (min {ratio['min']:.2f}, max {ratio['max']:.2f}; goal <= 1.0); "
+            "GPU: not measured",
+        ]
+    )

@@ -83,8 +83,9 @@ def _config(s: Settings):
     return compose_config(DATASETS[s.classes][3], "vanilla", [f"model.width={s.width}", *s.model_overrides])
 
 
-def plain_evaluate(module: Any, batches: Sequence[tuple[Tensor, Tensor]], eval_cfg: Any, warmup: int, device: str,
-                   precision: str) -> dict[str, Any]:
+def plain_evaluate(
+    module: Any, batches: Sequence[tuple[Tensor, Tensor]], eval_cfg: Any, warmup: int, device: str, precision: str
+) -> dict[str, Any]:
     """`test_step` + the callback's per-batch attack work by hand; counts summed on the device, read once."""
     net = module.net.eval()
     attacks = build_attacks(OmegaConf.to_container(eval_cfg.attacks, resolve=True))
@@ -112,8 +113,15 @@ def plain_evaluate(module: Any, batches: Sequence[tuple[Tensor, Tensor]], eval_c
     return {"wall": clock.wall, "cpu": clock.cpu, "clean_acc": float(clean) / n, "acc": acc}
 
 
-def lightning_evaluate(module: Any, batches: Sequence[tuple[Tensor, Tensor]], cfg: Any, warmup: int, device: str,
-                       precision: str, logger: str) -> dict[str, Any]:
+def lightning_evaluate(
+    module: Any,
+    batches: Sequence[tuple[Tensor, Tensor]],
+    cfg: Any,
+    warmup: int,
+    device: str,
+    precision: str,
+    logger: str,
+) -> dict[str, Any]:
     """`trainer.test` with the real `RobustnessVsSNR` callback; clocked from batch `warmup` to `on_test_end`."""
     callback = hydra.utils.instantiate(cfg.callbacks.robustness, log_figure=False)
     window = StepWindow(warmup, device)
@@ -122,8 +130,13 @@ def lightning_evaluate(module: Any, batches: Sequence[tuple[Tensor, Tensor]], cf
         total, _ = timed(lambda: trainer.test(module, dataloaders=batches, verbose=False), device)
     summary = callback.results()["robustness"]["test"]
     acc = {a: list(v["acc"].values()) for a, v in summary["attacks"].items()}
-    return {"wall": window.clock.wall, "cpu": window.clock.cpu, "clean_acc": summary["clean_acc"], "acc": acc,
-            "test_total_s": total}
+    return {
+        "wall": window.clock.wall,
+        "cpu": window.clock.cpu,
+        "clean_acc": summary["clean_acc"],
+        "acc": acc,
+        "test_total_s": total,
+    }
 
 
 def run(s: Settings) -> dict[str, Any]:
@@ -156,14 +169,24 @@ def run(s: Settings) -> dict[str, Any]:
         }
     paths["lightning"]["test_total_s"] = summarize([r["test_total_s"] for r in raw["lightning"]])
     overhead = paired_overhead([r["wall"] for r in raw["lightning"]], [r["wall"] for r in raw["plain"]])
-    diffs = [abs(a - b) for name in paths["plain"]["acc"]
-             for a, b in zip(paths["plain"]["acc"][name], paths["lightning"]["acc"][name])]
+    diffs = [
+        abs(a - b)
+        for name in paths["plain"]["acc"]
+        for a, b in zip(paths["plain"]["acc"][name], paths["lightning"]["acc"][name])
+    ]
     diffs.append(abs(paths["plain"]["clean_acc"] - paths["lightning"]["clean_acc"]))
     targets = []
     for dev, limit in TARGETS.items():
         value = overhead["median"] if dev == torch.device(s.device).type else None
-        targets.append({"device": dev, "target": "lightning overhead", "limit": limit, "value": value,
-                        "status": target_status(value, limit)})
+        targets.append(
+            {
+                "device": dev,
+                "target": "lightning overhead",
+                "limit": limit,
+                "value": value,
+                "status": target_status(value, limit),
+            }
+        )
     return {
         "benchmark": "evaluation",
         "settings": vars(s).copy(),
@@ -184,14 +207,16 @@ def format_report(r: dict[str, Any]) -> str:
     rows = [("path", "images/s", "spread", "CPU-s/image", "Lightning vs plain", "clean acc")]
     for p in ("plain", "lightning"):
         d = r["paths"][p]
-        rows.append((
-            p,
-            f"{d['images_per_s']['median']:.2f}",
-            f"{d['images_per_s']['spread_pct']:.0f}%",
-            f"{d['cpu_s']['median'] / (s['batch_size'] * s['batches']):.4f}",
-            f"{100 * r['lightning_overhead']['median']:+.1f}%" if p == "lightning" else "",
-            f"{d['clean_acc']:.3f}",
-        ))
+        rows.append(
+            (
+                p,
+                f"{d['images_per_s']['median']:.2f}",
+                f"{d['images_per_s']['spread_pct']:.0f}%",
+                f"{d['cpu_s']['median'] / (s['batch_size'] * s['batches']):.4f}",
+                f"{100 * r['lightning_overhead']['median']:+.1f}%" if p == "lightning" else "",
+                f"{d['clean_acc']:.3f}",
+            )
+        )
     trows = [("target", "device", "limit", "measured", "status")]
     for t in r["targets"]:
         limit = "-" if t["limit"] is None else f"<= {100 * t['limit']:.1f}%"
@@ -199,18 +224,22 @@ def format_report(r: dict[str, Any]) -> str:
         trows.append((t["target"], t["device"], limit, value, t["status"]))
     attacks = ", ".join(r["attacks"])
     load = r["load_average_1min_before_after"]
-    return "\n".join([
-        f"evaluation throughput ({attacks} at {r['snr_levels_db']} dB): width {s['width']}, {s['classes']} classes, "
-        f"batch {s['batch_size']}, {s['batches']} timed batches after {s['warmup']} warm-up, {s['reps']} interleaved "
-        f"reps, {s['device']}, {s['precision']}, channels_last={s['channels_last']}, compile={s['compile']}",
-        format_table(rows),
-        f"same computation: max |accuracy difference| plain vs lightning = {r['accuracy_abs_diff']:.2e}",
-        "",
-        format_table(trows),
-        "",
-        f"threads {r['machine']['threads']} on {r['machine']['cpu_count']} CPUs, load avg before/after "
-        f"{load[0]:.1f}/{load[1]:.1f}; GPU: {GPU_COMMAND}",
-    ])
+    return "\n".join(
+        [
+            f"evaluation throughput ({attacks} at {r['snr_levels_db']} "
+            f"dB): width {s['width']}, {s['classes']} classes, "
+            f"batch {s['batch_size']}, {s['batches']} timed batches "
+            f"after {s['warmup']} warm-up, {s['reps']} interleaved "
+            f"reps, {s['device']}, {s['precision']}, channels_last={s['channels_last']}, compile={s['compile']}",
+            format_table(rows),
+            f"same computation: max |accuracy difference| plain vs lightning = {r['accuracy_abs_diff']:.2e}",
+            "",
+            format_table(trows),
+            "",
+            f"threads {r['machine']['threads']} on {r['machine']['cpu_count']} CPUs, load avg before/after "
+            f"{load[0]:.1f}/{load[1]:.1f}; GPU: {GPU_COMMAND}",
+        ]
+    )
 
 
 def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path, int | None]:
@@ -221,8 +250,11 @@ def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Pat
     parser.add_argument("--batches", type=int, help="timed batches per run (default 3, quick 2)")
     parser.add_argument("--warmup", type=int, help="untimed batches first (default 1; 2 with --compile)")
     parser.add_argument("--classes", type=int, default=10, choices=sorted(DATASETS))
-    parser.add_argument("--versus-autoattack", action="store_true",
-                        help="instead: eval=strong against pyautoattack's standard AutoAttack (benchmarks/ensemble.py)")
+    parser.add_argument(
+        "--versus-autoattack",
+        action="store_true",
+        help="instead: eval=strong against pyautoattack's standard AutoAttack (benchmarks/ensemble.py)",
+    )
     a = parser.parse_args(argv)
     gpu = torch.device(a.device).type == "cuda"
     s = Settings(

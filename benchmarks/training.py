@@ -159,8 +159,14 @@ def plain_step(net: nn.Module, defense: Any, optimizer: torch.optim.Optimizer, x
     return loss.detach()
 
 
-def plain_fit(module: Any, batches: Sequence[tuple[Tensor, Tensor]], warmup: int, device: str, precision: str,
-              on_start: Callable[[], None] | None = None) -> dict[str, Any]:
+def plain_fit(
+    module: Any,
+    batches: Sequence[tuple[Tensor, Tensor]],
+    warmup: int,
+    device: str,
+    precision: str,
+    on_start: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Train `module.net` over `batches` with a hand loop; clock the steps from `warmup` on."""
     net, defense = module.net, module.defense
     optimizer = module.optimizer_factory(params=module.parameters())
@@ -180,16 +186,29 @@ def plain_fit(module: Any, batches: Sequence[tuple[Tensor, Tensor]], warmup: int
     return {"wall": clock.wall, "cpu": clock.cpu, "last_loss": last}
 
 
-def lightning_fit(module: Any, batches: Sequence[tuple[Tensor, Tensor]], warmup: int, device: str, precision: str,
-                  logger: str, log_every_n_steps: int, on_start: Callable[[], None] | None = None,
-                  on_stop: Callable[[], None] | None = None) -> dict[str, Any]:
+def lightning_fit(
+    module: Any,
+    batches: Sequence[tuple[Tensor, Tensor]],
+    warmup: int,
+    device: str,
+    precision: str,
+    logger: str,
+    log_every_n_steps: int,
+    on_start: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """`trainer.fit(module)` over `batches` (one epoch); the window starts at batch `warmup`."""
     window = StepWindow(warmup, device, on_start=on_start, on_stop=on_stop)
     with tempfile.TemporaryDirectory(prefix="bench-") as root:
         trainer = make_trainer(device, precision, [window], logger, log_every_n_steps, Path(root))
         total, _ = timed(lambda: trainer.fit(module, train_dataloaders=batches), device)
-    return {"wall": window.clock.wall, "cpu": window.clock.cpu, "last_loss": window.last_loss, "fit_total_s": total,
-            "epoch_end_s": window.epoch_end.wall}
+    return {
+        "wall": window.clock.wall,
+        "cpu": window.clock.cpu,
+        "last_loss": window.last_loss,
+        "fit_total_s": total,
+        "epoch_end_s": window.epoch_end.wall,
+    }
 
 
 # ------------------------------------------------------------------------------------------- the runs
@@ -296,8 +315,9 @@ def pooled_lightning_overhead(cases: dict[str, Any]) -> dict[str, Any]:
     case's median moves by several percent between runs, and the largest of ten such medians sits above the
     true overhead even when that is zero. The per-case values stay in the table (and `worst_case` in the JSON).
     """
-    per_rep = {p: [sum(v) for v in zip(*(c[p]["wall_s"]["values"] for c in cases.values()))]
-               for p in ("lightning", "plain")}
+    per_rep = {
+        p: [sum(v) for v in zip(*(c[p]["wall_s"]["values"] for c in cases.values()))] for p in ("lightning", "plain")
+    }
     return paired_overhead(per_rep["lightning"], per_rep["plain"])
 
 
@@ -335,8 +355,9 @@ def textbook_smoothness(activations: Tensor, labels: Tensor, m: int) -> Tensor:
     return torch.trace(y.T @ torch.linalg.matrix_power(lap, m) @ y)
 
 
-def _smoothness_runner(fn: Callable[..., Tensor], taps: list[Tensor], onehot: Tensor, m: int, device: str
-                       ) -> Callable[[], float]:
+def _smoothness_runner(
+    fn: Callable[..., Tensor], taps: list[Tensor], onehot: Tensor, m: int, device: str
+) -> Callable[[], float]:
     """Seconds for the loss's forward + backward over every tap, as a training step computes it."""
 
     def run() -> float:
@@ -402,12 +423,23 @@ def audit_host_syncs(s: Settings, case_name: str = "combined", steps: int = 10) 
     the logging interval and 1.0/step is every step.
     """
     case = next(c for c in CASES if c.name == case_name)
-    tiny = Settings(width=4, batch_size=8, device=s.device, precision=s.precision, logger=s.logger, seed=s.seed,
-                    model_overrides=["model.blocks=[1,1,1,1]"])
+    tiny = Settings(
+        width=4,
+        batch_size=8,
+        device=s.device,
+        precision=s.precision,
+        logger=s.logger,
+        seed=s.seed,
+        model_overrides=["model.blocks=[1,1,1,1]"],
+    )
     cfg = _case_config(case, tiny)
     batches = synthetic_batches(1 + steps, tiny.batch_size, case.classes, s.device, s.seed)
-    out: dict[str, Any] = {"case": case_name, "steps": steps, "batch_size": tiny.batch_size,
-                           "log_every_n_steps": int(cfg.trainer.get("log_every_n_steps", 10))}
+    out: dict[str, Any] = {
+        "case": case_name,
+        "steps": steps,
+        "batch_size": tiny.batch_size,
+        "log_every_n_steps": int(cfg.trainer.get("log_every_n_steps", 10)),
+    }
     for path in ("plain", "lightning"):
         module = build_run(cfg, case.classes, s.seed).to(s.device)
         audit = HostSyncAudit()
@@ -423,8 +455,17 @@ def audit_host_syncs(s: Settings, case_name: str = "combined", steps: int = 10) 
             if path == "plain":
                 plain_fit(module, batches, 1, s.device, s.precision, on_start=start)
             else:
-                lightning_fit(module, batches, 1, s.device, s.precision, s.logger, out["log_every_n_steps"],
-                              on_start=start, on_stop=stop)
+                lightning_fit(
+                    module,
+                    batches,
+                    1,
+                    s.device,
+                    s.precision,
+                    s.logger,
+                    out["log_every_n_steps"],
+                    on_start=start,
+                    on_stop=stop,
+                )
         out[path] = audit.per_step(steps)
     return out
 
@@ -457,23 +498,34 @@ def _pct(x: float | None) -> str:
 
 def format_report(r: dict[str, Any]) -> str:
     s = r["settings"]
-    header = ("case", "classes", "path", "images/s", "spread", "CPU-s/step", "Lightning vs plain", "vs baseline",
-              "(CPU-s)")
+    header = (
+        "case",
+        "classes",
+        "path",
+        "images/s",
+        "spread",
+        "CPU-s/step",
+        "Lightning vs plain",
+        "vs baseline",
+        "(CPU-s)",
+    )
     rows = [header]
     for name, c in r["cases"].items():
         for p in ("plain", "lightning"):
             d = c[p]
-            rows.append((
-                name if p == "plain" else "",
-                str(c["classes"]) if p == "plain" else "",
-                p,
-                f"{d['images_per_s']['median']:.1f}",
-                f"{d['images_per_s']['spread_pct']:.0f}%",
-                f"{d['cpu_s']['median'] / s['steps']:.3f}",
-                _pct(c["lightning_overhead"]["median"]) if p == "lightning" else "",
-                f"{d['vs_baseline']['median']:.2f}x {c['baseline']}" if name != c["baseline"] else "-",
-                f"{d['vs_baseline_cpu']['median']:.2f}x" if name != c["baseline"] else "",
-            ))
+            rows.append(
+                (
+                    name if p == "plain" else "",
+                    str(c["classes"]) if p == "plain" else "",
+                    p,
+                    f"{d['images_per_s']['median']:.1f}",
+                    f"{d['images_per_s']['spread_pct']:.0f}%",
+                    f"{d['cpu_s']['median'] / s['steps']:.3f}",
+                    _pct(c["lightning_overhead"]["median"]) if p == "lightning" else "",
+                    f"{d['vs_baseline']['median']:.2f}x {c['baseline']}" if name != c["baseline"] else "-",
+                    f"{d['vs_baseline_cpu']['median']:.2f}x" if name != c["baseline"] else "",
+                )
+            )
     lines = [
         f"training throughput: width {s['width']}, batch {s['batch_size']}, {s['steps']} timed steps after "
         f"{s['warmup']} warm-up, {s['reps']} interleaved reps, {s['device']}, {s['precision']}, "
@@ -498,25 +550,40 @@ def format_report(r: dict[str, Any]) -> str:
         comp = r["components"]
         crow = [("loss-level fast path", "fast (median s)", "textbook (median s)", "speedup")]
         for key, v in comp["smoothness"].items():
-            crow.append((f"smoothness {key} ({v['form']}) vs textbook L^m", f"{v['fast_s']['median']:.4f}",
-                         f"{v['textbook_s']['median']:.4f}", f"{v['speedup']['median']:.2f}x"))
+            crow.append(
+                (
+                    f"smoothness {key} ({v['form']}) vs textbook L^m",
+                    f"{v['fast_s']['median']:.4f}",
+                    f"{v['textbook_s']['median']:.4f}",
+                    f"{v['speedup']['median']:.2f}x",
+                )
+            )
         pv = comp["parseval"]
-        crow.append((f"parseval retraction, {pv['weights']} weights: batched vs per layer",
-                     f"{pv['batched_s']['median']:.4f}", f"{pv['per_layer_s']['median']:.4f}",
-                     f"{pv['speedup']['median']:.2f}x"))
+        crow.append(
+            (
+                f"parseval retraction, {pv['weights']} weights: batched vs per layer",
+                f"{pv['batched_s']['median']:.4f}",
+                f"{pv['per_layer_s']['median']:.4f}",
+                f"{pv['speedup']['median']:.2f}x",
+            )
+        )
         lines += [format_table(crow), ""]
     if "host_syncs" in r:
         h = r["host_syncs"]
-        lines.append(f"host syncs per step (would block on a GPU), {h['case']}, {h['steps']} steps, "
-                     f"log_every_n_steps={h['log_every_n_steps']}:")
+        lines.append(
+            f"host syncs per step (would block on a GPU), {h['case']}, {h['steps']} steps, "
+            f"log_every_n_steps={h['log_every_n_steps']}:"
+        )
         for p in ("plain", "lightning"):
             sites = h[p]
             lines.append(f"  {p}: {sum(x['per_step'] for x in sites):.1f} per step")
             lines += [f"    {x['per_step']:.1f}/step  {x['kind']:<32} {x['site']}" for x in sites]
         lines.append("")
     load = r["load_average_1min_before_after"]
-    lines.append(f"threads {r['machine']['threads']} on {r['machine']['cpu_count']} CPUs, "
-                 f"load avg before/after {load[0]:.1f}/{load[1]:.1f}; GPU: {GPU_COMMAND}")
+    lines.append(
+        f"threads {r['machine']['threads']} on {r['machine']['cpu_count']} CPUs, "
+        f"load avg before/after {load[0]:.1f}/{load[1]:.1f}; GPU: {GPU_COMMAND}"
+    )
     return "\n".join(lines)
 
 
@@ -524,8 +591,9 @@ def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Pat
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # Quick mode trades steps and the 200-class cases, not repetitions: a 10 % target needs the median of
     # several interleaved pairs, one run moving by as much on a shared machine.
-    common_arguments(parser, "fewer steps and cases: about two minutes on 2 idle cores", "tensorboard", DEFAULT_OUT,
-                     quick_reps=5)
+    common_arguments(
+        parser, "fewer steps and cases: about two minutes on 2 idle cores", "tensorboard", DEFAULT_OUT, quick_reps=5
+    )
     parser.add_argument("--batch-size", type=int, help="default 128 on CPU, 512 on cuda")
     parser.add_argument("--steps", type=int, help="timed steps per run (default 10, quick 3)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 2, quick 1; more with --compile)")

@@ -110,13 +110,17 @@ CASES: list[tuple[list[str], str]] = [
     (["eval.snr_levels=abc"], "eval.snr_levels="),
     (["eval.attacks.pgd.steps=-1"], "eval.attacks.pgd.steps=-1"),
     (["+eval.attacks.pgd.foo=1"], "eval.attacks.pgd.foo"),
-    (["defense=smooth", "+defense.components.smoothness.foo=1"],
-     "defense.components.smoothness.foo is not a known option"),
+    (
+        ["defense=smooth", "+defense.components.smoothness.foo=1"],
+        "defense.components.smoothness.foo is not a known option",
+    ),
     (["+trainer.foo=1"], "trainer.foo is not a known option (options: accelerator, "),
     (["+callbacks.lr_monitor.foo=1"], "callbacks.lr_monitor.foo is not a known option"),
     (["callbacks.lr_monitor.logging_interval=abc"], "callbacks.lr_monitor: logging_interval should be"),
-    (["defense=smooth", "defense.components.smoothness._target_=adv_smooth.nope.X"],
-     "defense.components.smoothness._target_='adv_smooth.nope.X' cannot be imported"),
+    (
+        ["defense=smooth", "defense.components.smoothness._target_=adv_smooth.nope.X"],
+        "defense.components.smoothness._target_='adv_smooth.nope.X' cannot be imported",
+    ),
 ]
 
 
@@ -135,7 +139,10 @@ def test_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: P
 def test_real_process_exit_status(args: list[str], message: str, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "adv_smooth", *args, f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     lines = error_lines(proc.stderr)
     assert proc.returncode == 2, proc.stderr
@@ -177,9 +184,18 @@ def test_precision_list_matches_lightning() -> None:
 
 
 # -- bad inputs that are not a single override: run dirs, files, the disk ----------------------------------------
-TINY_RUN = ["trainer=cpu", "model.width=4", "model.blocks=[1,1]", "~callbacks.robustness", "logger=csv",
-            "trainer.enable_model_summary=false", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
-            "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"]
+TINY_RUN = [
+    "trainer=cpu",
+    "model.width=4",
+    "model.blocks=[1,1]",
+    "~callbacks.robustness",
+    "logger=csv",
+    "trainer.enable_model_summary=false",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+]
 
 
 def _completed_run(run: Path) -> dict[str, bytes]:
@@ -238,11 +254,16 @@ def test_train_refuses_a_completed_dir_unless_resuming_or_overwrite(tmp_path: Pa
 def test_a_run_dir_in_use_is_refused_naming_the_holder(tmp_path: Path) -> None:
     """Another process holds the run dir's lock: one line with its PID, and nothing written into the dir."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time\n"
-         f"fd = os.open({str(tmp_path / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); print('held', flush=True)\n"
-         "time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(tmp_path / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); print('held', flush=True)\n"
+            "time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -323,13 +344,15 @@ def test_unreadable_image_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(os, "walk", denied)
     run = tmp_path / "run"
-    code, stderr = run_main(*TINY_RUN, "dataset=folder", f"dataset.root={root}", "dataset.size=8",
-                            f"hydra.run.dir={run}")
+    code, stderr = run_main(
+        *TINY_RUN, "dataset=folder", f"dataset.root={root}", "dataset.size=8", f"hydra.run.dir={run}"
+    )
     assert_one_line_exit_2(code, stderr, f"cannot read {root / 'train' / 'dog'}: Permission denied", run)
 
 
-@pytest.mark.parametrize(("text", "message"), [("model: [unclosed\n", "is not a readable config"),
-                                                ("- a list\n", "is not a config mapping")])
+@pytest.mark.parametrize(
+    ("text", "message"), [("model: [unclosed\n", "is not a readable config"), ("- a list\n", "is not a config mapping")]
+)
 def test_corrupt_saved_config_in_evaluate(text: str, message: str, tmp_path: Path) -> None:
     import torch
 
@@ -339,8 +362,9 @@ def test_corrupt_saved_config_in_evaluate(text: str, message: str, tmp_path: Pat
     (run / "checkpoints").mkdir()
     torch.save({"state_dict": {}, "epoch": 0}, run / "checkpoints" / "last.ckpt")
     out = tmp_path / "eval"
-    code, stderr = run_main(f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}",
-                            module="adv_smooth.evaluate")
+    code, stderr = run_main(
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}", module="adv_smooth.evaluate"
+    )
     assert_one_line_exit_2(code, stderr, f"{run / '.hydra' / 'config.yaml'} {message}", out)
 
 

@@ -52,8 +52,12 @@ def _malicious(path: Path, marker: Path, how: str) -> Path:
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 @pytest.mark.parametrize(
     ("how", "reason"),
-    [("torch_save", "it would unpickle posix.system"), ("pickle2", "it would unpickle posix.system"),
-     ("path_touch", "it would unpickle"), ("pickle", "not a weights-only checkpoint")],
+    [
+        ("torch_save", "it would unpickle posix.system"),
+        ("pickle2", "it would unpickle posix.system"),
+        ("path_touch", "it would unpickle"),
+        ("pickle", "not a weights-only checkpoint"),
+    ],
 )
 def test_malicious_checkpoint_is_refused_without_running(tmp_path: Path, how: str, reason: str) -> None:
     marker = tmp_path / "pwned"
@@ -106,7 +110,10 @@ def test_cli_refuses_malicious_resume_checkpoint(tmp_path: Path) -> None:
     evil = _malicious(tmp_path / "evil.ckpt", marker, "torch_save")
     proc = subprocess.run(
         [sys.executable, "-m", "adv_smooth", f"ckpt_path={evil}", f"hydra.run.dir={tmp_path / 'run'}"],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     lines = error_lines(proc.stderr)
     assert proc.returncode == 2, proc.stderr
@@ -150,8 +157,13 @@ def _assert_last_is_clean_epoch_0(run: Path) -> None:
 
 def test_nan_in_epoch_1_keeps_epoch_0_checkpoints_and_cli_names_step_and_term(tmp_path: Path) -> None:
     code, stderr = run_main(
-        "trainer=cpu", *TINY, *BOOM, "trainer.max_epochs=3", "~callbacks.progress_bar",
-        "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}",
+        "trainer=cpu",
+        *TINY,
+        *BOOM,
+        "trainer.max_epochs=3",
+        "~callbacks.progress_bar",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={tmp_path}",
     )
     lines = error_lines(stderr)
     assert code == 2, stderr
@@ -164,8 +176,12 @@ def test_nan_in_epoch_1_keeps_epoch_0_checkpoints_and_cli_names_step_and_term(tm
 def test_step_scheduled_checkpoints_never_store_nan_weights(make_config, tmp_path: Path) -> None:
     """Checkpoint callbacks run before the module's own per-step check: the save itself refuses."""
     cfg = make_config(
-        *TINY, *BOOM, "trainer.max_epochs=3", "trainer.log_every_n_steps=50",  # per-step check far away
-        "callbacks.model_checkpoint.every_n_epochs=null", "callbacks.model_checkpoint.every_n_train_steps=4",
+        *TINY,
+        *BOOM,
+        "trainer.max_epochs=3",
+        "trainer.log_every_n_steps=50",  # per-step check far away
+        "callbacks.model_checkpoint.every_n_epochs=null",
+        "callbacks.model_checkpoint.every_n_train_steps=4",
     )
     with pytest.raises(NonFiniteLossError, match=rf"train/boom.*step {NAN_AT}"):
         train(cfg)
@@ -210,6 +226,9 @@ def test_training_writes_checkpoints_through_the_atomic_writer(make_config, tmp_
         return real(self, checkpoint, path, storage_options)
 
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", spy)
-    train(make_config(*TINY, "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-                      "+trainer.limit_test_batches=1"))
+    train(
+        make_config(
+            *TINY, "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"
+        )
+    )
     assert "last.ckpt" in written and any(name.startswith("epoch000") for name in written)

@@ -21,7 +21,9 @@ CASES = [
 def test_user_mistake_is_one_line(args: list[str], message: str, tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "adv_smooth", *args, f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -23,8 +23,16 @@ def test_every_group_option_composes(group: str, option: str, tmp_path: Path) ->
 
 def test_daily_keys_exist(tmp_path: Path) -> None:
     cfg = compose_config(output_dir=tmp_path)
-    for key in ("dataset.root", "dataset.download", "dataset.batch_size", "dataset.augment", "model.width",
-                "optim.lr", "trainer.max_epochs", "seed"):
+    for key in (
+        "dataset.root",
+        "dataset.download",
+        "dataset.batch_size",
+        "dataset.augment",
+        "model.width",
+        "optim.lr",
+        "trainer.max_epochs",
+        "seed",
+    ):
         node, *path = key.split(".")
         value = cfg[node]
         for part in path:

@@ -43,14 +43,28 @@ def _payloads(tmp: Path, marker: Path) -> dict[str, tuple[str, Any]]:
         "exec": ("model", {"_target_": "builtins.exec", "_args_": [f"open({str(marker)!r}, 'w').close()"]}),
         "os.system": ("model", {"_target_": "os.system", "_args_": [touch]}),
         "torch.load": ("dataset", {"_target_": "torch.load", "f": str(evil), "weights_only": False}),
-        "partial torch.load": ("optim.optimizer", {"_target_": "torch.load", "_partial_": True, "f": str(evil),
-                                                   "weights_only": False}),
-        "project function": ("defense.components.x", {"_target_": "adv_smooth.utils.io.write_text_atomic",
-                                                      "path": str(marker), "text": "pwned"}),
-        "nested in _args_": ("model", {"_target_": "adv_smooth.models.preact_resnet.PreActResNet",
-                                       "_args_": [{"_target_": "os.system", "_args_": [touch]}]}),
-        "nested option": ("callbacks.robustness", {"_target_": "adv_smooth.lightning.robustness.RobustnessVsSNR",
-                                                   "attacks": {"x": {"_target_": "os.system", "_args_": [touch]}}}),
+        "partial torch.load": (
+            "optim.optimizer",
+            {"_target_": "torch.load", "_partial_": True, "f": str(evil), "weights_only": False},
+        ),
+        "project function": (
+            "defense.components.x",
+            {"_target_": "adv_smooth.utils.io.write_text_atomic", "path": str(marker), "text": "pwned"},
+        ),
+        "nested in _args_": (
+            "model",
+            {
+                "_target_": "adv_smooth.models.preact_resnet.PreActResNet",
+                "_args_": [{"_target_": "os.system", "_args_": [touch]}],
+            },
+        ),
+        "nested option": (
+            "callbacks.robustness",
+            {
+                "_target_": "adv_smooth.lightning.robustness.RobustnessVsSNR",
+                "attacks": {"x": {"_target_": "os.system", "_args_": [touch]}},
+            },
+        ),
         "wrong kind": ("model", {"_target_": "adv_smooth.data.digits.DigitsDataModule"}),
         "interpolated": ("model", {"_target_": "${oc.env:EVIL_TARGET,os.system}", "_args_": [touch]}),
     }
@@ -102,7 +116,10 @@ def test_real_process_refuses_os_system_payload(tmp_path: Path) -> None:
     ckpt = _victim_run(tmp_path, key, node)
     proc = subprocess.run(
         [sys.executable, "-m", "adv_smooth.evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}"],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     lines = error_lines(proc.stderr)
     assert proc.returncode == 2, proc.stderr

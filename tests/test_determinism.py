@@ -12,8 +12,13 @@ from adv_smooth.utils.checkpoints import load_checkpoint
 from tests.conftest import compose_config
 from tests.test_resume import SETTINGS
 
-QUICK = [*SETTINGS, "trainer.max_epochs=2", "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=1",
-         "+trainer.limit_test_batches=2"]
+QUICK = [
+    *SETTINGS,
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=4",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=2",
+]
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -19,8 +19,14 @@ def test_the_tested_weights_follow_eval_checkpoint(choice: str, make_config, mon
         return real_test(self, *args, ckpt_path=ckpt_path, **kwargs)
 
     monkeypatch.setattr(pl.Trainer, "test", spy)
-    cfg = make_config(f"eval.checkpoint={choice}", "+trainer.limit_train_batches=2", "eval.snr_levels=[33]",
-                      "eval.val_subset=0", "+trainer.limit_test_batches=1", "eval.sanity_snr_db=null")
+    cfg = make_config(
+        f"eval.checkpoint={choice}",
+        "+trainer.limit_train_batches=2",
+        "eval.snr_levels=[33]",
+        "eval.val_subset=0",
+        "+trainer.limit_test_batches=1",
+        "eval.sanity_snr_db=null",
+    )
     results = train(cfg)
     assert results["best_checkpoint"]  # a best checkpoint exists either way ...
     assert seen == ([results["best_checkpoint"]] if choice == "best" else [None])  # ... None: the weights in memory

@@ -71,8 +71,11 @@ def sweep_jobs(experiment: str) -> list[list[str]]:
 
 
 def test_all_row_files_are_tested() -> None:
-    for table, rows in [("svhn_table1", SVHN_TABLE1), ("tiny_imagenet_table2", TINY_TABLE2),
-                        ("cifar10_lpn", CIFAR10_LPN)]:
+    for table, rows in [
+        ("svhn_table1", SVHN_TABLE1),
+        ("tiny_imagenet_table2", TINY_TABLE2),
+        ("cifar10_lpn", CIFAR10_LPN),
+    ]:
         assert sorted(p.stem for p in (Path(CONF) / "row" / table).glob("*.yaml")) == [r[0] for r in rows]
 
 
@@ -99,7 +102,10 @@ def assert_original_code(cfg: DictConfig) -> None:
         adv = parts.adversarial
         assert (adv.budget_mode, adv.separate_passes, adv.snr) == ("dataset_mean", True, 33.0)
         assert (adv.attack._target_, adv.attack.magnitude, adv.attack.bn_mode) == (
-            "adv_smooth.attacks.fgsm.FGSM", "clipped_normal", "keep")
+            "adv_smooth.attacks.fgsm.FGSM",
+            "clipped_normal",
+            "keep",
+        )
     if "smoothness" in parts:
         assert parts.smoothness.knn_self is True
 
@@ -115,7 +121,10 @@ def test_tiny_imagenet_table2_rows_and_recipe(row: tuple) -> None:
     if row[0] == "r01_vanilla":  # the original script without --da: Adam 1e-4 for 20 epochs, then 1e-5 for 20
         assert (cfg.optim.optimizer._target_, cfg.optim.lr, cfg.optim.weight_decay) == ("torch.optim.Adam", 1e-4, 0)
         assert (list(cfg.optim.milestones), cfg.optim.lr * cfg.optim.gamma, cfg.trainer.max_epochs) == (
-            [20], pytest.approx(1e-5), 40)
+            [20],
+            pytest.approx(1e-5),
+            40,
+        )
     else:  # with --da: SGD 0.1 / 0.01 / 0.001 at epochs 150 / 250, 350 epochs
         assert (cfg.optim.optimizer._target_, cfg.optim.lr, cfg.optim.momentum) == ("torch.optim.SGD", 0.1, 0.9)
         assert (list(cfg.optim.milestones), cfg.optim.gamma, cfg.trainer.max_epochs) == ([150, 250], 0.1, 350)
@@ -152,19 +161,32 @@ def test_cifar10_lpn_attacks_are_lpns() -> None:
     attacks = compose_config("experiment=cifar10_lpn").eval.attacks
     pgd = instantiate(attacks.pgd_lpn)
     eps = pgd.eps_255 / 255
-    assert (pgd.budget, eps, pgd.steps, pgd.random_start, pgd.include_fgsm) == ("fixed", pytest.approx(0.01), 20,
-                                                                               False, False)
+    assert (pgd.budget, eps, pgd.steps, pgd.random_start, pgd.include_fgsm) == (
+        "fixed",
+        pytest.approx(0.01),
+        20,
+        False,
+        False,
+    )
     assert pgd.step_size * eps / pgd.steps == pytest.approx(0.002)  # foolbox's stepsize=0.002
     assert pgd.clip is True and pgd.space == "pixel"  # bounds=(0, 1)
     normalized = instantiate(attacks.fgsm_normalized)
     assert (normalized.space, normalized.clip, normalized.budget, normalized.magnitude) == (
-        "normalized", False, "snr", "sign")
+        "normalized",
+        False,
+        "snr",
+        "sign",
+    )
 
 
 @pytest.mark.parametrize(
     ("experiment", "rows", "seeds"),
-    [("svhn_table1", SVHN_TABLE1, 3), ("tiny_imagenet_table2", TINY_TABLE2, 3), ("cifar10_lpn", CIFAR10_LPN, 10),
-     ("tiny_imagenet_table2_short", TINY_TABLE2, 3)],
+    [
+        ("svhn_table1", SVHN_TABLE1, 3),
+        ("tiny_imagenet_table2", TINY_TABLE2, 3),
+        ("cifar10_lpn", CIFAR10_LPN, 10),
+        ("tiny_imagenet_table2_short", TINY_TABLE2, 3),
+    ],
 )
 def test_one_command_launches_every_row_and_seed(experiment: str, rows: list[tuple], seeds: int) -> None:
     jobs = sweep_jobs(experiment)
@@ -180,8 +202,9 @@ def test_digits_demo_is_two_defenses_by_two_seeds() -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "adv_smooth", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "adv_smooth", *args], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
 
 
 @pytest.mark.parametrize("experiment", PRESETS)
@@ -214,10 +237,18 @@ def cfg_job_in_process(*args: str) -> str:
 def test_cfg_job_shows_the_reports_adversarial_training(experiment: str) -> None:
     row = "r02_adv" if experiment == "svhn_table1" else "r03_adv_da"
     printed = cfg_job_in_process(f"experiment={experiment}", f"row/{experiment.removesuffix('_short')}={row}")
-    for setting in ("magnitude: clipped_normal", "budget_mode: dataset_mean", "bn_mode: keep", "separate_passes: true",
-                    "adv_weight: 1.0", "clean_weight: 0.3", "_target_: adv_smooth.attacks.fgsm.FGSM",
-                    "final_bn: false", "checkpoint: last",
-                    f"reset_momentum: {'false' if experiment.endswith('_short') else 'true'}"):
+    for setting in (
+        "magnitude: clipped_normal",
+        "budget_mode: dataset_mean",
+        "bn_mode: keep",
+        "separate_passes: true",
+        "adv_weight: 1.0",
+        "clean_weight: 0.3",
+        "_target_: adv_smooth.attacks.fgsm.FGSM",
+        "final_bn: false",
+        "checkpoint: last",
+        f"reset_momentum: {'false' if experiment.endswith('_short') else 'true'}",
+    ):
         assert setting in printed, setting
 
 
@@ -237,9 +268,17 @@ def test_table_preset_trains_on_digits(experiment: str, row: str, extra: list[st
     """The preset's own settings on the digits fixture (one-channel statistics where the preset fixes three)."""
     from adv_smooth.app.train_task import train
 
-    cfg = make_config(f"experiment={experiment}", f"row/{experiment}={row}", "dataset=digits", "logger=csv",
-                      "dataset.eval_batch_size=64", "+trainer.limit_test_batches=1", "eval.snr_levels=[33]",
-                      "eval.sanity_snr_db=null", *extra)
+    cfg = make_config(
+        f"experiment={experiment}",
+        f"row/{experiment}={row}",
+        "dataset=digits",
+        "logger=csv",
+        "dataset.eval_batch_size=64",
+        "+trainer.limit_test_batches=1",
+        "eval.snr_levels=[33]",
+        "eval.sanity_snr_db=null",
+        *extra,
+    )
     assert_original_code(cfg)
     results = train(cfg)
     assert results["status"] == "completed" and results["epochs"] == cfg.trainer.max_epochs
@@ -256,8 +295,14 @@ def test_cfg_prints_the_search_and_the_slurm_launcher() -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     proc = run_cli("hparams_search=optuna", "hydra/launcher=slurm_gpu", "--cfg", "all")
     assert proc.returncode == 0, proc.stderr
-    for expected in ("task_name: hparams_search", "test: false", "OptunaSweeper", "SlurmLauncher", "gpus_per_node: 1",
-                     "defense.gamma: tag(log, interval(0.0001, 0.1))"):
+    for expected in (
+        "task_name: hparams_search",
+        "test: false",
+        "OptunaSweeper",
+        "SlurmLauncher",
+        "gpus_per_node: 1",
+        "defense.gamma: tag(log, interval(0.0001, 0.1))",
+    ):
         assert expected in proc.stdout, expected
 
 
@@ -267,7 +312,12 @@ def test_cfg_with_multirun_shows_the_first_job(tmp_path: Path) -> None:
     proc = run_cli("-m", "experiment=svhn_table1", "seed=5,6", "--cfg", "job", f"hydra.sweep.dir={tmp_path}/sweep")
     assert proc.returncode == 0, proc.stderr
     assert "shows the sweep's first job" in proc.stderr and "seed: 5\n" in proc.stdout
-    for original in ("magnitude: clipped_normal", "budget_mode: dataset_mean", "separate_passes: true",
-                     "final_bn: false", "knn_self: true"):
+    for original in (
+        "magnitude: clipped_normal",
+        "budget_mode: dataset_mean",
+        "separate_passes: true",
+        "final_bn: false",
+        "knn_self: true",
+    ):
         assert original in proc.stdout, original
     assert not (tmp_path / "sweep").exists()

@@ -25,8 +25,9 @@ def test_fires_on_the_reports_adv_smooth_row() -> None:
 def test_fires_when_pgd_is_weaker_than_fgsm_and_on_label_leaking() -> None:
     curves = {"fgsm": {40: 0.50, 33: 0.40}, "pgd": {40: 0.60, 33: 0.35}}
     assert [w for w in check_curves(0.9, curves) if w["check"] == "iterative_weaker"] == [], "no traits, no rule"
-    (w,) = [w for w in check_curves(0.9, curves, {"fgsm": SINGLE, "pgd": ITERATIVE})
-            if w["check"] == "iterative_weaker"]
+    (w,) = [
+        w for w in check_curves(0.9, curves, {"fgsm": SINGLE, "pgd": ITERATIVE}) if w["check"] == "iterative_weaker"
+    ]
     assert "40 dB" in w["message"] and "60.00 %" in w["message"]
     leak = check_curves(0.80, {"fgsm": {33: 0.85}})
     assert [w["check"] for w in leak] == ["above_clean"] and "Kurakin" in leak[0]["message"]

@@ -11,9 +11,18 @@ from tests.conftest import REPO
 from tests.test_bad_inputs import error_lines, run_main
 
 QUICK = [
-    "trainer=cpu", "model.width=4", "model.blocks=[1,1]", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
-    "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1", "~callbacks.progress_bar", "~callbacks.robustness",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "logger=csv",
+    "trainer=cpu",
+    "model.width=4",
+    "model.blocks=[1,1]",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+    "~callbacks.progress_bar",
+    "~callbacks.robustness",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "logger=csv",
 ]
 
 
@@ -25,7 +34,10 @@ def test_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     """The real command: job 1 of 3 has a bad value; jobs 0 and 2 (after it) still complete."""
     proc = subprocess.run(
         [sys.executable, "-m", "adv_smooth", "-m", "optim.lr=0.05,-1,0.02", *QUICK, f"hydra.sweep.dir={tmp_path}"],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert [_status(tmp_path / str(i))["status"] for i in range(3)] == ["completed", "failed", "completed"]
@@ -40,8 +52,11 @@ def test_runtime_failures_are_summarized_too(tmp_path: Path) -> None:
     """A job that diverges (not a user error) is reported the same way; both failures are listed."""
     boom = "tests.test_checkpoint_safety.NanAfter"
     code, stderr = run_main(
-        "-m", f"+defense.components.boom._target_={boom}", "+defense.components.boom.after=0,1000,1",
-        *QUICK, f"hydra.sweep.dir={tmp_path}",
+        "-m",
+        f"+defense.components.boom._target_={boom}",
+        "+defense.components.boom.after=0,1000,1",
+        *QUICK,
+        f"hydra.sweep.dir={tmp_path}",
     )
     assert code == 2, stderr
     assert [_status(tmp_path / str(i))["status"] for i in range(3)] == ["failed", "completed", "failed"]

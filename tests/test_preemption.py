@@ -21,8 +21,13 @@ from tests.conftest import compose_config
 from tests.test_bad_inputs import error_lines, run_main
 from tests.test_resume import SETTINGS, _assert_same_ending
 
-QUICK = [*SETTINGS, "+trainer.limit_train_batches=5", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=2",
-         "trainer.max_epochs=3"]
+QUICK = [
+    *SETTINGS,
+    "+trainer.limit_train_batches=5",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=2",
+    "trainer.max_epochs=3",
+]
 
 
 class SendSignal(pl.Callback):
@@ -42,8 +47,12 @@ class SendSignal(pl.Callback):
 
 def _sender(signum: int = signal.SIGTERM, step: int | None = None, epoch: int | None = None) -> list[str]:
     key = "+callbacks.zz_signal"
-    return [f"{key}._target_={__name__}.SendSignal", f"{key}.signum={signum}", f"{key}.step={step}",
-            f"{key}.epoch={epoch}"]
+    return [
+        f"{key}._target_={__name__}.SendSignal",
+        f"{key}.signum={signum}",
+        f"{key}.step={step}",
+        f"{key}.epoch={epoch}",
+    ]
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -16,8 +16,16 @@ from adv_smooth.reporting.table import group_jobs
 
 
 def write_job(
-    sweep: Path, num: int, *, seed: int, defense: str, knobs: dict[str, Any], acc: float,
-    fgsm: dict[str, float], augment: bool = False, warnings: list[dict] | None = None,
+    sweep: Path,
+    num: int,
+    *,
+    seed: int,
+    defense: str,
+    knobs: dict[str, Any],
+    acc: float,
+    fgsm: dict[str, float],
+    augment: bool = False,
+    warnings: list[dict] | None = None,
     losses: list[float] | None = None,
 ) -> Path:
     """A completed job as train() writes it: results.json, .hydra/overrides.yaml, optionally a CSV log."""
@@ -35,8 +43,11 @@ def write_job(
     metrics: dict[str, Any] = {"test/acc": acc} | {f"test/fgsm/snr{k}/acc": v for k, v in fgsm.items()}
     metrics |= {f"test/pgd/snr{k}/acc": v - 0.1 for k, v in fgsm.items()}
     results = {
-        "status": "completed", "seed": seed, "choices": {"dataset": "digits", "defense": defense},
-        "fit": {"val/acc": acc - 0.01, "val/fgsm/snr33/acc": fgsm["33"] - 0.01}, "metrics": metrics,
+        "status": "completed",
+        "seed": seed,
+        "choices": {"dataset": "digits", "defense": defense},
+        "fit": {"val/acc": acc - 0.01, "val/fgsm/snr33/acc": fgsm["33"] - 0.01},
+        "metrics": metrics,
         "config": config,
     }
     if warnings is not None:
@@ -59,11 +70,20 @@ def sweep(tmp_path: Path) -> Path:
     root = tmp_path / "multirun" / "2024-01-01" / "12-00-00"
     smooth = {"gamma": 0.01, "m": 2}
     for num, (seed, acc, a50, a33) in enumerate([(0, 0.90, 0.80, 0.50), (1, 0.92, 0.82, 0.53), (2, 0.94, 0.84, 0.56)]):
-        write_job(root, num, seed=seed, defense="adv_smooth", knobs=smooth, acc=acc, fgsm={"50": a50, "33": a33},
-                  losses=[2.0 - 0.5 * num, 1.5, 1.0])
+        write_job(
+            root,
+            num,
+            seed=seed,
+            defense="adv_smooth",
+            knobs=smooth,
+            acc=acc,
+            fgsm={"50": a50, "33": a33},
+            losses=[2.0 - 0.5 * num, 1.5, 1.0],
+        )
     write_job(root, 3, seed=0, defense="vanilla", knobs={}, acc=0.97, fgsm={"50": 0.70, "33": 0.30})
-    write_job(root, 4, seed=1, defense="vanilla", knobs={}, acc=0.95, fgsm={"50": 0.60, "33": 0.40},
-              warnings=[NON_MONOTONE])
+    write_job(
+        root, 4, seed=1, defense="vanilla", knobs={}, acc=0.95, fgsm={"50": 0.60, "33": 0.40}, warnings=[NON_MONOTONE]
+    )
     failed = root / "5"
     (failed / ".hydra").mkdir(parents=True)
     (failed / ".hydra" / "overrides.yaml").write_text("- defense=adv\n- seed=0\n")
@@ -86,8 +106,17 @@ def test_table_means_stds_and_left_out_jobs(sweep: Path, tmp_path: Path) -> None
     markdown, files = report([str(sweep)], tmp_path / "out")
     fgsm = table_rows(markdown, "fgsm")
     #                                   β    γ       m    clean           50              33              n    honesty
-    assert fgsm["adv_smooth"] == ["adv_smooth", "0", "0.01", "2", "92.00 ± 2.00", "82.00 ± 2.00", "53.00 ± 3.00", "3",
-                                  ""]
+    assert fgsm["adv_smooth"] == [
+        "adv_smooth",
+        "0",
+        "0.01",
+        "2",
+        "92.00 ± 2.00",
+        "82.00 ± 2.00",
+        "53.00 ± 3.00",
+        "3",
+        "",
+    ]
     assert fgsm["vanilla"][:8] == ["vanilla", "0", "0", "0", "96.00 ± 1.41", "65.00 ± 7.07", "35.00 ± 7.07", "2"]
     # the honesty check fired in one of the two vanilla jobs, for FGSM only
     assert fgsm["vanilla"][8] == "⚠ non_monotone (1/2 jobs)"
@@ -100,8 +129,13 @@ def test_table_means_stds_and_left_out_jobs(sweep: Path, tmp_path: Path) -> None
     assert "Jobs: 7 found, 5 completed, 2 groups" in markdown
 
     names = sorted(f.name for f in files)
-    assert names == ["accuracy_vs_snr_fgsm.png", "accuracy_vs_snr_pgd.png", "report.csv", "report.md",
-                     "training_loss.png"]
+    assert names == [
+        "accuracy_vs_snr_fgsm.png",
+        "accuracy_vs_snr_pgd.png",
+        "report.csv",
+        "report.md",
+        "training_loss.png",
+    ]
     for f in files:
         assert f.stat().st_size > (10_000 if f.suffix == ".png" else 100)
     assert not list((tmp_path / "out").glob(".*.tmp"))  # atomic writes leave no temp files
@@ -121,7 +155,9 @@ def test_groups_ignore_seed_and_job_paths_and_show_other_swept_keys(sweep: Path)
     groups, extras = group_jobs(find_jobs([sweep]))
     assert extras == ["dataset.augment"]
     assert [(g.labels["defense"], g.labels["dataset.augment"], len(g.jobs)) for g in groups] == [
-        ("adv_smooth", "False", 3), ("vanilla", "False", 2), ("vanilla", "True", 1)
+        ("adv_smooth", "False", 3),
+        ("vanilla", "False", 2),
+        ("vanilla", "True", 1),
     ]
 
 
@@ -147,8 +183,15 @@ def test_validation_split_and_tensorboard_curves(sweep: Path, tmp_path: Path) ->
 def test_mean_curve_rising_with_noise_is_flagged(tmp_path: Path) -> None:
     """The report's row 9 pattern: no single job warned, but the mean accuracy rises as the noise grows."""
     for num, seed in enumerate((0, 1)):
-        write_job(tmp_path, num, seed=seed, defense="adv_smooth", knobs={"gamma": 0.001, "m": 2}, acc=0.97,
-                  fgsm={"50": 0.94, "40": 0.96, "33": 0.96})
+        write_job(
+            tmp_path,
+            num,
+            seed=seed,
+            defense="adv_smooth",
+            knobs={"gamma": 0.001, "m": 2},
+            acc=0.97,
+            fgsm={"50": 0.94, "40": 0.96, "33": 0.96},
+        )
     markdown, _ = report([str(tmp_path)], tmp_path / "out", plots=False)
     assert table_rows(markdown, "fgsm")["adv_smooth"][-1] == "⚠ non_monotone (mean curve)"
     assert "non_monotone (mean over seeds): fgsm: accuracy rises as the noise grows (94.00 % at 50 dB" in markdown

@@ -12,8 +12,10 @@ from tests.conftest import compose_config
 from tests.test_bad_inputs import error_lines, run_main
 
 CASES: list[tuple[list[str], str]] = [
-    (["defense=adv", "defense.magnitude=gauss"],
-     "defense.magnitude='gauss' is invalid: one of sign, truncated_normal, uniform, clipped_normal"),
+    (
+        ["defense=adv", "defense.magnitude=gauss"],
+        "defense.magnitude='gauss' is invalid: one of sign, truncated_normal, uniform, clipped_normal",
+    ),
     (["defense=adv_smooth", "defense.bn_mode=train"], "defense.bn_mode='train' is invalid: one of eval, keep"),
     (["defense=adv", "defense.separate_passes=yes"], "defense.separate_passes='yes' is invalid: true or false"),
     (["defense=smooth", "defense.knn_self=1"], "defense.knn_self=1 is invalid: true or false"),
@@ -38,11 +40,14 @@ def test_bad_reproduction_input_is_one_line_exit_2(args: list[str], message: str
     assert not (tmp_path / "checkpoints").exists()  # failed before training started
 
 
-@pytest.mark.parametrize("overrides", [
-    ["experiment=cifar10_lpn"],  # val_fraction=0 with eval.checkpoint=last
-    ["experiment=svhn_table1", "dataset.val_fraction=0"],  # SVHN's extra[:10000] is the validation split
-    ["dataset.val_fraction=0", "eval.checkpoint=last"],
-    ["experiment=tiny_imagenet_table2", "row/tiny_imagenet_table2=r09_adv_smooth_da_unaug0.5_g0.01_m2"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=cifar10_lpn"],  # val_fraction=0 with eval.checkpoint=last
+        ["experiment=svhn_table1", "dataset.val_fraction=0"],  # SVHN's extra[:10000] is the validation split
+        ["dataset.val_fraction=0", "eval.checkpoint=last"],
+        ["experiment=tiny_imagenet_table2", "row/tiny_imagenet_table2=r09_adv_smooth_da_unaug0.5_g0.01_m2"],
+    ],
+)
 def test_the_reproduction_settings_themselves_pass(overrides: list[str], tmp_path: Path) -> None:
     check_config(compose_config(*overrides, output_dir=tmp_path))

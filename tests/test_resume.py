@@ -25,13 +25,29 @@ from adv_smooth.utils.errors import UserError
 from tests.conftest import REPO, compose_config
 
 SETTINGS = [
-    "trainer=cpu", "model.width=4", "model.blocks=[1,1]", "trainer.deterministic=true", "dataset.batch_size=64",
-    "dataset.augment=true", "optim.lr=0.05", "optim.milestones=[2]", "optim.gamma=0.1", "logger=csv",
-    "~callbacks.progress_bar", "~callbacks.robustness", "trainer.enable_progress_bar=false",
+    "trainer=cpu",
+    "model.width=4",
+    "model.blocks=[1,1]",
+    "trainer.deterministic=true",
+    "dataset.batch_size=64",
+    "dataset.augment=true",
+    "optim.lr=0.05",
+    "optim.milestones=[2]",
+    "optim.gamma=0.1",
+    "logger=csv",
+    "~callbacks.progress_bar",
+    "~callbacks.robustness",
+    "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
 ]
-COMPARED = [("metrics", "test/acc"), ("metrics", "test/loss"), ("fit", "val/acc"), ("fit", "val/loss"),
-            ("fit", "train/loss_epoch"), ("fit", "lr-SGD")]
+COMPARED = [
+    ("metrics", "test/acc"),
+    ("metrics", "test/loss"),
+    ("fit", "val/acc"),
+    ("fit", "val/loss"),
+    ("fit", "train/loss_epoch"),
+    ("fit", "lr-SGD"),
+]
 
 
 def _compared(results: dict[str, Any]) -> dict[str, float]:

@@ -6,8 +6,13 @@ from adv_smooth.app.summary import format_summary
 
 
 def _results(**extra) -> dict:
-    return {"choices": {"dataset": "digits", "model": "m", "defense": "vanilla"}, "wall_time_s": 1.0,
-            "fit": {"val/acc": 0.95}, "metrics": {"test/acc": 0.9}, **extra}
+    return {
+        "choices": {"dataset": "digits", "model": "m", "defense": "vanilla"},
+        "wall_time_s": 1.0,
+        "fit": {"val/acc": 0.95},
+        "metrics": {"test/acc": 0.9},
+        **extra,
+    }
 
 
 def test_val_is_the_last_epoch_and_test_the_best_checkpoints() -> None:

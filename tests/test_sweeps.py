@@ -34,9 +34,7 @@ TINY = [
 
 
 def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def results_of(sweep: Path) -> list[dict]:
@@ -53,7 +51,10 @@ def test_digits_demo_sweep_then_report(tmp_path: Path) -> None:
     results = results_of(sweep)
     assert len(results) == 4 and all(r["status"] == "completed" for r in results)
     assert sorted((r["choices"]["defense"], r["seed"]) for r in results) == [
-        ("adv", 0), ("adv", 1), ("vanilla", 0), ("vanilla", 1)
+        ("adv", 0),
+        ("adv", 1),
+        ("vanilla", 0),
+        ("vanilla", 1),
     ]
 
     out = tmp_path / "report"
@@ -81,8 +82,16 @@ def test_optuna_search_reads_validation_only(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "search"
     proc = run_cli(
-        "adv_smooth", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0",
-        f"hydra.sweep.dir={sweep}", "trainer=cpu", "logger=many", "objective.clean_floor=0.0", *TINY,
+        "adv_smooth",
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.seed=0",
+        f"hydra.sweep.dir={sweep}",
+        "trainer=cpu",
+        "logger=many",
+        "objective.clean_floor=0.0",
+        *TINY,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = results_of(sweep)
@@ -150,8 +159,12 @@ def no_slurm(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [["trainer=ddp"], ["trainer=ddp", "trainer.devices=auto"], ["trainer=ddp", "trainer.devices=[0,1]"],
-     ["trainer=ddp", "trainer.strategy=ddp_find_unused_parameters_true", "trainer.devices=-1"]],
+    [
+        ["trainer=ddp"],
+        ["trainer=ddp", "trainer.devices=auto"],
+        ["trainer=ddp", "trainer.devices=[0,1]"],
+        ["trainer=ddp", "trainer.strategy=ddp_find_unused_parameters_true", "trainer.devices=-1"],
+    ],
     ids=["devices=2", "auto", "list", "variant"],
 )
 def test_ddp_in_multirun_is_refused_in_one_line(overrides: list[str], no_slurm: None) -> None:
@@ -163,10 +176,12 @@ def test_ddp_in_multirun_is_refused_in_one_line(overrides: list[str], no_slurm: 
 
 @pytest.mark.parametrize(
     ("overrides", "mode"),
-    [(["trainer=ddp", "trainer.strategy=ddp_spawn"], RunMode.MULTIRUN),
-     (["trainer=ddp", "trainer.devices=1"], RunMode.MULTIRUN),
-     (["trainer=ddp"], RunMode.RUN),
-     ([], RunMode.MULTIRUN)],
+    [
+        (["trainer=ddp", "trainer.strategy=ddp_spawn"], RunMode.MULTIRUN),
+        (["trainer=ddp", "trainer.devices=1"], RunMode.MULTIRUN),
+        (["trainer=ddp"], RunMode.RUN),
+        ([], RunMode.MULTIRUN),
+    ],
     ids=["ddp_spawn", "one-device", "single-run", "default-trainer"],
 )
 def test_safe_strategies_pass(overrides: list[str], mode: RunMode, no_slurm: None) -> None:

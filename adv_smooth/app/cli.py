@@ -111,8 +111,9 @@ def _first_job_request(args: list[str]) -> list[str]:
     cfg_at = next(i for i, a in enumerate(args) if a in ("-c", "--cfg"))
     kind = args[cfg_at + 1] if cfg_at + 1 < len(args) else None
     overrides = [a for i, a in enumerate(args) if not a.startswith("-") and i != cfg_at + 1]
-    print("note: --multirun with --cfg shows the sweep's first job (each swept key at its first value)",
-          file=sys.stderr)
+    print(
+        "note: --multirun with --cfg shows the sweep's first job (each swept key at its first value)", file=sys.stderr
+    )
     return [*flags, *([kind] if kind else []), *_first_job(overrides)]
 
 
@@ -130,7 +131,8 @@ def claim_run_dir(cfg: DictConfig, resumable: bool) -> Path | None:
     ckpt_path = cfg.get("ckpt_path")
     try:
         run_dir.refuse_completed(
-            directory, resuming=resumable and ckpt_path not in (None, "", "null"),
+            directory,
+            resuming=resumable and ckpt_path not in (None, "", "null"),
             overwrite=cfg.get("overwrite") is True,
         )
     except UserError:
@@ -151,8 +153,16 @@ def check_command_line(args: list[str], conf: str | None = None) -> DictConfig |
     parsed, _ = get_args_parser().parse_known_args(args)
     if parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.experimental_rerun:
         return
-    modes = [flag for flag, on in (("--run", parsed.run), ("--multirun", parsed.multirun), ("--cfg", parsed.cfg),
-                                   ("--info", parsed.info)) if on]
+    modes = [
+        flag
+        for flag, on in (
+            ("--run", parsed.run),
+            ("--multirun", parsed.multirun),
+            ("--cfg", parsed.cfg),
+            ("--info", parsed.info),
+        )
+        if on
+    ]
     if len(modes) > 1:  # Hydra refuses this too, with a traceback
         raise UserError(
             f"{' and '.join(modes)} cannot be combined: give one of --run, --multirun, --cfg, --info "
@@ -265,8 +275,17 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> A
     try:
         results = task(cfg)
     except Preempted as e:
-        note = _record(out, {"status": "interrupted", "signal": e.signal_name, "checkpoint": e.checkpoint,
-                             "epochs_done": e.epochs_done, "global_step": e.global_step, "error": str(e)})
+        note = _record(
+            out,
+            {
+                "status": "interrupted",
+                "signal": e.signal_name,
+                "checkpoint": e.checkpoint,
+                "epochs_done": e.epochs_done,
+                "global_step": e.global_step,
+                "error": str(e),
+            },
+        )
         if job is not None:
             job.error = str(e)
         print(f"error: {e}{note}", file=sys.stderr)

@@ -26,8 +26,16 @@ from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.io import write_json_atomic
 
 # Keys a user may change at evaluation; everything else must match the run that trained the weights.
-EVAL_KEYS = ("eval", "dataset.root", "dataset.download", "dataset.eval_batch_size", "trainer.accelerator",
-             "trainer.devices", "trainer.precision", "seed")
+EVAL_KEYS = (
+    "eval",
+    "dataset.root",
+    "dataset.download",
+    "dataset.eval_batch_size",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.precision",
+    "seed",
+)
 
 
 def training_config(ckpt_path: Path) -> DictConfig:
@@ -109,8 +117,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         ) from None
     out = Path(cfg.trainer.default_root_dir)
     trainer = pl.Trainer(
-        accelerator=run_cfg.trainer.accelerator, devices=1, precision=run_cfg.trainer.precision,
-        inference_mode=False, callbacks=[robustness], enable_model_summary=False, default_root_dir=str(out),
+        accelerator=run_cfg.trainer.accelerator,
+        devices=1,
+        precision=run_cfg.trainer.precision,
+        inference_mode=False,
+        callbacks=[robustness],
+        enable_model_summary=False,
+        default_root_dir=str(out),
         logger=pl.loggers.TensorBoardLogger(str(out), name="tensorboard", version=""),
     )
     trainer.test(module, datamodule=datamodule, verbose=False)

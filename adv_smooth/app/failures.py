@@ -69,7 +69,7 @@ def _instantiation(e: BaseException, cfg: DictConfig | None) -> str | None:
         if found_key and leaf and _exists(cfg, f"{found_key.group(1)}.{leaf.group(1)}"):
             # An option named without its place: `steps=-1` -> `eval.attacks.pgd.steps=-1`, and an option set by
             # interpolation under the name the user sets (`...adversarial.attack.labels` -> `defense.labels`).
-            return user_key(cfg, f"{found_key.group(1)}.{leaf.group(1)}") + message[len(leaf.group(1)):]
+            return user_key(cfg, f"{found_key.group(1)}.{leaf.group(1)}") + message[len(leaf.group(1)) :]
         return message
     if text.startswith("Error locating target"):
         detail = f" ({type(cause).__name__}: {flat(cause)})" if cause is not None else ""
@@ -103,7 +103,7 @@ def user_key(cfg: DictConfig | None, key: str) -> str:
             found = _INTERPOLATION.match(str(raw))
             if found is None:
                 return key
-            return user_key(cfg, ".".join([found.group(1), *parts[i + 1:]]))
+            return user_key(cfg, ".".join([found.group(1), *parts[i + 1 :]]))
         node = node[part]
     return key
 

@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: <first dir>/report)")
     parser.add_argument("--split", choices=("test", "val"), default="test", help="which split's metrics (default test)")
     parser.add_argument(
-        "--metric", choices=("acc", "cumulative_acc"), default="acc",
+        "--metric",
+        choices=("acc", "cumulative_acc"),
+        default="acc",
         help="per-level accuracy, or cumulative (correct clean and at every weaker level)",
     )
     parser.add_argument("--no-plots", action="store_true", help="tables only")
@@ -85,8 +87,9 @@ def write_plots(groups: list[Group], tables: list[Table], extras: list[str], out
     return paths + ([loss] if loss else [])
 
 
-def report(dirs: list[str], out: Path | None = None, split: str = "test", metric: str = "acc",
-           plots: bool = True) -> tuple[str, list[Path]]:
+def report(
+    dirs: list[str], out: Path | None = None, split: str = "test", metric: str = "acc", plots: bool = True
+) -> tuple[str, list[Path]]:
     """Build the report; write report.md, report.csv and the plots into `out`. Returns (markdown, files)."""
     jobs = find_jobs(dirs)
     roots = [Path(d) for d in dirs]

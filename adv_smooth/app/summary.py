@@ -44,8 +44,7 @@ def _which(results: dict[str, Any], stage: str) -> str:
 def robustness_table(robustness: dict[str, Any]) -> list[str]:
     """Accuracy per attack and SNR level (fixed-budget attacks in their own column), the worst case last."""
     attacks = robustness.get("attacks", {})
-    keys = sorted({k for entry in attacks.values() for k in entry["acc"] if k != "fixed"},
-                  key=lambda k: -float(k[3:]))
+    keys = sorted({k for entry in attacks.values() for k in entry["acc"] if k != "fixed"}, key=lambda k: -float(k[3:]))
     fixed = any("fixed" in entry["acc"] for entry in attacks.values())
     header = f"{'test acc (%)':<14}{'clean':>8}" + "".join(f"{k[3:] + ' dB':>9}" for k in keys)
     header += f"{'fixed':>9}" if fixed else ""
@@ -55,8 +54,10 @@ def robustness_table(robustness: dict[str, Any]) -> list[str]:
     lines = [header]
     for name, acc in rows:
         cells = [acc.get(k) for k in keys] + ([acc.get("fixed")] if fixed else [])
-        lines.append(f"{name:<14}{100 * robustness['clean_acc']:>8.2f}"
-                     + "".join(f"{'-':>9}" if v is None else f"{100 * v:>9.2f}" for v in cells))
+        lines.append(
+            f"{name:<14}{100 * robustness['clean_acc']:>8.2f}"
+            + "".join(f"{'-':>9}" if v is None else f"{100 * v:>9.2f}" for v in cells)
+        )
     for name, entry in attacks.items():
         if "min_snr" in entry:
             lines.append(f"{name}: median minimal adversarial SNR {entry['min_snr']['median_db']:.2f} dB")

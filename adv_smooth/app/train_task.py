@@ -71,7 +71,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         del resume
     (out / "results.json").unlink(missing_ok=True)
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=build_list(cfg.get("logger")) or False,
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=build_list(cfg.get("logger")) or False,
         plugins=[AtomicCheckpointIO()],  # checkpoints appear whole under their final name, or not at all
     )
     try:

@@ -183,4 +183,3 @@ class APGD(Attack):
                 last_mark = i
         x_final = torch.where(_per_image(broken, x), x_adv, x_best)
         return x_final - z, broken
-

@@ -318,8 +318,9 @@ class Attack:
                 eps = self._eps(z, level)
                 delta = self._perturbation(problem, eps, prepared)
                 x_adv = space.to_pixel(space.box(z + delta)).detach()
-                results.append(AttackResult(x_adv=x_adv, delta=delta, eps=eps, z=z,
-                                            min_snr_db=self._min_snr_db(problem, prepared)))
+                results.append(
+                    AttackResult(x_adv=x_adv, delta=delta, eps=eps, z=z, min_snr_db=self._min_snr_db(problem, prepared))
+                )
         return results
 
     # -- for subclasses ---------------------------------------------------------------------------------

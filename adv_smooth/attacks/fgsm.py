@@ -82,8 +82,12 @@ class FGSM(Attack):
     def __init__(self, magnitude: str = "sign", **common: Any) -> None:
         require(magnitude in MAGNITUDES, "magnitude", magnitude, f"expected one of {list(MAGNITUDES)}")
         super().__init__(**common)
-        require(self.norm == "linf" or magnitude == "sign", "magnitude", magnitude,
-                "norm='l2' takes only magnitude='sign' (the random laws are per-pixel L-inf magnitudes)")
+        require(
+            self.norm == "linf" or magnitude == "sign",
+            "magnitude",
+            magnitude,
+            "norm='l2' takes only magnitude='sign' (the random laws are per-pixel L-inf magnitudes)",
+        )
         self.magnitude = magnitude
 
     def _prepare(self, problem: Problem) -> Tensor:

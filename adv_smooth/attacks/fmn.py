@@ -114,8 +114,12 @@ class FMN(Attack):
         require(alpha_init is None or alpha_init > 0, "alpha_init", alpha_init, "expected a positive step size")
         require(alpha_final is None or alpha_final > 0, "alpha_final", alpha_final, "expected a positive step size")
         require(0 < gamma_init < 1, "gamma_init", gamma_init, "expected a fraction in (0, 1)")
-        require(isinstance(targets, int) and targets >= 0, "targets", targets,
-                "expected an integer >= 0 (targeted runs towards the most likely other classes)")
+        require(
+            isinstance(targets, int) and targets >= 0,
+            "targets",
+            targets,
+            "expected an integer >= 0 (targeted runs towards the most likely other classes)",
+        )
         super().__init__(**common)
         self.steps = int(steps)
         self.alpha_init = float(alpha_init if alpha_init is not None else DEFAULT_ALPHA[self.norm])
@@ -174,8 +178,11 @@ class FMN(Attack):
             gamma = cosine(self.gamma_init, GAMMA_FINAL, step, self.steps)
             alpha = cosine(self.alpha_init, self.alpha_final, step, self.steps)
             to_boundary = loss.abs() / grad.flatten(1).norm(p=DUAL[self.norm], dim=1).clamp_min(1e-12)
-            eps = torch.where(adversarial, torch.minimum(eps * (1 - gamma), best_norm),
-                              torch.where(found, eps, norm + to_boundary) * (1 + gamma))
+            eps = torch.where(
+                adversarial,
+                torch.minimum(eps * (1 - gamma), best_norm),
+                torch.where(found, eps, norm + to_boundary) * (1 + gamma),
+            )
             eps = torch.minimum(eps, worst)
             direction = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)
             delta = threat.project(delta + alpha * direction, eps.view(view))

@@ -93,10 +93,18 @@ class Square(Attack):
     uses_gradients = False
 
     def __init__(self, queries: int = 1000, p_init: float = 0.8, **common: Any) -> None:
-        require(isinstance(queries, int) and not isinstance(queries, bool) and queries >= 1, "queries", queries,
-                "expected an integer >= 1 (model evaluations per image)")
-        require(isinstance(p_init, (int, float)) and 0 < p_init <= 1, "p_init", p_init,
-                "expected a fraction in (0, 1] (the share of the image the first windows cover)")
+        require(
+            isinstance(queries, int) and not isinstance(queries, bool) and queries >= 1,
+            "queries",
+            queries,
+            "expected an integer >= 1 (model evaluations per image)",
+        )
+        require(
+            isinstance(p_init, (int, float)) and 0 < p_init <= 1,
+            "p_init",
+            p_init,
+            "expected a fraction in (0, 1] (the share of the image the first windows cover)",
+        )
         super().__init__(**common)
         self.queries = int(queries)
         self.p_init = float(p_init)

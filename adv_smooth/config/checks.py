@@ -26,8 +26,21 @@ BUNDLED_DATASETS = frozenset({"adv_smooth.data.digits.DigitsDataModule"})
 # Lightning 2.x's accepted `precision` values (lightning_fabric.connector._PRECISION_INPUT);
 # tests/test_bad_inputs.py checks this list against the installed Lightning.
 PRECISIONS = (
-    64, 32, 16, "64", "32", "16", "bf16", "16-true", "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true",
-    "transformer-engine", "transformer-engine-float16",
+    64,
+    32,
+    16,
+    "64",
+    "32",
+    "16",
+    "bf16",
+    "16-true",
+    "16-mixed",
+    "bf16-true",
+    "bf16-mixed",
+    "32-true",
+    "64-true",
+    "transformer-engine",
+    "transformer-engine-float16",
 )
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed outside [0, 2**32 - 1]
 CHECKPOINT_CHOICES = ("best", "last")  # eval.checkpoint: the weights the test split sees
@@ -238,7 +251,9 @@ def _check_data_root(dataset: Mapping[str, Any]) -> None:
         return
     root = dataset.get("root")
     require(
-        bool(root) and Path(str(root)).expanduser().is_dir(), "dataset.root", root,
+        bool(root) and Path(str(root)).expanduser().is_dir(),
+        "dataset.root",
+        root,
         "an existing folder (dataset.download=false, so the files must already be there)",
     )
 
@@ -292,15 +307,21 @@ def _check_trainer(trainer: Mapping[str, Any]) -> None:
     if accelerator in ("gpu", "cuda"):
         import torch
 
-        require(torch.cuda.is_available(), "trainer.accelerator", accelerator,
-                "a device this machine has: no CUDA GPU is visible here (use trainer=cpu)")
+        require(
+            torch.cuda.is_available(),
+            "trainer.accelerator",
+            accelerator,
+            "a device this machine has: no CUDA GPU is visible here (use trainer=cpu)",
+        )
 
 
 def _check_checkpoint_schedule(checkpoint: Mapping[str, Any]) -> None:
     """Lightning accepts only one of the two schedules; say so before it raises a traceback."""
     epochs, steps = checkpoint.get("every_n_epochs") or 0, checkpoint.get("every_n_train_steps") or 0
     require(
-        not (epochs and steps), "callbacks.model_checkpoint.every_n_train_steps", steps,
+        not (epochs and steps),
+        "callbacks.model_checkpoint.every_n_train_steps",
+        steps,
         f"0 or null while callbacks.model_checkpoint.every_n_epochs={epochs} (set one of the two)",
     )
 

@@ -27,10 +27,16 @@ _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 # (key pattern, name of the kind): `*` is one key component; the first pattern that matches decides, and a
 # place no pattern names takes any of the kinds.
 PLACES = (
-    ("model", "network"), ("dataset", "datamodule"), ("defense.components.*.attack", "attack"),
+    ("model", "network"),
+    ("dataset", "datamodule"),
+    ("defense.components.*.attack", "attack"),
     ("defense.components.*", "defense"),
-    ("optim.optimizer", "optimizer"), ("optim.scheduler", "scheduler"), ("trainer", "trainer"),
-    ("eval.attacks.*", "attack"), ("callbacks.*.attacks.*", "attack"), ("callbacks.*", "callback"),
+    ("optim.optimizer", "optimizer"),
+    ("optim.scheduler", "scheduler"),
+    ("trainer", "trainer"),
+    ("eval.attacks.*", "attack"),
+    ("callbacks.*.attacks.*", "attack"),
+    ("callbacks.*", "callback"),
     ("logger.*", "logger"),
 )
 
@@ -44,9 +50,15 @@ def _kinds() -> dict[str, type]:
     from adv_smooth.defenses import Defense
 
     return {
-        "network": torch.nn.Module, "datamodule": pl.LightningDataModule, "defense": Defense,
-        "optimizer": torch.optim.Optimizer, "scheduler": torch.optim.lr_scheduler.LRScheduler,
-        "trainer": pl.Trainer, "attack": Attack, "callback": pl.Callback, "logger": pl.loggers.Logger,
+        "network": torch.nn.Module,
+        "datamodule": pl.LightningDataModule,
+        "defense": Defense,
+        "optimizer": torch.optim.Optimizer,
+        "scheduler": torch.optim.lr_scheduler.LRScheduler,
+        "trainer": pl.Trainer,
+        "attack": Attack,
+        "callback": pl.Callback,
+        "logger": pl.loggers.Logger,
     }
 
 

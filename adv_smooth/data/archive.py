@@ -89,8 +89,12 @@ def _tar_member_reason(member: tarfile.TarInfo) -> str | None:
     reason = _unsafe_reason(member.name)
     if reason is not None:
         return reason
-    if member.ischr() or member.isblk() or member.isfifo() or not (member.isfile() or member.isdir() or
-                                                                     member.issym() or member.islnk()):
+    if (
+        member.ischr()
+        or member.isblk()
+        or member.isfifo()
+        or not (member.isfile() or member.isdir() or member.issym() or member.islnk())
+    ):
         return "is a device, pipe or other special file"
     if member.issym() or member.islnk():
         # A symlink resolves from its own folder; a hard link names another member, from the archive's root.

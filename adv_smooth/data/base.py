@@ -132,13 +132,18 @@ class ImageDataModule(pl.LightningDataModule):
         require(isinstance(batch_size, int) and batch_size >= 1, "dataset.batch_size", batch_size, "an integer >= 1")
         require(
             eval_batch_size is None or (isinstance(eval_batch_size, int) and eval_batch_size >= 1),
-            "dataset.eval_batch_size", eval_batch_size, "an integer >= 1 or null",
+            "dataset.eval_batch_size",
+            eval_batch_size,
+            "an integer >= 1 or null",
         )
         require(0 <= val_fraction < 1, "dataset.val_fraction", val_fraction, "a fraction in [0, 1)")
         require(
-            isinstance(unaugmented_fraction, (int, float)) and not isinstance(unaugmented_fraction, bool)
+            isinstance(unaugmented_fraction, (int, float))
+            and not isinstance(unaugmented_fraction, bool)
             and 0 <= unaugmented_fraction <= 1,
-            "dataset.unaugmented_fraction", unaugmented_fraction, "a fraction in [0, 1] of each batch (un-augmented)",
+            "dataset.unaugmented_fraction",
+            unaugmented_fraction,
+            "a fraction in [0, 1] of each batch (un-augmented)",
         )
         self.unaugmented_fraction = float(unaugmented_fraction)
         self.root = Path(root).expanduser()

@@ -27,7 +27,14 @@ VARIANTS: dict[str, type[CIFAR10]] = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 
 # What unpickling a damaged batch file can raise (truncation, garbage, a file of the wrong kind).
 _UNPICKLE_ERRORS = (
-    pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, IndexError, AttributeError, ImportError,
+    pickle.UnpicklingError,
+    EOFError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    ImportError,
 )
 
 
@@ -78,9 +85,7 @@ class CifarDataModule(ImageDataModule):
         for path, md5 in paths:
             # Looked up on torchvision's module at call time: the same check torchvision itself applies.
             if not tv_cifar.check_integrity(str(path), md5):
-                return UserError(
-                    f"{path} is corrupted (checksum mismatch): delete it and set dataset.download=true"
-                )
+                return UserError(f"{path} is corrupted (checksum mismatch): delete it and set dataset.download=true")
         for path, _ in paths:
             try:
                 with open(path, "rb") as f:

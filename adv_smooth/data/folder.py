@@ -127,13 +127,17 @@ class FolderDataModule(ImageDataModule):
         **kwargs,
     ) -> None:
         require(
-            root is not None and str(root) != "", "dataset.root", root,
+            root is not None and str(root) != "",
+            "dataset.root",
+            root,
             "the folder holding train/<class>/ and test/<class>/ (dataset=folder has no default)",
         )
         sizes = (size, size) if isinstance(size, int) else tuple(size)
         require(
             len(sizes) == 2 and all(isinstance(s, int) and s >= 1 for s in sizes),
-            "dataset.size", size, "a positive integer or [height, width]",
+            "dataset.size",
+            size,
+            "a positive integer or [height, width]",
         )
         require(channels in _MODES, "dataset.channels", channels, "1 (grayscale) or 3 (RGB)")
         super().__init__(root=root, **kwargs)

@@ -42,7 +42,9 @@ class SvhnDataModule(ImageDataModule):
     ) -> None:
         require(
             isinstance(extra_val_size, int) and extra_val_size >= 1,
-            "dataset.extra_val_size", extra_val_size, "an integer >= 1",
+            "dataset.extra_val_size",
+            extra_val_size,
+            "an integer >= 1",
         )
         super().__init__(flip=flip, normalize=normalize, **kwargs)
         self.extra = extra
@@ -59,7 +61,9 @@ class SvhnDataModule(ImageDataModule):
             extra_x, extra_y = self._load("extra")
             n = self.extra_val_size
             require(
-                n < len(extra_y), "dataset.extra_val_size", n,
+                n < len(extra_y),
+                "dataset.extra_val_size",
+                n,
                 f"fewer than the {len(extra_y)} images of the extra split",
             )
             val = (extra_x[:n], extra_y[:n])

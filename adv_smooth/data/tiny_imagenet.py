@@ -82,7 +82,8 @@ class TinyImageNetDataModule(ImageDataModule):
         except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as err:
             warnings.warn(
                 f"ignoring unreadable cache {self.cache_path} ({archive.one_line(err)}); rebuilding it",
-                UserWarning, stacklevel=2,
+                UserWarning,
+                stacklevel=2,
             )
             return None
         return data

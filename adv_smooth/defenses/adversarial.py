@@ -136,15 +136,24 @@ class AdversarialTraining(Defense):
             self.clean_weight,
             "> 0 when adv_weight = 0 (every sample would weigh 0)",
         )
-        require(isinstance(self.separate_passes, bool), "defense.separate_passes", self.separate_passes,
-                "true or false")
+        require(
+            isinstance(self.separate_passes, bool), "defense.separate_passes", self.separate_passes, "true or false"
+        )
         if isinstance(self.attack, Mapping) and "_target_" in self.attack:  # built here, after the checks above
             self.attack = _instantiate(self.attack)
-        require(self.attack is None or isinstance(self.attack, Attack), "defense.attack", self.attack,
-                "null (FGSM) or an attack config with a _target_ (an adv_smooth.attacks.base.Attack)")
+        require(
+            self.attack is None or isinstance(self.attack, Attack),
+            "defense.attack",
+            self.attack,
+            "null (FGSM) or an attack config with a _target_ (an adv_smooth.attacks.base.Attack)",
+        )
         self._template = self.attack or FGSM(magnitude=self.magnitude, labels=self.labels, bn_mode="eval")
-        require(self.eps_255 is None or self._template.norm == "linf", "defense.eps_255", self.eps_255,
-                f"null with an {self._template.norm} attack (eps_255 is an L-inf budget)")
+        require(
+            self.eps_255 is None or self._template.norm == "linf",
+            "defense.eps_255",
+            self.eps_255,
+            f"null with an {self._template.norm} attack (eps_255 is an L-inf budget)",
+        )
         self.calibrated_eps: float | None = None  # dataset_mean: the global budget in [0, 1] units, attack's norm
         self.attack = self._build_attack()
 
@@ -153,8 +162,11 @@ class AdversarialTraining(Defense):
         if self.eps_255 is not None:
             budget = {"budget": "fixed", "eps_255": self.eps_255}
         elif self.budget_mode == "dataset_mean" and self.calibrated_eps is not None:
-            key, value = ("radius", self.calibrated_eps) if self._template.norm == "l2" else (
-                "eps_255", self.calibrated_eps * 255.0)
+            key, value = (
+                ("radius", self.calibrated_eps)
+                if self._template.norm == "l2"
+                else ("eps_255", self.calibrated_eps * 255.0)
+            )
             budget = {"budget": "fixed", key: value}
         else:
             budget = {"budget": "snr"}

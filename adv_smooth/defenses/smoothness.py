@@ -233,7 +233,7 @@ DENSE_FORMS = ("auto", "factored", "explicit")
 
 
 def dense_form(n: int, columns: int, m: int) -> str:
-    """"explicit" (form the n x n graph) or "factored" (never), whichever does less work for the dense loss.
+    """ "explicit" (form the n x n graph) or "factored" (never), whichever does less work for the dense loss.
 
     Factored: m // 2 applications (6 pass-equivalents over A each, forward + backward) and, for odd m, a
     quadratic form (3), every pass ~ 2 n d (C + 1) flops in skinny GEMMs. Explicit: the Gram matrix and its
@@ -243,9 +243,7 @@ def dense_form(n: int, columns: int, m: int) -> str:
     return "explicit" if n < (columns + 1) * passes else "factored"
 
 
-def laplacian_smoothness(
-    activations: Tensor, labels: Tensor, m: int = 1, k: int = 0, dense: str = "auto"
-) -> Tensor:
+def laplacian_smoothness(activations: Tensor, labels: Tensor, m: int = 1, k: int = 0, dense: str = "auto") -> Tensor:
     """s = trace(Y^T L^m Y) for activations (n, ...) and label matrix Y (n, C), usually one-hot.
 
     With Z = L^(m // 2) Y: s = ||Z||^2 for even m, <Z, L Z> for odd m (L symmetric). Dense graph (k = 0):
@@ -291,7 +289,9 @@ class LaplacianSmoothness(Defense):
         require(_is_int(self.k) and self.k >= 0, "defense.k", self.k, "an integer >= 0 (0 = dense graph)")
         require(isinstance(self.knn_self, bool), "defense.knn_self", self.knn_self, "true or false")
         require(
-            not (self.knn_self and self.k == 1), "defense.k", self.k,
+            not (self.knn_self and self.k == 1),
+            "defense.k",
+            self.k,
             "0 (dense graph) or >= 2 with defense.knn_self=true (k=1 keeps only the node itself: an empty graph)",
         )
         if self.layers is not None:

@@ -97,7 +97,12 @@ class Preemption(pl.Callback):
             raise Preempted(signalled, _last_path(trainer), trainer.current_epoch, trainer.global_step)
 
     def on_test_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, idx: int,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        idx: int,
         dataloader_idx: int = 0,
     ) -> None:
         signalled = self._signalled(trainer)

@@ -70,8 +70,10 @@ def _instantiate(key: str, config: Mapping[str, Any]) -> Any:
     except Exception as e:
         raise UserError(f"{key}: cannot build {target}: {str(e).splitlines()[0]}") from None
     if not (isinstance(cls, type) and issubclass(cls, Attack)):  # never call what a config merely names
-        raise UserError(f"{key}._target_={target!r} is invalid: expected an attack class (a subclass of "
-                        "adv_smooth.attacks.base.Attack, e.g. one named in conf/attack/*.yaml)")
+        raise UserError(
+            f"{key}._target_={target!r} is invalid: expected an attack class (a subclass of "
+            "adv_smooth.attacks.base.Attack, e.g. one named in conf/attack/*.yaml)"
+        )
     try:
         return hydra.utils.instantiate(dict(config), _convert_="all")
     except InstantiationException as e:
@@ -97,11 +99,11 @@ def from_eval_config(eval_cfg: Mapping[str, Any], **overrides: Any) -> Robustnes
 def check_levels(snr_levels: Any) -> list[float]:
     """The SNR levels as floats: a non-empty list of finite numbers > 0 (dB)."""
     ok = isinstance(snr_levels, Sequence) and not isinstance(snr_levels, str) and len(snr_levels) > 0
-    ok = ok and all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0
-                    for s in snr_levels)
+    ok = ok and all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in snr_levels
+    )
     shown = list(snr_levels) if isinstance(snr_levels, Sequence) and not isinstance(snr_levels, str) else snr_levels
-    require(ok, "eval.snr_levels", shown,
-            "a non-empty list of finite SNRs in dB, each > 0, e.g. [50,45,40,33]")
+    require(ok, "eval.snr_levels", shown, "a non-empty list of finite SNRs in dB, each > 0, e.g. [50,45,40,33]")
     return [float(s) for s in snr_levels]
 
 
@@ -134,12 +136,24 @@ class RobustnessVsSNR(pl.Callback):
         seed: int | None = None,
     ) -> None:
         levels = check_levels(snr_levels)
-        require(isinstance(val_subset, int) and not isinstance(val_subset, bool) and val_subset >= 0,
-                "eval.val_subset", val_subset, "an integer >= 0")
-        require(isinstance(val_every_n_epochs, int) and val_every_n_epochs >= 1, "eval.val_every_n_epochs",
-                val_every_n_epochs, "an integer >= 1")
-        require(sanity_snr_db is None or (isinstance(sanity_snr_db, (int, float)) and math.isfinite(sanity_snr_db)),
-                "eval.sanity_snr_db", sanity_snr_db, "null or a finite SNR in dB (e.g. 0)")
+        require(
+            isinstance(val_subset, int) and not isinstance(val_subset, bool) and val_subset >= 0,
+            "eval.val_subset",
+            val_subset,
+            "an integer >= 0",
+        )
+        require(
+            isinstance(val_every_n_epochs, int) and val_every_n_epochs >= 1,
+            "eval.val_every_n_epochs",
+            val_every_n_epochs,
+            "an integer >= 1",
+        )
+        require(
+            sanity_snr_db is None or (isinstance(sanity_snr_db, (int, float)) and math.isfinite(sanity_snr_db)),
+            "eval.sanity_snr_db",
+            sanity_snr_db,
+            "null or a finite SNR in dB (e.g. 0)",
+        )
         self.attacks = build_attacks(attacks)
         require(len(self.attacks) > 0, "eval.attacks", {}, "at least one attack")
         self.levels = weak_to_strong(levels)
@@ -150,8 +164,12 @@ class RobustnessVsSNR(pl.Callback):
         self.worst = bool(worst)
         self.sanity_snr_db = None if sanity_snr_db is None else float(sanity_snr_db)
         self.save_records = bool(save_records)
-        require(seed is None or (isinstance(seed, int) and not isinstance(seed, bool)), "seed", seed,
-                "null (the run's seed) or an integer")
+        require(
+            seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
+            "seed",
+            seed,
+            "null (the run's seed) or an integer",
+        )
         self.seed = seed
         self._own_rng = [name for name, attack in self.attacks.items() if attack.generator is None]
         self._stage_seed: int | None = None
@@ -208,8 +226,9 @@ class RobustnessVsSNR(pl.Callback):
     def _stop(self) -> None:
         self._batches = None
 
-    def _accumulate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, x: Tensor, y: Tensor,
-                    sanity: float | None) -> None:
+    def _accumulate(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, x: Tensor, y: Tensor, sanity: float | None
+    ) -> None:
         """Attack one batch; keep its per-image outcomes on the device (no read-back until the epoch end).
 
         The attacks run in the trainer's precision context, as `test_step` does: under `bf16-mixed` the model
@@ -251,9 +270,13 @@ class RobustnessVsSNR(pl.Callback):
         if not batches:
             empty = np.zeros(0, dtype=np.int64)
             return Records(empty, empty, empty, cascade=self.cascade)
-        records = Records(index=cat(lambda b: b["index"]), label=cat(lambda b: b["label"]),
-                          clean_pred=cat(lambda b: b["clean_pred"]), zero_grad=cat(lambda b: b["zero_grad"]),
-                          cascade=self.cascade)
+        records = Records(
+            index=cat(lambda b: b["index"]),
+            label=cat(lambda b: b["label"]),
+            clean_pred=cat(lambda b: b["clean_pred"]),
+            zero_grad=cat(lambda b: b["zero_grad"]),
+            cascade=self.cascade,
+        )
         for name, attack in self.attacks.items():
             has_min = batches[0]["attacks"][name]["min_snr_db"] is not None
             records.attacks[name] = AttackRecords(

@@ -104,8 +104,14 @@ def _is_job(directory: Path) -> bool:
     return (directory / "results.json").is_file() or (directory / ".hydra" / "config.yaml").is_file()
 
 
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
-               type(None): "null"}
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def load_job(directory: Path) -> Job:

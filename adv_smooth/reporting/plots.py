@@ -92,8 +92,12 @@ def plot_accuracy_vs_snr(table: Table, labels: list[str], path: Path) -> Path:
         if not points:
             continue
         ax.errorbar(
-            [x for x, _ in points], [c.mean for _, c in points], yerr=[c.std or 0.0 for _, c in points],
-            marker="o", capsize=3, label=label + (" ⚠" if row.checks else ""),
+            [x for x, _ in points],
+            [c.mean for _, c in points],
+            yerr=[c.std or 0.0 for _, c in points],
+            marker="o",
+            capsize=3,
+            label=label + (" ⚠" if row.checks else ""),
         )
     ax.set_xticks(xs, [c if c == "clean" else f"{c} dB" for c in table.columns])
     ax.set_xlabel("SNR (noise grows to the right)")
@@ -138,8 +142,11 @@ def plot_training_curves(curves_by_group: list[tuple[str, list[Curves]]], path: 
             epochs, means, stds = _mean_std(series)
             (line,) = ax.plot(epochs, means, marker=".", label=label)
             ax.fill_between(
-                epochs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
-                color=line.get_color(), alpha=0.2,
+                epochs,
+                [m - s for m, s in zip(means, stds)],
+                [m + s for m, s in zip(means, stds)],
+                color=line.get_color(),
+                alpha=0.2,
             )
         ax.set_title(f"train/{term} per epoch")
         ax.set_xlabel("epoch")

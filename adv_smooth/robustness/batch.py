@@ -135,8 +135,11 @@ def evaluate_batch(
             for i, lv in enumerate(levels):
                 robust[lv] &= adv_correct[i] != 0
             out["attacks"][name] = {"adv_correct": adv_correct, "measured_snr_db": measured, "min_snr_db": min_snr}
-        sane = [n for n, a in attacks.items() if a.iterative and a.uses_gradients and a.budget == "snr"
-                and not a.minimal_norm]
+        sane = [
+            n
+            for n, a in attacks.items()
+            if a.iterative and a.uses_gradients and a.budget == "snr" and not a.minimal_norm
+        ]
         if sanity_level is not None and sane:
             name = sorted(sane, key=lambda n: attacks[n].norm != "l2")[0]  # the L2 ball holds the cube
             (r,) = attacks[name].craft_levels(model, x, y, [sanity_level])
@@ -144,14 +147,24 @@ def evaluate_batch(
     return out
 
 
-def batch_records(out: Mapping[str, Any], y: Tensor, attacks: Mapping[str, Attack], snr_levels: Sequence[float],
-                  cascade: bool = False) -> Records:
+def batch_records(
+    out: Mapping[str, Any], y: Tensor, attacks: Mapping[str, Attack], snr_levels: Sequence[float], cascade: bool = False
+) -> Records:
     """`evaluate_batch`'s output for one batch (the whole split, in a script) as host-side `Records`."""
-    records = Records(index=np.arange(len(y)), label=y.cpu().numpy(), clean_pred=out["clean_pred"].cpu().numpy(),
-                      zero_grad=out["zero_grad"].cpu().numpy(), cascade=cascade)
+    records = Records(
+        index=np.arange(len(y)),
+        label=y.cpu().numpy(),
+        clean_pred=out["clean_pred"].cpu().numpy(),
+        zero_grad=out["zero_grad"].cpu().numpy(),
+        cascade=cascade,
+    )
     for name, attack in attacks.items():
         a = out["attacks"][name]
         min_snr = None if a["min_snr_db"] is None else a["min_snr_db"].float().cpu().numpy()
-        records.attacks[name] = AttackRecords(attack_levels(attack, snr_levels), a["adv_correct"].cpu().numpy(),
-                                              a["measured_snr_db"].float().cpu().numpy(), min_snr)
+        records.attacks[name] = AttackRecords(
+            attack_levels(attack, snr_levels),
+            a["adv_correct"].cpu().numpy(),
+            a["measured_snr_db"].float().cpu().numpy(),
+            min_snr,
+        )
     return records

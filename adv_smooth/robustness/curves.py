@@ -24,8 +24,9 @@ from adv_smooth.utils.io import write_bytes_atomic
 MIN_SNR_GRID = 0.5  # dB between the points of the minimal-SNR curve stored in results.json
 
 
-def summarize(records: Records, attacks: Mapping[str, Attack], levels: Sequence[float],
-              worst: bool = True) -> dict[str, Any]:
+def summarize(
+    records: Records, attacks: Mapping[str, Attack], levels: Sequence[float], worst: bool = True
+) -> dict[str, Any]:
     """The JSON summary of one split's records: per attack its curve, worst case, minimal SNRs, warnings."""
     clean_acc = float(records.clean.mean()) if records.n else 0.0
     summary: dict[str, Any] = {"n": records.n, "clean_acc": clean_acc, "cascade": records.cascade, "attacks": {}}
@@ -112,8 +113,12 @@ def accuracy_vs_snr_figure(summary: Mapping[str, Any]):
     for name, entry in summary["attacks"].items():
         if "min_snr" in entry:  # its own curve at any resolution stands for its per-level points
             curve = entry["min_snr"]["curve"]
-            ax.plot([float(s) for s in curve], [100 * v for v in curve.values()], linestyle=":",
-                    label=f"{name} (minimal SNR)")
+            ax.plot(
+                [float(s) for s in curve],
+                [100 * v for v in curve.values()],
+                linestyle=":",
+                label=f"{name} (minimal SNR)",
+            )
             continue
         points = [(lv, entry["acc"][level_key(lv)]) for lv in entry["levels"] if lv is not None]
         if points:

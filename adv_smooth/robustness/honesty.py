@@ -44,8 +44,9 @@ class Traits:
 
     @classmethod
     def of(cls, attack: Any) -> Traits:
-        return cls(attack.norm, attack.budget, bool(attack.iterative), bool(attack.uses_gradients),
-                   bool(attack.minimal_norm))
+        return cls(
+            attack.norm, attack.budget, bool(attack.iterative), bool(attack.uses_gradients), bool(attack.minimal_norm)
+        )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> Traits | None:
@@ -90,16 +91,32 @@ def check_curves(
         levels = sorted((lv for lv in curve if lv is not None), reverse=True)  # weak noise (high SNR) first
         for weak, strong in zip(levels, levels[1:]):
             if curve[strong] > curve[weak] + tolerance:
-                warnings.append(_warning("non_monotone", attack, (
-                    f"{attack}: accuracy rises as the noise grows ({100 * curve[weak]:.2f} % at {weak:g} dB -> "
-                    f"{100 * curve[strong]:.2f} % at {strong:g} dB); a stronger perturbation should not help: "
-                    "likely gradient masking, evaluate with APGD and Square (Carlini et al. 2019)")))
+                warnings.append(
+                    _warning(
+                        "non_monotone",
+                        attack,
+                        (
+                            f"{attack}: accuracy rises as the noise grows ({100 * curve[weak]:.2f} % at {weak:g} dB -> "
+                            f"{100 * curve[strong]:.2f} % at {strong:g} dB); a stronger perturbation should not help: "
+                            "likely gradient masking, evaluate with APGD and Square (Carlini et al. 2019)"
+                        ),
+                    )
+                )
         for level in levels:
             if curve[level] > clean_acc + tolerance:
-                warnings.append(_warning("above_clean", attack, (
-                    f"{attack}: accuracy under attack at {level:g} dB ({100 * curve[level]:.2f} %) exceeds clean "
-                    f"accuracy ({100 * clean_acc:.2f} %): likely label leaking; craft training adversaries from "
-                    "predicted labels (defense.labels=predicted, Kurakin et al. 2016)")))
+                warnings.append(
+                    _warning(
+                        "above_clean",
+                        attack,
+                        (
+                            f"{attack}: accuracy under attack at {level:g} "
+                            f"dB ({100 * curve[level]:.2f} %) exceeds clean "
+                            f"accuracy ({100 * clean_acc:.2f} %): likely "
+                            "label leaking; craft training adversaries from "
+                            "predicted labels (defense.labels=predicted, Kurakin et al. 2016)"
+                        ),
+                    )
+                )
     for strong, weak, level, acc_strong, acc_weak in _dominance_pairs(curves, traits or {}):
         if acc_strong > acc_weak + tolerance:
             warnings.append(_dominance_warning(strong, weak, (traits or {})[weak], level, acc_strong, acc_weak))
@@ -115,17 +132,28 @@ def _dominance_pairs(curves: Mapping[str, Mapping[float, float]], traits: Mappin
                 yield strong, weak, level, curves[strong][level], curves[weak][level]
 
 
-def _dominance_warning(strong: str, weak: str, t_weak: Traits, level: float, acc_strong: float,
-                       acc_weak: float) -> dict[str, str]:
+def _dominance_warning(
+    strong: str, weak: str, t_weak: Traits, level: float, acc_strong: float, acc_weak: float
+) -> dict[str, str]:
     if not t_weak.uses_gradients:
-        return _warning("gradient_free_stronger", strong, (
-            f"{weak} (gradient-free) breaks more images than {strong} at {level:g} dB ({100 * acc_weak:.2f} % vs "
-            f"{100 * acc_strong:.2f} % accuracy on the same images): the gradients mislead the attack, likely "
-            "gradient masking; trust the lower number (Athalye et al. 2018)"))
-    return _warning("iterative_weaker", strong, (
-        f"{strong} (iterative) scores higher accuracy than {weak} (single step) at {level:g} dB "
-        f"({100 * acc_strong:.2f} % vs {100 * acc_weak:.2f} % on the same images): an iterative attack should "
-        "never be weaker; likely masked gradients (Carlini et al. 2019)"))
+        return _warning(
+            "gradient_free_stronger",
+            strong,
+            (
+                f"{weak} (gradient-free) breaks more images than {strong} at {level:g} dB ({100 * acc_weak:.2f} % vs "
+                f"{100 * acc_strong:.2f} % accuracy on the same images): the gradients mislead the attack, likely "
+                "gradient masking; trust the lower number (Athalye et al. 2018)"
+            ),
+        )
+    return _warning(
+        "iterative_weaker",
+        strong,
+        (
+            f"{strong} (iterative) scores higher accuracy than {weak} (single step) at {level:g} dB "
+            f"({100 * acc_strong:.2f} % vs {100 * acc_weak:.2f} % on the same images): an iterative attack should "
+            "never be weaker; likely masked gradients (Carlini et al. 2019)"
+        ),
+    )
 
 
 def check_records(records: Any, traits: Mapping[str, Traits], tolerance: float = TOLERANCE) -> list[dict[str, str]]:
@@ -138,17 +166,34 @@ def check_records(records: Any, traits: Mapping[str, Traits], tolerance: float =
     if records.zero_grad is not None and clean.any():
         share = float(records.zero_grad[clean].mean())
         if share > ZERO_GRAD_SHARE:
-            warnings.append(_warning("zero_gradients", "*", (
-                f"the input gradient of the loss is exactly zero on {100 * share:.1f} % of the correctly classified "
-                "images: gradient attacks cannot move them (saturated softmax or a non-differentiable layer); "
-                "check with the DLR loss (APGD loss=dlr) and the score-based Square attack")))
+            warnings.append(
+                _warning(
+                    "zero_gradients",
+                    "*",
+                    (
+                        "the input gradient of the loss is exactly zero on "
+                        f"{100 * share:.1f} % of the correctly classified "
+                        "images: gradient attacks cannot move them (saturated softmax or a non-differentiable layer); "
+                        "check with the DLR loss (APGD loss=dlr) and the score-based Square attack"
+                    ),
+                )
+            )
     for name, correct in records.sanity_correct.items():
         acc = float(correct.mean()) if correct.size else 0.0
         if acc > SANITY_ACCURACY:
-            warnings.append(_warning("unbounded_sanity", name, (
-                f"{name}: {100 * acc:.1f} % accuracy at {records.sanity_level:g} dB, where the perturbation may be "
-                "larger than the image: accuracy should approach 0; the attack is failing, not the model robust "
-                "(Carlini et al. 2019, section 5.2)")))
+            warnings.append(
+                _warning(
+                    "unbounded_sanity",
+                    name,
+                    (
+                        f"{name}: {100 * acc:.1f} % accuracy at "
+                        f"{records.sanity_level:g} dB, where the perturbation may be "
+                        "larger than the image: accuracy should approach "
+                        "0; the attack is failing, not the model robust "
+                        "(Carlini et al. 2019, section 5.2)"
+                    ),
+                )
+            )
     warnings += _minimal_norm_too_weak(records, traits, tolerance)
     return warnings
 
@@ -189,9 +234,17 @@ def _minimal_norm_too_weak(records: Any, traits: Mapping[str, Traits], tolerance
                 missed = records.clean & (o_rec.adv_correct[i] == 0) & (rec.min_snr_db < level)
                 share = float(missed.mean()) if records.n else 0.0
                 if share > tolerance:
-                    warnings.append(_warning("minimal_norm_too_weak", minimal, (
-                        f"{other} breaks {100 * share:.1f} % of the images at {level:g} dB that {minimal} called "
-                        f"robust there (minimal SNR below {level:g} dB): the minimum-norm attack is too weak, its "
-                        "curve overstates robustness; give it more steps")))
+                    warnings.append(
+                        _warning(
+                            "minimal_norm_too_weak",
+                            minimal,
+                            (
+                                f"{other} breaks {100 * share:.1f} % of the "
+                                f"images at {level:g} dB that {minimal} called "
+                                f"robust there (minimal SNR below {level:g} dB): "
+                                "the minimum-norm attack is too weak, its "
+                                "curve overstates robustness; give it more steps"
+                            ),
+                        )
+                    )
     return warnings
-

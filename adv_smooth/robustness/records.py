@@ -62,8 +62,10 @@ class Records:
     def accuracy(self, attack: str) -> dict[float | None, float]:
         """Accuracy under `attack` per level: correct clean and not broken (for a cascade: by it or an earlier one)."""
         rec = self.attacks[attack]
-        return {lv: _share(self.clean & (rec.adv_correct[i] != 0) if self.cascade else rec.adv_correct[i] == 1)
-                for i, lv in enumerate(rec.levels)}
+        return {
+            lv: _share(self.clean & (rec.adv_correct[i] != 0) if self.cascade else rec.adv_correct[i] == 1)
+            for i, lv in enumerate(rec.levels)
+        }
 
     def worst(self) -> dict[float | None, float]:
         """Per level, the share of images correct clean that survive every attack there (SNR levels weak to
@@ -92,8 +94,13 @@ class Records:
 
     # -- files ---------------------------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {"index": self.index, "label": self.label, "clean_pred": self.clean_pred,
-               "attacks": np.array(list(self.attacks), dtype=np.str_), "cascade": np.array(self.cascade)}
+        out = {
+            "index": self.index,
+            "label": self.label,
+            "clean_pred": self.clean_pred,
+            "attacks": np.array(list(self.attacks), dtype=np.str_),
+            "cascade": np.array(self.cascade),
+        }
         for name, rec in self.attacks.items():
             out[f"{name}.levels"] = np.array([math.nan if lv is None else lv for lv in rec.levels], dtype=np.float64)
             out[f"{name}.adv_correct"] = rec.adv_correct.astype(np.int8)
@@ -118,14 +125,23 @@ class Records:
     def load(cls, path: str | Path) -> Records:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-        records = cls(index=arrays["index"], label=arrays["label"], clean_pred=arrays["clean_pred"],
-                      zero_grad=arrays.get("zero_grad"), cascade=bool(arrays.get("cascade", False)))
+        records = cls(
+            index=arrays["index"],
+            label=arrays["label"],
+            clean_pred=arrays["clean_pred"],
+            zero_grad=arrays.get("zero_grad"),
+            cascade=bool(arrays.get("cascade", False)),
+        )
         if "sanity_level" in arrays:
             records.sanity_level = float(arrays["sanity_level"])
         for name in arrays["attacks"].tolist():
             levels = [None if math.isnan(lv) else float(lv) for lv in arrays[f"{name}.levels"].tolist()]
-            records.attacks[name] = AttackRecords(levels, arrays[f"{name}.adv_correct"],
-                                                  arrays[f"{name}.measured_snr_db"], arrays.get(f"{name}.min_snr_db"))
+            records.attacks[name] = AttackRecords(
+                levels,
+                arrays[f"{name}.adv_correct"],
+                arrays[f"{name}.measured_snr_db"],
+                arrays.get(f"{name}.min_snr_db"),
+            )
             if f"{name}.sanity_correct" in arrays:
                 records.sanity_correct[name] = arrays[f"{name}.sanity_correct"]
         return records

@@ -27,7 +27,8 @@ def test_apgd_reaches_the_linear_optimum(norm: str, dual: int) -> None:
     y = torch.zeros(16, dtype=torch.long)
     eps = {"l2": {"radius": 0.05}, "linf": {"eps_255": 0.02 * 255}}[norm]
     result = APGD(norm=norm, budget="fixed", steps=50, **eps, generator=torch.Generator().manual_seed(0)).craft(
-        model, x, y)
+        model, x, y
+    )
     w = model.weight[1] - model.weight[0]
     with torch.no_grad():
         gained = (result.x_adv - x) @ w
@@ -47,22 +48,36 @@ def test_dlr_is_scale_invariant() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("norm", "budget", "ref_eps"), [("linf", {"eps_255": 16.0}, 16 / 255),
-                                                          ("l2", {"radius": 1.0}, 1.0)])
+@pytest.mark.parametrize(
+    ("norm", "budget", "ref_eps"), [("linf", {"eps_255": 16.0}, 16 / 255), ("l2", {"radius": 1.0}, 1.0)]
+)
 @pytest.mark.parametrize("targets", [0, 3])
 def test_apgd_agrees_with_pyautoattack(digits, norm: str, budget: dict, ref_eps: float, targets: int) -> None:
     """Robust accuracy within 1 point of AutoAttack's implementation at the same fixed budget."""
     autopgd = pytest.importorskip("pyautoattack.autopgd_base")
     model, x, y = digits
     if targets:
-        ref = autopgd.APGDAttack_targeted(model, n_iter=100, norm=norm.capitalize() if norm == "l2" else "Linf",
-                                          eps=ref_eps, seed=0, n_target_classes=targets)
+        ref = autopgd.APGDAttack_targeted(
+            model,
+            n_iter=100,
+            norm=norm.capitalize() if norm == "l2" else "Linf",
+            eps=ref_eps,
+            seed=0,
+            n_target_classes=targets,
+        )
     else:
         ref = autopgd.APGDAttack(model, n_iter=100, norm="L2" if norm == "l2" else "Linf", eps=ref_eps, seed=0)
     with torch.no_grad():
         ref_acc = (model(ref.perturb(x, y)).argmax(1) == y).float().mean().item()
-    ours = APGD(norm=norm, budget="fixed", steps=100, targets=targets, loss="dlr" if targets else "ce",
-                generator=torch.Generator().manual_seed(0), **budget)
+    ours = APGD(
+        norm=norm,
+        budget="fixed",
+        steps=100,
+        targets=targets,
+        loss="dlr" if targets else "ce",
+        generator=torch.Generator().manual_seed(0),
+        **budget,
+    )
     acc = robust_predictions(model, x, y, ours, [None])["correct"][None].float().mean().item()
     assert abs(acc - ref_acc) <= 0.01, (acc, ref_acc)
 

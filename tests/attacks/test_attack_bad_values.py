@@ -10,13 +10,22 @@ from adv_smooth.attacks.fmn import FMN
 from adv_smooth.attacks.square import Square
 from adv_smooth.utils.errors import UserError
 
-SHARED = [({"norm": "l3"}, "norm"), ({"norm": "l2", "budget": "fixed", "radius": -0.1}, "radius"),
-          ({"budget": "fixed"}, "eps_255"), ({"budget": "linf"}, "budget")]
+SHARED = [
+    ({"norm": "l3"}, "norm"),
+    ({"norm": "l2", "budget": "fixed", "radius": -0.1}, "radius"),
+    ({"budget": "fixed"}, "eps_255"),
+    ({"budget": "linf"}, "budget"),
+]
 CASES = {
     FGSM: [({"magnitude": "gauss"}, "magnitude"), ({"norm": "l2", "magnitude": "uniform"}, "magnitude")],
     PGD: [({"steps": 0}, "steps"), ({"step_size": 0}, "step_size"), ({"restarts": 0}, "restarts")],
-    APGD: [({"steps": 0}, "steps"), ({"loss": "cw"}, "loss"), ({"targets": -1}, "targets"),
-           ({"restarts": 0}, "restarts"), ({"rho": 1.5}, "rho")],
+    APGD: [
+        ({"steps": 0}, "steps"),
+        ({"loss": "cw"}, "loss"),
+        ({"targets": -1}, "targets"),
+        ({"restarts": 0}, "restarts"),
+        ({"rho": 1.5}, "rho"),
+    ],
     Square: [({"queries": 0}, "queries"), ({"queries": 2.5}, "queries"), ({"p_init": 0.0}, "p_init")],
     FMN: [({"steps": 0}, "steps"), ({"gamma_init": 1.5}, "gamma_init"), ({"alpha_init": -1.0}, "alpha_init")],
 }

@@ -17,9 +17,12 @@ LEVELS = [30.0, 25.0, 20.0]
 
 def _deterministic() -> dict:
     """Attacks without random draws, so running one on a subset changes nothing for an image."""
-    return {"fgsm": FGSM(), "pgd": PGD(steps=5, random_start=False, include_fgsm=False),
-            "apgd_l2": APGD(norm="l2", steps=10, random_start=False),
-            "pgd_fixed": PGD(budget="fixed", eps_255=8, random_start=False)}
+    return {
+        "fgsm": FGSM(),
+        "pgd": PGD(steps=5, random_start=False, include_fgsm=False),
+        "apgd_l2": APGD(norm="l2", steps=10, random_start=False),
+        "pgd_fixed": PGD(budget="fixed", eps_255=8, random_start=False),
+    }
 
 
 def _records(out: dict, y: torch.Tensor, attacks: dict, cascade: bool) -> Records:
@@ -48,8 +51,11 @@ def test_cascade_gives_the_same_worst_case_as_running_every_attack(digits) -> No
 
 def test_records_round_trip_and_recompute_the_summary(digits, tmp_path) -> None:
     model, x, y = digits
-    attacks = {"fgsm": FGSM(), "pgd": PGD(steps=3, generator=torch.Generator().manual_seed(0)),
-               "fixed": PGD(budget="fixed", norm="l2", radius=0.5, steps=3)}
+    attacks = {
+        "fgsm": FGSM(),
+        "pgd": PGD(steps=3, generator=torch.Generator().manual_seed(0)),
+        "fixed": PGD(budget="fixed", norm="l2", radius=0.5, steps=3),
+    }
     out = evaluate_batch(model, x, y, attacks, LEVELS, sanity_level=0.0)
     records = _records(out, y, attacks, False)
     records.sanity_level, records.sanity_correct = 0.0, {k: v.numpy() for k, v in out["sanity_correct"].items()}

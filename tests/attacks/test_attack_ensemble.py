@@ -27,9 +27,12 @@ def test_minimal_snr_curve_is_below_every_linf_curve_and_next_to_l2_apgd(digits)
     within a point of APGD-T in L2 at every level."""
     model, x, y = digits
     g = torch.Generator
-    attacks = {"fmn_l2": FMN(norm="l2"),
-               "apgd_l2": APGD(norm="l2", steps=100, loss="dlr", targets=3, generator=g().manual_seed(0)),
-               "pgd_linf": PGD(generator=g().manual_seed(0)), "apgd_linf": APGD(steps=50, generator=g().manual_seed(0))}
+    attacks = {
+        "fmn_l2": FMN(norm="l2"),
+        "apgd_l2": APGD(norm="l2", steps=100, loss="dlr", targets=3, generator=g().manual_seed(0)),
+        "pgd_linf": PGD(generator=g().manual_seed(0)),
+        "apgd_linf": APGD(steps=50, generator=g().manual_seed(0)),
+    }
     rec = _records(model, x, y, attacks, LEVELS)
     minimal = rec.minimal_curve("fmn_l2", LEVELS)
     for level in LEVELS:
@@ -45,8 +48,10 @@ def test_square_breaks_a_masked_model_and_the_check_fires(digits) -> None:
     masked = Quantized(model).eval()
     x, y = x[:64], y[:64]
     g = torch.Generator
-    attacks = {"pgd": PGD(steps=10, generator=g().manual_seed(0)),
-               "square": Square(queries=300, generator=g().manual_seed(0))}
+    attacks = {
+        "pgd": PGD(steps=10, generator=g().manual_seed(0)),
+        "square": Square(queries=300, generator=g().manual_seed(0)),
+    }
     rec = _records(masked, x, y, attacks, [17.0])
     assert rec.accuracy("square")[17.0] < rec.accuracy("pgd")[17.0] - 0.1
     checks = {w["check"] for w in check_records(rec, {k: Traits.of(a) for k, a in attacks.items()})}

@@ -27,9 +27,13 @@ def test_every_attack_yaml_builds_its_attack(path: Path) -> None:
 
 
 def test_attacks_are_built_from_targets_and_options() -> None:
-    built = build_attacks({"f": {"_target_": "adv_smooth.attacks.fgsm.FGSM", "magnitude": "uniform"},
-                           "p": {"_target_": "adv_smooth.attacks.pgd.PGD", "steps": 3, "norm": "l2"},
-                           "n": GaussianNoise()})
+    built = build_attacks(
+        {
+            "f": {"_target_": "adv_smooth.attacks.fgsm.FGSM", "magnitude": "uniform"},
+            "p": {"_target_": "adv_smooth.attacks.pgd.PGD", "steps": 3, "norm": "l2"},
+            "n": GaussianNoise(),
+        }
+    )
     assert isinstance(built["f"], FGSM) and built["f"].magnitude == "uniform"
     assert isinstance(built["p"], PGD) and built["p"].steps == 3 and built["p"].norm == "l2"
     assert isinstance(built["n"], GaussianNoise)
@@ -42,8 +46,10 @@ def test_attacks_are_built_from_targets_and_options() -> None:
         ({"p": {"_target_": "adv_smooth.attacks.pgd.PGD", "steps": -1}}, "eval.attacks.p.steps=-1 is invalid"),
         ({"p": {"_target_": "adv_smooth.attacks.pgd.PGD", "norm": "l3"}}, "eval.attacks.p.norm='l3' is invalid"),
         ({"p": {"_target_": "adv_smooth.attacks.pgd.PGD", "stepz": 3}}, "eval.attacks.p.stepz is not an option"),
-        ({"p": {"_target_": "adv_smooth.attacks.pgd.PGD", "budget": "fixed", "norm": "l2", "radius": -0.5}},
-         "eval.attacks.p.radius=-0.5 is invalid"),
+        (
+            {"p": {"_target_": "adv_smooth.attacks.pgd.PGD", "budget": "fixed", "norm": "l2", "radius": -0.5}},
+            "eval.attacks.p.radius=-0.5 is invalid",
+        ),
         ({"p": {"_target_": "adv_smooth.attacks.nope.Nope"}}, "eval.attacks.p: cannot build adv_smooth.attacks.nope"),
         ({"p": {"_target_": "os.system", "command": "touch /tmp/pwned"}}, "eval.attacks.p._target_='os.system' is"),
         ({"p": {"_target_": "torch.nn.Linear"}}, "expected an attack class"),

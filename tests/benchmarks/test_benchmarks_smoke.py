@@ -25,8 +25,16 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 # ------------------------------------------------------------------------------------------ benchmarks
 def test_training_benchmark_shape(tmp_path) -> None:
-    s = training.Settings(width=4, batch_size=8, steps=2, warmup=1, reps=1, logger="none",
-                          cases=["vanilla", "smooth_m2"], model_overrides=TINY_MODEL)
+    s = training.Settings(
+        width=4,
+        batch_size=8,
+        steps=2,
+        warmup=1,
+        reps=1,
+        logger="none",
+        cases=["vanilla", "smooth_m2"],
+        model_overrides=TINY_MODEL,
+    )
     result = training.run(s)
     assert set(result["cases"]) == {"vanilla", "smooth_m2"}
     for case in result["cases"].values():
@@ -68,8 +76,9 @@ def test_cli_defaults() -> None:
     quick, _ = training.settings_from_args(["--quick"])
     assert (quick.width, quick.batch_size, quick.quick) == (16, 128, True)
     assert "vanilla+compile" not in {c.name for c in training.select_cases(quick)}
-    gpu, _ = training.settings_from_args(["--device", "cuda", "--precision", "bf16-mixed", "--channels-last",
-                                          "--compile"])
+    gpu, _ = training.settings_from_args(
+        ["--device", "cuda", "--precision", "bf16-mixed", "--channels-last", "--compile"]
+    )
     assert (gpu.width, gpu.batch_size) == (64, 512)
     names = {c.name for c in training.select_cases(gpu)}
     assert not {"vanilla+bf16", "vanilla+compile", "vanilla+channels_last"} & names  # already the base

@@ -34,7 +34,6 @@ def test_extracts_a_normal_archive(tmp_path: Path) -> None:
     assert [p.name for p in dest.iterdir()] == ["pack"]  # no staging folder left behind
 
 
-
 def _assert_refused(tmp_path: Path, extract, src: Path, name: str, reason: str) -> Path:
     """`extract(src, dest)` refuses in one line naming the archive, the entry and why, and writes nothing anywhere,
     not even the harmless entry."""
@@ -47,6 +46,7 @@ def _assert_refused(tmp_path: Path, extract, src: Path, name: str, reason: str) 
     assert repr(name) in message and reason in message and str(src) in message and "\n" not in message
     assert _all_files(tmp_path) == before
     return dest
+
 
 @pytest.mark.parametrize(
     ("entry", "reason"),
@@ -127,9 +127,14 @@ def test_extracts_a_normal_tar_and_refreshes_an_existing_folder(tmp_path: Path) 
     (dest / "cifar-10-batches-py").mkdir(parents=True)
     (dest / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"damaged")
     (dest / "cifar-10-batches-py" / "keep.txt").write_bytes(b"mine")
-    src = _tar(tmp_path / "ok.tar.gz", [("file", "cifar-10-batches-py/data_batch_1", b"good"),
-                                        ("file", "cifar-10-batches-py/sub/meta", b"m"),
-                                        ("symlink", "cifar-10-batches-py/alias", "data_batch_1")])
+    src = _tar(
+        tmp_path / "ok.tar.gz",
+        [
+            ("file", "cifar-10-batches-py/data_batch_1", b"good"),
+            ("file", "cifar-10-batches-py/sub/meta", b"m"),
+            ("symlink", "cifar-10-batches-py/alias", "data_batch_1"),
+        ],
+    )
     archive.safe_extract_tar(src, dest)
     folder = dest / "cifar-10-batches-py"
     assert (folder / "data_batch_1").read_bytes() == b"good" and (folder / "sub" / "meta").read_bytes() == b"m"

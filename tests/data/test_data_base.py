@@ -61,10 +61,16 @@ def _augment_by_indexing(x: torch.Tensor, padding: int, flip: bool, generator: t
     return x
 
 
-@pytest.mark.parametrize(("shape", "padding", "flip"), [
-    ((64, 3, 32, 32), 4, True), ((64, 3, 32, 32), 4, False), ((16, 1, 8, 8), 0, True),
-    ((16, 3, 64, 64), 8, True), ((8, 3, 12, 20), 2, True),
-])
+@pytest.mark.parametrize(
+    ("shape", "padding", "flip"),
+    [
+        ((64, 3, 32, 32), 4, True),
+        ((64, 3, 32, 32), 4, False),
+        ((16, 1, 8, 8), 0, True),
+        ((16, 3, 64, 64), 8, True),
+        ((8, 3, 12, 20), 2, True),
+    ],
+)
 def test_augment_matches_the_indexing_formulation(shape: tuple, padding: int, flip: bool) -> None:
     x = torch.rand(shape)
     ours = augment(x, padding, flip, torch.Generator().manual_seed(7))
@@ -77,7 +83,7 @@ def test_augment_is_a_crop_of_the_padded_image() -> None:
     out = augment(x, 2, False, torch.Generator().manual_seed(1))
     padded = torch.nn.functional.pad(x, (2,) * 4)
     for i in range(2):
-        windows = [padded[i, :, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
+        windows = [padded[i, :, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
         assert any(torch.equal(out[i], win) for win in windows)
     assert torch.equal(augment(x, 0, False), x)
 
@@ -95,8 +101,8 @@ def test_unaugmented_fraction_leaves_the_last_rows_alone_and_says_how_many(fract
     torch.manual_seed(0)
     x, out = _training_batch(_Fixed(augment=True, flip=True, padding=2, unaugmented_fraction=fraction))
     images = out[0]
-    assert torch.equal(images[10 - kept:], x[10 - kept:].float() / 255)  # untouched
-    assert (images[:10 - kept] != x[:10 - kept].float() / 255).flatten(1).any(1).all()  # cropped / flipped
+    assert torch.equal(images[10 - kept :], x[10 - kept :].float() / 255)  # untouched
+    assert (images[: 10 - kept] != x[: 10 - kept].float() / 255).flatten(1).any(1).all()  # cropped / flipped
     assert out[2:] == ((kept,) if kept else ())  # (x, y, n): n rows un-augmented; (x, y) when none is
 
 

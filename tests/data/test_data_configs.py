@@ -12,7 +12,15 @@ from adv_smooth.data.base import ImageDataModule
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 DAILY_KEYS = {
-    "root", "download", "batch_size", "augment", "eval_batch_size", "val_fraction", "split_seed", "flip", "normalize",
+    "root",
+    "download",
+    "batch_size",
+    "augment",
+    "eval_batch_size",
+    "val_fraction",
+    "split_seed",
+    "flip",
+    "normalize",
 }
 
 

@@ -23,16 +23,25 @@ def _adversarial(*overrides: str) -> AdversarialTraining:
 def test_default_config_keeps_fgsm_and_the_user_facing_keys() -> None:
     defense = _adversarial()
     assert type(defense.attack) is FGSM
-    assert (defense.attack.magnitude, defense.attack.labels, defense.attack.bn_mode) == ("truncated_normal", "true",
-                                                                                          "eval")
+    assert (defense.attack.magnitude, defense.attack.labels, defense.attack.bn_mode) == (
+        "truncated_normal",
+        "true",
+        "eval",
+    )
     defense = _adversarial("defense.magnitude=clipped_normal", "defense.labels=predicted", "defense.bn_mode=keep")
-    assert (defense.attack.magnitude, defense.attack.labels, defense.attack.bn_mode) == ("clipped_normal",
-                                                                                          "predicted", "keep")
+    assert (defense.attack.magnitude, defense.attack.labels, defense.attack.bn_mode) == (
+        "clipped_normal",
+        "predicted",
+        "keep",
+    )
 
 
 def test_the_attack_group_swaps_the_crafting_attack() -> None:
-    defense = _adversarial("attack@defense.components.adversarial.attack=pgd",
-                           "~defense.components.adversarial.attack.magnitude", "defense.eps_255=4")
+    defense = _adversarial(
+        "attack@defense.components.adversarial.attack=pgd",
+        "~defense.components.adversarial.attack.magnitude",
+        "defense.eps_255=4",
+    )
     assert type(defense.attack) is PGD and defense.attack.steps == 10
     assert (defense.attack.budget, defense.attack.eps_255) == ("fixed", 4)  # the defense's budget, not pgd.yaml's
 

@@ -55,8 +55,9 @@ def _record_bn(bn: nn.BatchNorm2d) -> list[tuple[bool, Tensor, Tensor]]:
 
 def _prepared(net: nn.Module, separate: bool, n: int = 8) -> tuple[TrainBatch, Tensor]:
     x, y = _data(n)
-    defense = AdversarialTraining(fraction=0.5, magnitude="sign", adv_weight=1.0, clean_weight=0.3,
-                                  separate_passes=separate)
+    defense = AdversarialTraining(
+        fraction=0.5, magnitude="sign", adv_weight=1.0, clean_weight=0.3, separate_passes=separate
+    )
     return defense.prepare_batch(net, TrainBatch.clean(x, y)), x
 
 
@@ -99,23 +100,32 @@ def test_smoothness_reads_the_clean_pass() -> None:
     logits, activations = module._forward_passes(tb)
     spy.loss_terms(tb, logits, activations)
     _, alone = reference(tb.inputs[4:], return_activations=True)
-    (batch, seen), = spy.seen
+    ((batch, seen),) = spy.seen
     assert batch.clean_mask.tolist() == [False] * 4 + [True] * 4
     for tap, expected in zip(seen, alone):
         torch.testing.assert_close(tap[4:], expected.detach())
     # and the smoothness loss on this batch is the loss of the clean pass alone
     smooth = LaplacianSmoothness(gamma=0.5, m=1)
     clean_only = TrainBatch.clean(tb.inputs[4:], tb.targets[4:])
-    torch.testing.assert_close(smooth.loss_terms(tb, logits, seen)["smooth"],
-                               smooth.loss_terms(clean_only, logits[4:], [a.detach() for a in alone])["smooth"])
+    torch.testing.assert_close(
+        smooth.loss_terms(tb, logits, seen)["smooth"],
+        smooth.loss_terms(clean_only, logits[4:], [a.detach() for a in alone])["smooth"],
+    )
 
 
 def _fit_steps(defense: Defense, steps: int = 2) -> PreActResNet:
     net = _net()
     x, y = _data(8 * steps)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(RobustClassifier(net, defense), loader)
     return net
 
@@ -129,7 +139,14 @@ def test_running_statistics_updates_per_step(separate: bool, bn_mode: str, updat
     """Two training passes update the running statistics twice per step; crafting in train mode, as the
     original's `create_adversary` did, adds one more (its forward pass over the clean adversarial half)."""
     attack = FGSM(magnitude="sign", bn_mode=bn_mode)
-    net = _fit_steps(Compose([AdversarialTraining(fraction=0.5, adv_weight=1.0, clean_weight=0.3,
-                                                  separate_passes=separate, attack=attack)]))
+    net = _fit_steps(
+        Compose(
+            [
+                AdversarialTraining(
+                    fraction=0.5, adv_weight=1.0, clean_weight=0.3, separate_passes=separate, attack=attack
+                )
+            ]
+        )
+    )
     counts = {int(m.num_batches_tracked) for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
     assert counts == {2 * updates}

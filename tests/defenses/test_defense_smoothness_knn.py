@@ -45,8 +45,10 @@ def original_loss(relus: list[Tensor], target: Tensor, m: int, k: int | None, ga
 def _taps(n: int = 12, seed: int = 0) -> tuple[list[Tensor], Tensor]:
     """ReLU-like activations (non-negative, no ties) and labels over 4 classes."""
     g = torch.Generator().manual_seed(seed)
-    taps = [torch.relu(torch.randn(n, *shape, generator=g, dtype=torch.float64) + 0.3)
-            for shape in ((3, 4, 4), (5, 2, 2), (7,))]
+    taps = [
+        torch.relu(torch.randn(n, *shape, generator=g, dtype=torch.float64) + 0.3)
+        for shape in ((3, 4, 4), (5, 2, 2), (7,))
+    ]
     return taps, torch.arange(n) % 4
 
 

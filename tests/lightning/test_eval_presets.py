@@ -30,7 +30,11 @@ def test_presets_hold_what_the_readme_says() -> None:
     assert {k: v["norm"] for k, v in attacks("default").items()} == {"fgsm": "linf", "pgd": "linf", "pgd_l2": "l2"}
     strong = attacks("strong")
     assert {(v["_target_"].rsplit(".", 1)[1], v["norm"]) for v in strong.values()} == {
-        ("APGD", "l2"), ("Square", "l2"), ("APGD", "linf"), ("Square", "linf")}
+        ("APGD", "l2"),
+        ("Square", "l2"),
+        ("APGD", "linf"),
+        ("Square", "linf"),
+    }
     assert sorted(v.get("targets", 0) for v in strong.values() if "APGD" in v["_target_"]) == [0, 0, 3, 3]
     assert compose_config("eval=strong").eval.cascade is True
     assert any(v["_target_"].endswith("FMN") for v in attacks("minimal").values())
@@ -44,11 +48,15 @@ def test_the_default_run_uses_the_default_preset() -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["+eval.attacks.cw._target_=adv_smooth.attacks.cw.CW"],
-         "eval.attacks.cw: cannot build adv_smooth.attacks.cw.CW"),
+        (
+            ["+eval.attacks.cw._target_=adv_smooth.attacks.cw.CW"],
+            "eval.attacks.cw: cannot build adv_smooth.attacks.cw.CW",
+        ),
         (["eval.attacks.pgd.norm=l3"], "eval.attacks.pgd.norm='l3' is invalid: expected one of ['linf', 'l2']"),
-        (["eval.attacks.pgd.budget=fixed", "eval.attacks.pgd.norm=l2", "+eval.attacks.pgd.radius=-1"],
-         "eval.attacks.pgd.radius=-1 is invalid"),
+        (
+            ["eval.attacks.pgd.budget=fixed", "eval.attacks.pgd.norm=l2", "+eval.attacks.pgd.radius=-1"],
+            "eval.attacks.pgd.radius=-1 is invalid",
+        ),
         (["eval=strong", "eval.attacks.square_l2.queries=0"], "eval.attacks.square_l2.queries=0 is invalid"),
         (["eval.snr_levels=[40,inf]"], "eval.snr_levels=[40, inf] is invalid"),
         (["eval.snr_levels=abc"], "eval.snr_levels='abc' is invalid"),

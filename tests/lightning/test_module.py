@@ -14,8 +14,13 @@ from adv_smooth.models import PreActResNet
 
 def _trainer(**kwargs) -> pl.Trainer:
     return pl.Trainer(
-        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, inference_mode=False, **kwargs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        inference_mode=False,
+        **kwargs,
     )
 
 
@@ -54,8 +59,14 @@ def test_non_finite_loss_stops_before_checkpointing(tmp_path) -> None:
     y = torch.randint(0, 10, (64,))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
     ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True)
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, callbacks=[ckpt], enable_progress_bar=False,
-                         enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        callbacks=[ckpt],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     with pytest.raises(NonFiniteLossError, match=r"train/boom.*step 0"):
         trainer.fit(module, loader, loader)
     assert not list(tmp_path.glob("*.ckpt"))

@@ -19,9 +19,16 @@ LEVELS = [50, 45, 40, 33, 25, 20]
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("digits_run")
-    cfg = compose_config(*FAST, "trainer.max_epochs=4", "optim.milestones=[3]", "model.blocks=[1,1,1]",
-                         f"eval.snr_levels={LEVELS}", "eval.val_every_n_epochs=4", "eval.attacks.pgd.steps=10",
-                         output_dir=out)
+    cfg = compose_config(
+        *FAST,
+        "trainer.max_epochs=4",
+        "optim.milestones=[3]",
+        "model.blocks=[1,1,1]",
+        f"eval.snr_levels={LEVELS}",
+        "eval.val_every_n_epochs=4",
+        "eval.attacks.pgd.steps=10",
+        output_dir=out,
+    )
     (out / ".hydra").mkdir()
     OmegaConf.save(cfg, out / ".hydra" / "config.yaml")  # what Hydra writes in a real run dir
     return out, train(cfg)
@@ -53,8 +60,9 @@ def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) 
     from adv_smooth.app.evaluate_task import evaluate
 
     run, results = trained_run
-    cfg = compose_config(f"ckpt_path={results['best_checkpoint']}", "eval.snr_levels=[33]", output_dir=tmp_path,
-                         config_name="evaluate")
+    cfg = compose_config(
+        f"ckpt_path={results['best_checkpoint']}", "eval.snr_levels=[33]", output_dir=tmp_path, config_name="evaluate"
+    )
     evaluated = evaluate(cfg)
     assert evaluated["metrics"]["test/acc"] == results["metrics"]["test/acc"]
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -76,8 +84,12 @@ def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) 
     ],
 )
 def test_evaluate_user_mistakes(args: list[str], message: str, tmp_path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "adv_smooth.evaluate", *args, f"hydra.run.dir={tmp_path}"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "adv_smooth.evaluate", *args, f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
@@ -105,15 +117,23 @@ def test_attacks_run_in_the_trainers_precision(precision: str, autocast: bool, t
     torch.manual_seed(0)
     net = PreActResNet(num_classes=3, in_channels=1, width=4, blocks=(1,))
     seen: list[bool] = []  # autocast state of every forward that builds a graph: the attacks' ones
-    net.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu"))
-                              if torch.is_grad_enabled() else None)
+    net.register_forward_hook(
+        lambda *_: seen.append(torch.is_autocast_enabled("cpu")) if torch.is_grad_enabled() else None
+    )
     from adv_smooth.attacks import FGSM, PGD
 
     callback = RobustnessVsSNR({"fgsm": FGSM(), "pgd": PGD(steps=2)}, [40, 20], log_figure=False)
     data = DataLoader(TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 3), batch_size=6)
-    trainer = pl.Trainer(accelerator="cpu", precision=precision, inference_mode=False, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
-                         default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        precision=precision,
+        inference_mode=False,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+        default_root_dir=tmp_path,
+    )
     trainer.test(RobustClassifier(net), dataloaders=data)
     assert seen and set(seen) == {autocast}
     acc = callback.results()["robustness"]["test"]["attacks"]["pgd"]["acc"]
@@ -138,8 +158,15 @@ def test_evaluation_draws_from_its_own_seeded_generators(tmp_path) -> None:
 
     def evaluate(attacks: dict, seed: int = 0):
         callback = RobustnessVsSNR(attacks, [30, 10], log_figure=False, seed=seed, save_records=False)
-        trainer = pl.Trainer(accelerator="cpu", inference_mode=False, logger=False, enable_progress_bar=False,
-                             enable_model_summary=False, callbacks=[callback], default_root_dir=tmp_path)
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            inference_mode=False,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[callback],
+            default_root_dir=tmp_path,
+        )
         torch.manual_seed(123)
         trainer.test(module, dataloaders=data, verbose=False)
         return torch.get_rng_state(), callback.results()["robustness"]["test"]
