@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adv_smooth.defenses import TrainBatch
+from adv_smooth.defenses.objective import training_objective
 from adv_smooth.defenses.parseval import parseval_retraction_
 from adv_smooth.defenses.smoothness import dense_form, laplacian_smoothness
 from adv_smooth.utils.host_sync import HostSyncAudit
@@ -143,15 +144,9 @@ class Settings(RunSettings):
 
 # ------------------------------------------------------------------------------------------ the two paths
 def plain_step(net: nn.Module, defense: Any, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, amp) -> Tensor:
-    """One training step by hand: `RobustClassifier.training_step`'s computation, then backward and step."""
+    """One training step by hand: the module's `training_objective`, then backward and step."""
     with amp:
-        tb = defense.prepare_batch(net, TrainBatch.clean(x, y))
-        if defense.needs_activations:
-            logits, activations = net(tb.inputs, return_activations=True)
-        else:
-            logits, activations = net(tb.inputs), None
-        ce = (F.cross_entropy(logits, tb.targets, reduction="none") * tb.weight).sum() / tb.weight.sum()
-        loss = torch.stack([ce, *defense.loss_terms(tb, logits, activations).values()]).sum()
+        loss = training_objective(net, defense, TrainBatch.clean(x, y)).loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -17,6 +17,7 @@ from pytorch_lightning.utilities.seed import isolate_rng
 from torch import Tensor, nn
 
 from adv_smooth.defenses import Defense, TrainBatch
+from adv_smooth.defenses.objective import training_objective
 from adv_smooth.lightning.metrics import Accuracy
 from adv_smooth.utils.checkpoints import rng_states, set_rng_states
 
@@ -71,40 +72,17 @@ class RobustClassifier(pl.LightningModule):
         """`batch` is (images, labels), or (images, labels, n) when the data module left the last n rows
         un-augmented (`dataset.unaugmented_fraction`): only those count as clean for the regularizers."""
         x, y, *rest = batch
-        tb = self.defense.prepare_batch(self.net, TrainBatch.clean(x, y, *rest))
-        logits, activations = self._forward_passes(tb)
-        ce = (F.cross_entropy(logits, tb.targets, reduction="none") * tb.weight).sum() / tb.weight.sum()
-        terms = {"ce": ce, **self.defense.loss_terms(tb, logits, activations)}
-        loss = torch.stack(list(terms.values())).sum()
+        step = training_objective(self.net, self.defense, TrainBatch.clean(x, y, *rest))
+        terms, loss, tb = step.terms, step.loss, step.batch
         self._record_nonfinite(terms, loss)
 
         n = x.shape[0]
         for name, value in terms.items():
             self.log(f"train/{name}", value, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=n)
-        self.train_acc.update(logits.detach(), tb.targets, tb.clean_mask)
+        self.train_acc.update(step.logits.detach(), tb.targets, tb.clean_mask)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
         return loss
-
-    def _forward_passes(self, tb: TrainBatch) -> tuple[Tensor, list[Tensor] | None]:
-        """Logits (and activations) of `tb.inputs`, in one pass or in the separate passes `tb.passes` asks for.
-
-        Separate passes give each group its own BatchNorm batch statistics and one running-statistics update
-        each; concatenating the outputs back in row order keeps a single loss for both cases.
-        """
-        parts = [tb.inputs] if not tb.passes or len(tb.passes) == 1 else tb.inputs.split(list(tb.passes))
-        outs = [self._forward_one(part) for part in parts]
-        if len(outs) == 1:
-            return outs[0]
-        logits = torch.cat([o[0] for o in outs])
-        if outs[0][1] is None:
-            return logits, None
-        return logits, [torch.cat(taps) for taps in zip(*(o[1] for o in outs))]
-
-    def _forward_one(self, x: Tensor) -> tuple[Tensor, list[Tensor] | None]:
-        if self.defense.needs_activations:
-            return self.net(x, return_activations=True)
-        return self.net(x), None
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.defense.after_optimizer_step(self.net)

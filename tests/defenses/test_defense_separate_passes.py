@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from adv_smooth.attacks.fgsm import FGSM
 from adv_smooth.defenses import Compose, Defense, LaplacianSmoothness, TrainBatch
 from adv_smooth.defenses.adversarial import AdversarialTraining
+from adv_smooth.defenses.objective import forward_passes
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.models import PreActResNet
 
@@ -74,8 +75,7 @@ def test_each_half_is_normalized_by_its_own_batch_statistics(separate: bool) -> 
     tb, x = _prepared(net, separate)
     bn = net.blocks[0].bn1  # sees the stem's output of each row
     calls = _record_bn(bn)
-    module = RobustClassifier(net, _Spy())
-    module._forward_passes(tb)
+    forward_passes(net, tb, _Spy().needs_activations)
     train_calls = [(inp, out) for training, inp, out in calls if training]
     with torch.no_grad():
         stem = net.stem((tb.inputs - net.mean) / net.std)
@@ -96,8 +96,7 @@ def test_smoothness_reads_the_clean_pass() -> None:
     tb, _ = _prepared(net, separate=True)
     reference = copy.deepcopy(net)
     spy = _Spy()
-    module = RobustClassifier(net, spy)
-    logits, activations = module._forward_passes(tb)
+    logits, activations = forward_passes(net, tb, spy.needs_activations)
     spy.loss_terms(tb, logits, activations)
     _, alone = reference(tb.inputs[4:], return_activations=True)
     ((batch, seen),) = spy.seen
