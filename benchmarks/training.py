@@ -45,9 +45,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adv_smooth.defenses import TrainBatch
+from adv_smooth.defenses.laplacian import dense_form, laplacian_smoothness
 from adv_smooth.defenses.objective import training_objective
 from adv_smooth.defenses.parseval import parseval_retraction_
-from adv_smooth.defenses.smoothness import dense_form, laplacian_smoothness
 from adv_smooth.utils.host_sync import HostSyncAudit
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import (

@@ -1,5 +1,7 @@
-"""Smoke tests of the benchmarks (tiniest settings, shapes of the JSON and the table, never timings) and of
-the fast paths they measure: `adv_smooth.models.speed` and the smoothness loss's hand-written backward passes."""
+"""Smoke tests of the benchmarks: tiniest settings, shapes of the JSON and the table, never timings.
+
+The fast paths they measure are tested beside their code: tests/models/test_speed.py,
+tests/utils/test_host_sync.py, tests/defenses/test_laplacian.py."""
 
 from __future__ import annotations
 
@@ -7,13 +9,7 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from adv_smooth.defenses.base import TrainBatch
-from adv_smooth.defenses.smoothness import LaplacianSmoothness, dense_form, laplacian_smoothness
-from adv_smooth.models import PreActResNet
-from adv_smooth.models.speed import apply_perf
-from adv_smooth.utils.host_sync import HostSyncAudit
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks import _timing, evaluation, training
 
@@ -93,102 +89,6 @@ def test_interleaved_alternates_order_and_summaries() -> None:
     assert calls == ["a", "b", "b", "a", "a", "b"] and out == {"a": [1.0] * 3, "b": [3.0] * 3}
     assert _timing.paired_overhead([1.1, 1.2], [1.0, 1.0])["median"] == pytest.approx(0.15)
     assert _timing.summarize([1.0, 2.0, 3.0])["spread_pct"] == pytest.approx(100.0)
-
-
-# --------------------------------------------------------------------------------------------- models/speed.py
-def test_apply_perf_keeps_the_module_and_its_keys() -> None:
-    net = PreActResNet(10, 3, width=4, blocks=(1,))
-    keys = list(net.state_dict())
-    out = apply_perf(net, channels_last=True, compile=True)  # compile is lazy: nothing is compiled here
-    assert out is net and list(out.state_dict()) == keys
-    assert net.stem.weight.is_contiguous(memory_format=torch.channels_last)
-    assert apply_perf(PreActResNet(10, 3, width=4, blocks=(1,))).stem.weight.is_contiguous()
-
-
-def test_host_sync_audit_finds_each_kind() -> None:
-    x = torch.arange(4.0)
-    with HostSyncAudit() as audit:
-        x.sum().item()
-        _ = x[x > 1]
-        torch.tensor(3, device="cpu")
-        torch.full((), 3, device="cpu")  # a fill: no copy, not a sync
-        _ = x * 2
-    kinds = sorted(k for k, _ in audit.counts)
-    assert kinds == ["boolean-mask getitem", "host->device torch.tensor(..., device=)", "readback .item()"]
-    assert all("test_benchmarks_smoke.py" in site for _, site in audit.counts)
-
-
-def test_smoothness_loss_syncs_only_for_an_unknown_clean_count() -> None:
-    """The count known on the host (adversarial training passes it on): no sync; unknown: one, however many
-    taps (positions instead of boolean masks). Both select the same rows, so the loss is the same."""
-    n, classes = 8, 3
-    taps = [torch.rand(n, 2, 2, 2) for _ in range(5)]
-    clean = torch.arange(n) >= 3
-    unknown = TrainBatch(torch.zeros(n, 3, 2, 2), torch.arange(n) % classes, clean, torch.ones(n))
-    known = unknown.replace(clean_count=5)
-    losses = {}
-    for name, batch, syncs in (("unknown", unknown, 1), ("known", known, 0)):
-        with HostSyncAudit() as audit:
-            losses[name] = LaplacianSmoothness(m=2).loss_terms(batch, torch.zeros(n, classes), taps)["smooth"]
-        assert sum(audit.counts.values()) == syncs, (name, audit.counts)
-    assert torch.equal(losses["known"], losses["unknown"])
-
-
-# ------------------------------------------------------------------------ smoothness: the two dense forms
-def _reference(a: torch.Tensor, y: torch.Tensor, m: int) -> torch.Tensor:
-    """Autograd through the textbook formula: normalized features, W, L = D - W, L^m formed."""
-    u = F.normalize(a.flatten(1), dim=1)
-    w = u @ u.T
-    w = w - torch.diag(torch.diagonal(w))
-    lap = torch.diag(w.sum(1)) - w
-    return torch.trace(y.T @ torch.linalg.matrix_power(lap, m) @ y)
-
-
-@pytest.mark.parametrize("m", [1, 2, 3, 4])
-@pytest.mark.parametrize("form", ["factored", "explicit"])
-def test_dense_forms_match_reference_values_and_gradients(m: int, form: str) -> None:
-    g = torch.Generator().manual_seed(m)
-    a = torch.randn(10, 3, 2, 2, generator=g, dtype=torch.float64).relu()
-    a[0] = 0  # an all-zero activation: an isolated vertex, zero gradient
-    y = F.one_hot(torch.randint(0, 4, (10,), generator=g), 4).double()
-    a.requires_grad_(True)
-    ours = laplacian_smoothness(a, y, m=m, dense=form)
-    (grad,) = torch.autograd.grad(ours, a)
-    ref = _reference(a, y, m)
-    (ref_grad,) = torch.autograd.grad(ref, a)
-    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(grad, ref_grad, rtol=1e-8, atol=1e-10)
-
-
-@pytest.mark.parametrize("m", [1, 2, 3])
-@pytest.mark.parametrize("form", ["factored", "explicit"])
-def test_dense_forms_gradcheck_including_labels(m: int, form: str) -> None:
-    """gradcheck on activations and a soft label matrix (m = 3 chains the apply and the quadratic form)."""
-    g = torch.Generator().manual_seed(10 + m)
-    a = torch.randn(6, 5, generator=g, dtype=torch.float64).abs().requires_grad_(True)
-    y = torch.rand(6, 3, generator=g, dtype=torch.float64).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda a_, y_: laplacian_smoothness(a_, y_, m=m, dense=form), (a, y))
-
-
-def test_dense_form_choice() -> None:
-    assert dense_form(128, 10, 2) == "factored" and dense_form(64, 10, 2) == "explicit"
-    assert dense_form(128, 200, 1) == "explicit" and dense_form(512, 10, 1) == "factored"
-    with pytest.raises(ValueError, match="dense"):
-        laplacian_smoothness(torch.rand(4, 2), torch.eye(4), dense="sparse")
-
-
-def test_channels_last_taps_give_the_same_loss_and_gradient() -> None:
-    g = torch.Generator().manual_seed(0)
-    a = torch.rand(6, 3, 4, 4, generator=g, dtype=torch.float64)
-    y = F.one_hot(torch.arange(6) % 3, 3).double()
-    for form in ("factored", "explicit"):
-        grads = []
-        for t in (a.clone(), a.clone().contiguous(memory_format=torch.channels_last)):
-            t.requires_grad_(True)
-            s = laplacian_smoothness(t, y, m=2, dense=form)
-            grads.append((s, torch.autograd.grad(s, t)[0]))
-        torch.testing.assert_close(grads[0][0], grads[1][0])
-        torch.testing.assert_close(grads[0][1], grads[1][1])
 
 
 def test_ensemble_benchmark_uses_the_strong_presets_linf_attacks() -> None:

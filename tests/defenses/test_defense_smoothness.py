@@ -9,12 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from adv_smooth.defenses.base import TrainBatch
-from adv_smooth.defenses.smoothness import (
-    LaplacianSmoothness,
-    knn_mask,
-    laplacian_smoothness,
-    similarity_graph,
-)
+from adv_smooth.defenses.laplacian import knn_mask, laplacian_smoothness, similarity_graph
+from adv_smooth.defenses.smoothness import LaplacianSmoothness
 from adv_smooth.utils.errors import UserError
 
 N, C = 12, 4
