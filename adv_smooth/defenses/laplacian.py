@@ -65,7 +65,7 @@ def _inverse_norms(a: Tensor) -> Tensor:
 
 def _project(a: Tensor, p: Tensor) -> Tensor:
     """a @ p.T for a (n, d) and p (k, d) with small k, computed as (p @ a.T).T: the same GEMM in the orientation
-    where BLAS splits the long d across threads, about 2x faster on CPU for d >= 16384 (benchmarks/training.py's
+    where BLAS splits the long d across threads, about 2x faster on CPU for d >= 16384 (benchmarks/components.py's
     `components` rows)."""
     return (p @ a.T).T
 

@@ -7,7 +7,7 @@ Config (top level of `conf/config.yaml`):
       compile: false         # torch.compile the network's forward only
 
 bf16 autocast is not here: it is Lightning's `trainer.precision=bf16-mixed` (the plain loop in
-`benchmarks/training.py` uses `torch.autocast` the same way).
+`benchmarks/training_paths.py` uses `torch.autocast` the same way).
 
 Decisions:
 
