@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
+from adv_smooth.app.failures import unknown_option
 from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.models.speed import apply_perf
+from adv_smooth.utils.errors import UserError
 
 
 def build_defense(cfg: DictConfig) -> Defense:
@@ -19,8 +24,15 @@ def build_defense(cfg: DictConfig) -> Defense:
     return Compose(hydra.utils.instantiate(c) for c in components.values())
 
 
-def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+def build_datamodule(cfg: DictConfig, load: bool = True) -> ImageDataModule:
+    """The `dataset` group's data module; its constructor checks the options and reads no file, so `load=False`
+    validates them before anything slow (the Trainer, a download) happens; `load_data` then reads the files."""
     datamodule = hydra.utils.instantiate(cfg.dataset)
+    return load_data(datamodule) if load else datamodule
+
+
+def load_data(datamodule: ImageDataModule) -> ImageDataModule:
+    """Download if asked and missing, decode, split: what every entry point does before building the network."""
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
@@ -52,3 +64,40 @@ def build_list(cfg: DictConfig | None) -> list[Any]:
     if not cfg:
         return []
     return [hydra.utils.instantiate(c) for c in cfg.values() if c is not None and "_target_" in c]
+
+
+def build_trainer(cfg: DictConfig | dict[str, Any], **objects: Any) -> pl.Trainer:
+    """The `trainer` config's class (`pl.Trainer` by default) with `objects` added, Lightning's own refusals turned
+    into one `UserError` naming the key.
+
+    Lightning knows its precisions, accelerators, strategies and device counts best: this project does not
+    copy those lists, it builds the Trainer before any data is loaded and rewords what Lightning raises.
+    """
+    settings = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    target = settings.pop("_target_", "pytorch_lightning.Trainer")
+    try:
+        return hydra.utils.get_class(target)(**settings, **objects)
+    except (MisconfigurationException, ValueError, TypeError) as e:
+        message = " ".join(str(e).split())
+        if isinstance(e, TypeError) and (unknown := re.search(r"unexpected keyword argument '(\w+)'", message)):
+            raise UserError(unknown_option(None, "trainer", target, unknown.group(1), e)) from None
+        values = {**settings, **{k: v for k, v in objects.items() if isinstance(v, (str, int, float, list))}}
+        key = _named_key(message, values)
+        if key is None:
+            raise UserError(f"the trainer settings are invalid: {message}") from None
+        raise UserError(f"trainer.{key}={values[key]!r} is invalid: {message}") from None
+
+
+def _named_key(message: str, values: dict[str, Any]) -> str | None:
+    """The setting Lightning's message is about: `key=value` written out beats a quoted `key`, which beats the
+    bare word (Lightning writes "cpu accelerator" in a message about `devices`)."""
+
+    def score(key: str) -> int:
+        if f"{key}={values[key]}" in message or f"{key}={values[key]!r}" in message:
+            return 3
+        if f"`{key}" in message or f"{key}=" in message:
+            return 2
+        return 1 if re.search(rf"\b{re.escape(key)}\b", message) else 0
+
+    best = max(values, key=lambda k: (score(k), len(k)), default=None)
+    return best if best is not None and score(best) > 0 else None

@@ -79,7 +79,7 @@ def _instantiation(e: BaseException, cfg: DictConfig | None) -> str | None:
     if isinstance(cause, MisconfigurationException):
         return f"{where}: {flat(cause)}"
     if isinstance(cause, TypeError) and (unknown := re.search(r"unexpected keyword argument '(\w+)'", str(cause))):
-        return _unknown_option(cfg, key, target, unknown.group(1), cause)
+        return unknown_option(cfg, key, target, unknown.group(1), cause)
     if isinstance(cause, (TypeError, ValueError)):
         culprit = _culprit(cfg, key, str(cause))
         if culprit is not None:
@@ -113,7 +113,7 @@ def _exists(cfg: DictConfig | None, key: str) -> bool:
     return cfg is not None and OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is not missing
 
 
-def _unknown_option(cfg: DictConfig | None, key: str | None, target: str | None, name: str, cause: Exception) -> str:
+def unknown_option(cfg: DictConfig | None, key: str | None, target: str | None, name: str, cause: Exception) -> str:
     """`<key>.<name> is not an option of <target> (options: ...)`: where the stray key sits, what is allowed."""
     place = key
     if cfg is not None and key is not None:

@@ -1,68 +1,43 @@
-"""Start-up validation: every user-facing number and name is checked before any data is loaded.
+"""Start-up validation of what no single object checks, before any data is loaded.
 
 A bad value found after a dataset download, or an hour into training, wastes that time; found here,
 it costs nothing. Each failure is a `UserError` naming the key, the value and what is allowed.
-Defense settings are validated by the defense constructors, which `train()` also runs before any
-data; dataset-specific names (`dataset.variant`) and the files a dataset needs are left to the
-dataset classes. A key that a config group does not define is not checked (its default applies).
+Objects check their own values: defenses and attacks in their constructors, Lightning in the Trainer
+(built before the data, its refusals reworded by `app.build.build_trainer`: precisions, accelerators,
+strategies, devices are Lightning's lists, not copied here). What stays here: values Lightning or torch
+would accept silently but no run can use (max_epochs=0, a seed Lightning would replace at random),
+rules across keys (min_epochs <= max_epochs, a validation split for eval.checkpoint=best, one checkpoint
+schedule) and files on disk (dataset.root, ckpt_path). A key that a group does not define is not checked.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from adv_smooth.utils.errors import UserError, require
+from adv_smooth.utils.errors import UserError, is_int, is_number, require
 
 Rule = tuple[Callable[[Any], bool], str]  # (accepts value, what is allowed)
 
 # Datasets whose images ship inside a Python package: no files under `dataset.root` are needed.
 BUNDLED_DATASETS = frozenset({"adv_smooth.data.digits.DigitsDataModule"})
 
-# Lightning 2.x's accepted `precision` values (lightning_fabric.connector._PRECISION_INPUT);
-# tests/test_bad_inputs.py checks this list against the installed Lightning.
-PRECISIONS = (
-    64,
-    32,
-    16,
-    "64",
-    "32",
-    "16",
-    "bf16",
-    "16-true",
-    "16-mixed",
-    "bf16-true",
-    "bf16-mixed",
-    "32-true",
-    "64-true",
-    "transformer-engine",
-    "transformer-engine-float16",
-)
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed outside [0, 2**32 - 1]
 CHECKPOINT_CHOICES = ("best", "last")  # eval.checkpoint: the weights the test split sees
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
-
-
 def _int_at_least(low: int) -> Rule:
-    return (lambda v: _is_int(v) and v >= low), f"an integer >= {low}"
+    return (lambda v: is_int(v) and v >= low), f"an integer >= {low}"
 
 
 def _number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = True) -> Rule:
     """A finite number in the interval [low, high) by default; `low_open` excludes `low` itself."""
 
     def ok(v: Any) -> bool:
-        if not _is_number(v) or (v <= low if low_open else v < low):
+        if not is_number(v) or (v <= low if low_open else v < low):
             return False
         return high is None or (v < high if high_open else v <= high)
 
@@ -87,7 +62,7 @@ def _int_list(low: int, increasing: bool = False, non_empty: bool = True) -> Rul
     def ok(v: Any) -> bool:
         if not isinstance(v, (list, tuple)) or (non_empty and not v):
             return False
-        if not all(_is_int(x) and x >= low for x in v):
+        if not all(is_int(x) and x >= low for x in v):
             return False
         return not increasing or all(a < b for a, b in zip(v, v[1:]))
 
@@ -95,78 +70,23 @@ def _int_list(low: int, increasing: bool = False, non_empty: bool = True) -> Rul
     return ok, f"{what} of integers >= {low}{', strictly increasing' if increasing else ''}"
 
 
-def _number_list(positive: bool) -> Rule:
-    def ok(v: Any) -> bool:
-        return isinstance(v, (list, tuple)) and bool(v) and all(_is_number(x) and (x > 0 or not positive) for x in v)
-
-    return ok, f"a list of {'positive ' if positive else ''}numbers, one per image channel"
-
-
 BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")
 INT_GE0, INT_GE1 = _int_at_least(0), _int_at_least(1)
 FRACTION: Rule = _number(0, 1)
 
 
-def _size(v: Any) -> bool:
-    """An image size: one integer for square images, or [height, width]."""
-    pair = isinstance(v, (list, tuple)) and len(v) == 2
-    return (_is_int(v) and v >= 1) or (pair and all(_is_int(x) and x >= 1 for x in v))
-
-
-def _devices(v: Any) -> bool:
-    """Lightning's `devices`: a count (-1 = all), "auto", a list of indices, or "0,1" / "-1"."""
-    if _is_int(v):
-        return v >= 1 or v == -1
-    if isinstance(v, (list, tuple)):
-        return bool(v) and all(_is_int(x) and x >= 0 for x in v)
-    if isinstance(v, str):
-        parts = [p.strip() for p in v.split(",") if p.strip()]
-        return v == "auto" or v.strip() == "-1" or (bool(parts) and all(p.isdigit() for p in parts))
-    return False
-
-
 def _batch_limit(v: Any) -> bool:
     """`limit_*_batches`: a number of batches (int) or a fraction of them (float in [0, 1])."""
-    return v is None or (_is_int(v) and v >= 0) or (isinstance(v, float) and 0 <= v <= 1)
+    return v is None or (is_int(v) and v >= 0) or (isinstance(v, float) and 0 <= v <= 1)
 
 
 BATCH_LIMIT: Rule = (_batch_limit, "a number of batches (integer >= 0), a fraction in [0, 1], or null")
 
 
 TOP: dict[str, Rule] = {
-    "seed": ((lambda v: _is_int(v) and 0 <= v <= MAX_SEED), f"an integer in [0, {MAX_SEED}]"),
+    "seed": ((lambda v: is_int(v) and 0 <= v <= MAX_SEED), f"an integer in [0, {MAX_SEED}]"),
     "test": BOOL,
     "ckpt_path": ((lambda v: v is None or (isinstance(v, str) and v != "")), "a checkpoint file, last, or null"),
-}
-DATASET: dict[str, Rule] = {
-    "batch_size": INT_GE1,
-    "eval_batch_size": _or_null(INT_GE1),
-    "val_fraction": FRACTION,
-    "split_seed": INT_GE0,
-    "augment": BOOL,
-    "flip": BOOL,
-    "normalize": BOOL,
-    "download": BOOL,
-    "extra": BOOL,
-    "root": ((lambda v: v is None or isinstance(v, str)), "a folder path"),
-    "num_workers": INT_GE0,
-    "padding": _or_null(INT_GE0),
-    "size": (_size, "an integer >= 1 or [height, width]"),
-    "test_fraction": _number(0, 1, low_open=True),
-    "channels": _one_of(1, 3),
-    "extra_val_size": INT_GE1,
-    "mean": _or_null(_number_list(positive=False)),
-    "std": _or_null(_number_list(positive=True)),
-    "unaugmented_fraction": _number(0, 1, high_open=False),
-}
-MODEL: dict[str, Rule] = {
-    "width": INT_GE1,
-    "blocks": _int_list(1),
-    "block": _one_of("basic", "bottleneck"),
-    "residual": _one_of("sum", "convex"),
-    "stem_pool": BOOL,
-    "scaled_conv": BOOL,
-    "final_bn": BOOL,
 }
 OPTIM: dict[str, Rule] = {
     "lr": _number(0, low_open=True),
@@ -183,8 +103,6 @@ TRAINER: dict[str, Rule] = {
     "max_epochs": INT_GE1,
     "min_epochs": _or_null(INT_GE0),
     "max_steps": _int_at_least(-1),
-    "precision": _one_of(*PRECISIONS),
-    "devices": (_devices, "an integer >= 1, -1 (all), auto, or a list of device indices"),
     "log_every_n_steps": INT_GE1,
     "check_val_every_n_epoch": _or_null(INT_GE1),
     "num_sanity_val_steps": _int_at_least(-1),
@@ -214,10 +132,9 @@ CHECKPOINT: dict[str, Rule] = {
 def check_config(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value no run could use; cheap, touches no data."""
     _check({key: cfg[key] for key in TOP if key in cfg}, "", TOP)
-    dataset = _plain(cfg.dataset)
-    _check(dataset, "dataset.", DATASET)
+    dataset = _plain(cfg.dataset)  # its values: the data module's constructor (see `app.train_task`)
     _check_data_root(dataset)
-    _check(_plain(cfg.model), "model.", MODEL)
+    _check_own_options(_plain(cfg.model))
     _check(_plain(cfg.optim), "optim.", OPTIM)
     eval_cfg = _plain(cfg.get("eval"))
     _check(eval_cfg, "eval.", EVAL)
@@ -243,6 +160,20 @@ def _check(values: Mapping[str, Any], prefix: str, rules: Mapping[str, Rule]) ->
     for key, (accepts, allowed) in rules.items():
         if key in values:
             require(accepts(values[key]), prefix + key, values[key], allowed)
+
+
+def _check_own_options(node: Mapping[str, Any]) -> None:
+    """Run the `check_options` of the class a node names (the model's), if it has one: the object's own rules,
+    before the data that building it needs. A target that cannot be imported is left to `instantiate`."""
+    import hydra
+
+    try:
+        target = hydra.utils.get_class(str(node["_target_"])) if node.get("_target_") else None
+    except Exception:  # noqa: BLE001 - reported by instantiate, with the key, when the object is built
+        return
+    check = getattr(target, "check_options", None)
+    if callable(check):
+        check(**{key: value for key, value in node.items() if key != "_target_"})
 
 
 def _check_data_root(dataset: Mapping[str, Any]) -> None:
@@ -297,14 +228,10 @@ def _has_val_folder(dataset: Mapping[str, Any]) -> bool:
 
 def _check_trainer(trainer: Mapping[str, Any]) -> None:
     low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
-    if _is_int(low) and _is_int(high):
+    if is_int(low) and is_int(high):
         require(low <= high, "trainer.min_epochs", low, f"at most trainer.max_epochs ({high})")
     accelerator = trainer.get("accelerator", "auto")
-    from pytorch_lightning.accelerators import AcceleratorRegistry
-
-    known = sorted({"auto", "gpu", *AcceleratorRegistry.available_accelerators()})
-    require(accelerator in known, "trainer.accelerator", accelerator, f"one of {', '.join(known)}")
-    if accelerator in ("gpu", "cuda"):
+    if accelerator in ("gpu", "cuda"):  # Lightning's own message here is "No supported gpu backend found!"
         import torch
 
         require(

@@ -7,6 +7,7 @@ slices a batch of indices, and conversion to float + augmentation happen on the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from adv_smooth.utils.errors import require
+from adv_smooth.data.sharding import shard_loader
+from adv_smooth.utils.errors import is_number, require, require_bool, require_int
 
 Split = tuple[Tensor, Tensor]  # (uint8 images (N, C, H, W), int64 labels (N,))
 
@@ -129,22 +131,39 @@ class ImageDataModule(pl.LightningDataModule):
         **_: Any,
     ) -> None:
         super().__init__()
-        require(isinstance(batch_size, int) and batch_size >= 1, "dataset.batch_size", batch_size, "an integer >= 1")
+        require_int("dataset.batch_size", batch_size, 1)
+        require_int("dataset.eval_batch_size", eval_batch_size, 1, allow_none=True)
         require(
-            eval_batch_size is None or (isinstance(eval_batch_size, int) and eval_batch_size >= 1),
-            "dataset.eval_batch_size",
-            eval_batch_size,
-            "an integer >= 1 or null",
+            is_number(val_fraction) and 0 <= val_fraction < 1,
+            "dataset.val_fraction",
+            val_fraction,
+            "a fraction in [0, 1)",
         )
-        require(0 <= val_fraction < 1, "dataset.val_fraction", val_fraction, "a fraction in [0, 1)")
         require(
-            isinstance(unaugmented_fraction, (int, float))
-            and not isinstance(unaugmented_fraction, bool)
-            and 0 <= unaugmented_fraction <= 1,
+            is_number(unaugmented_fraction) and 0 <= unaugmented_fraction <= 1,
             "dataset.unaugmented_fraction",
             unaugmented_fraction,
             "a fraction in [0, 1] of each batch (un-augmented)",
         )
+        require_int("dataset.split_seed", split_seed, 0)
+        require_int("dataset.num_workers", num_workers, 0)
+        require_int("dataset.padding", padding, 0, allow_none=True)
+        for key, flag in (("augment", augment), ("flip", flip), ("normalize", normalize), ("download", download)):
+            require_bool(f"dataset.{key}", flag)
+        require(root is not None and isinstance(root, (str, Path)), "dataset.root", root, "a folder path")
+        for key, stats, positive in (("mean", mean, False), ("std", std, True)):
+            require(
+                stats is None
+                or (
+                    isinstance(stats, Sequence)
+                    and not isinstance(stats, str)
+                    and len(stats) > 0
+                    and all(is_number(v) and (v > 0 or not positive) for v in stats)
+                ),
+                f"dataset.{key}",
+                list(stats) if isinstance(stats, Sequence) and not isinstance(stats, str) else stats,
+                f"null, or a list of {'positive ' if positive else ''}numbers, one per image channel",
+            )
         self.unaugmented_fraction = float(unaugmented_fraction)
         self.root = Path(root).expanduser()
         self.download = download
@@ -212,10 +231,10 @@ class ImageDataModule(pl.LightningDataModule):
         return self._loader(self.train_set, self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+        return self._eval_loader(self.val_set, "validation split")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+        return self._eval_loader(self.test_set, "test split")
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Any, ...]:
         """Float images in [0, 1], augmented while training; (x, y, n) when the last n rows stay un-augmented."""
@@ -263,12 +282,20 @@ class ImageDataModule(pl.LightningDataModule):
         return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
 
     def _loader(self, dataset: TensorImages, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            collate_fn=_keep_batch,
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-        )
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, **self._loader_options())
+
+    def _eval_loader(self, dataset: TensorImages, split: str) -> DataLoader:
+        """In order; under DDP, this process's unpadded shard (`sharding.EvalShards`): each image counted once."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if world == 1:
+            return self._loader(dataset, self.eval_batch_size, shuffle=False)
+        rank = self.trainer.global_rank
+        return shard_loader(dataset, self.eval_batch_size, world, rank, split, **self._loader_options())
+
+    def _loader_options(self) -> dict[str, Any]:
+        return {
+            "collate_fn": _keep_batch,
+            "num_workers": self.num_workers,
+            "pin_memory": torch.cuda.is_available(),
+            "persistent_workers": self.num_workers > 0,
+        }

@@ -10,12 +10,20 @@ import torch
 import torch.nn.functional as F
 
 from adv_smooth.data.base import ImageDataModule, Splits
+from adv_smooth.utils.errors import is_number, require, require_int
 
 
 class DigitsDataModule(ImageDataModule):
     """Digits with a fixed stratified-by-shuffle test split (`test_fraction`, `split_seed`)."""
 
     def __init__(self, size: int = 32, test_fraction: float = 0.25, **kwargs) -> None:
+        require_int("dataset.size", size, 1)
+        require(
+            is_number(test_fraction) and 0 < test_fraction < 1,
+            "dataset.test_fraction",
+            test_fraction,
+            "a number in (0, 1)",
+        )
         super().__init__(**kwargs)
         self.size = size
         self.test_fraction = test_fraction

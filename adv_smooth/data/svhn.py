@@ -19,7 +19,7 @@ from torchvision.datasets import SVHN
 
 from adv_smooth.data import archive
 from adv_smooth.data.base import ImageDataModule, Split, Splits
-from adv_smooth.utils.errors import UserError, require
+from adv_smooth.utils.errors import UserError, require, require_bool
 
 # What scipy.io.loadmat (and the array handling after it) raises on a truncated or foreign file.
 _MAT_ERRORS = (MatReadError, OSError, EOFError, IndexError, KeyError, ValueError, TypeError)
@@ -46,6 +46,7 @@ class SvhnDataModule(ImageDataModule):
             extra_val_size,
             "an integer >= 1",
         )
+        require_bool("dataset.extra", extra)
         super().__init__(flip=flip, normalize=normalize, **kwargs)
         self.extra = extra
         self.extra_val_size = extra_val_size

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from adv_smooth.utils.errors import is_int, require, require_bool, require_choice
+
+BlockName = Literal["basic", "bottleneck"]
+Residual = Literal["sum", "convex"]
 
 
 class ScaledConv2d(nn.Conv2d):
@@ -101,8 +107,41 @@ class BottleneckBlock(_Block):
 BLOCKS: dict[str, type[_Block]] = {"basic": BasicBlock, "bottleneck": BottleneckBlock}
 
 
+def check_options(
+    width: Any = 64,
+    blocks: Any = (2, 2, 2, 2),
+    block: Any = "basic",
+    residual: Any = "sum",
+    stem_pool: Any = False,
+    scaled_conv: Any = False,
+    final_bn: Any = True,
+    **_: Any,
+) -> None:
+    """The architecture's options, each against what it allows, under the user's config keys (`model.*`).
+
+    The constructor calls it; so do the start-up checks, before any data is loaded: the network itself is
+    built after the data, which supplies its class count and statistics.
+    """
+    require(is_int(width) and width >= 1, "model.width", width, "an integer >= 1")
+    require(
+        isinstance(blocks, Sequence)
+        and not isinstance(blocks, str)
+        and len(blocks) > 0
+        and all(is_int(b) and b >= 1 for b in blocks),
+        "model.blocks",
+        list(blocks) if isinstance(blocks, Sequence) and not isinstance(blocks, str) else blocks,
+        "a non-empty list of integers >= 1 (blocks per stage)",
+    )
+    require_choice("model.block", block, get_args(BlockName))
+    require_choice("model.residual", residual, get_args(Residual))
+    for key, value in (("stem_pool", stem_pool), ("scaled_conv", scaled_conv), ("final_bn", final_bn)):
+        require_bool(f"model.{key}", value)
+
+
 class PreActResNet(nn.Module):
     """PreAct ResNet; `width=64, blocks=(2, 2, 2, 2), block="basic"` is ResNet-18 (`final_bn`: see module doc)."""
+
+    check_options = staticmethod(check_options)
 
     def __init__(
         self,
@@ -110,19 +149,16 @@ class PreActResNet(nn.Module):
         in_channels: int = 3,
         width: int = 64,
         blocks: Sequence[int] = (2, 2, 2, 2),
-        block: str = "basic",
+        block: BlockName = "basic",
         stem_pool: bool = False,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         scaled_conv: bool = False,
-        residual: str = "sum",
+        residual: Residual = "sum",
         final_bn: bool = True,
     ) -> None:
         super().__init__()
-        if block not in BLOCKS:
-            raise ValueError(f"block={block!r}: expected one of {sorted(BLOCKS)}")
-        if residual not in ("sum", "convex"):
-            raise ValueError(f"residual={residual!r}: expected 'sum' or 'convex'")
+        check_options(width, blocks, block, residual, stem_pool, scaled_conv, final_bn)
         block_cls = BLOCKS[block]
         mean = tuple(mean) if mean is not None else (0.0,) * in_channels
         std = tuple(std) if std is not None else (1.0,) * in_channels

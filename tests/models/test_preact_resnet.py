@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from adv_smooth.models import PreActResNet
+from adv_smooth.utils.errors import UserError
 
 
 @pytest.mark.parametrize(("size", "stem_pool"), [(32, False), (64, True), (64, False)])
@@ -53,7 +54,7 @@ def test_parseval_options_change_the_forward() -> None:
 
 
 def test_unknown_block_is_refused() -> None:
-    with pytest.raises(ValueError, match="block='wide'"):
+    with pytest.raises(UserError, match="model.block='wide' is invalid: one of basic, bottleneck"):
         PreActResNet(block="wide")
 
 
