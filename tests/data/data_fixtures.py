@@ -161,3 +161,22 @@ def write_image_folder(
                 Image.fromarray(coded_image(label, index, size, step=JPEG_STEP)).save(root / split / cls / f"{i}{ext}")
                 index += 1
     return {"classes": classes}
+
+
+def write_mnist(root: Path, name: str, train_labels: Sequence[int], test_labels: Sequence[int]) -> dict:
+    """torchvision's MNIST-family layout: `<root>/<name>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte` (IDX
+    files: big-endian magic 0x0803 / 0x0801, the dimensions, then the bytes). Image i: channel 0 of
+    `coded_image`, 28x28, so `decode_label` reads it back."""
+    raw = root / name / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for prefix, labels in (("train", train_labels), ("t10k", test_labels)):
+        images = np.stack([coded_image(lab, i, size=(28, 28))[..., 0] for i, lab in enumerate(labels)])
+        header = np.array([0x0803, len(labels), 28, 28], dtype=">i4").tobytes()
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.astype(np.uint8).tobytes())
+        label_bytes = np.array(labels, dtype=np.uint8).tobytes()
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            np.array([0x0801, len(labels)], dtype=">i4").tobytes() + label_bytes
+        )
+        written[prefix] = (images, np.array(labels))
+    return written
