@@ -36,10 +36,13 @@ def option_override(group: str, option: str) -> str:
     return f"+attack@eval.attacks.extra={option}" if group == "attack" else f"{group}={option}"
 
 
-def compose_config(*overrides: str, output_dir: Path | None = None, config_name: str = "config") -> DictConfig:
-    """Compose `config.yaml` with overrides; bind `${hydra:runtime.output_dir}` to `output_dir`."""
+def compose_config(
+    *overrides: str, output_dir: Path | None = None, config_name: str = "config", conf: str | Path = CONF
+) -> DictConfig:
+    """Compose `config.yaml` (of `conf`, the project's by default) with overrides; bind
+    `${hydra:runtime.output_dir}` to `output_dir`."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir or REPO / "outputs" / "test")
