@@ -250,8 +250,11 @@ def laplacian_smoothness(activations: Tensor, labels: Tensor, m: int = 1, k: int
         raise ValueError(f"dense={dense!r}: expected one of {DENSE_FORMS}")
     if k == 0 and dense == "auto":
         dense = dense_form(activations.shape[0], labels.shape[1], m)
-    lap = KnnLaplacian(activations, k) if k > 0 or dense == "explicit" else DenseLaplacian(activations)
-    z = labels.to(torch.promote_types(activations.dtype, torch.float32))
-    for _ in range(m // 2):
-        z = lap.apply(z)
-    return z.square().sum() if m % 2 == 0 else lap.quad(z)
+    # Autocast off: under bf16-mixed the GEMMs would round to bf16 and the hand-written backward passes would meet
+    # bf16 gradients against float32 saved features; the loss is a few skinny passes, float32 costs little here.
+    with torch.autocast(device_type=activations.device.type, enabled=False):
+        lap = KnnLaplacian(activations, k) if k > 0 or dense == "explicit" else DenseLaplacian(activations)
+        z = labels.to(torch.promote_types(activations.dtype, torch.float32))
+        for _ in range(m // 2):
+            z = lap.apply(z)
+        return z.square().sum() if m % 2 == 0 else lap.quad(z)

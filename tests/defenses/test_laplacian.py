@@ -64,3 +64,23 @@ def test_channels_last_taps_give_the_same_loss_and_gradient() -> None:
             grads.append((s, torch.autograd.grad(s, t)[0]))
         torch.testing.assert_close(grads[0][0], grads[1][0])
         torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+@pytest.mark.parametrize("form", ["factored", "explicit"])
+def test_bf16_autocast_runs_the_loss_in_float32(m: int, form: str) -> None:
+    """Under `trainer.precision=bf16-mixed` the taps arrive in bf16: the hand-written passes still run (in float32)
+    and give the float32 loss of those taps, gradient included."""
+    g = torch.Generator().manual_seed(m)
+    a = torch.rand(12, 4, 3, 3, generator=g).to(torch.bfloat16)
+    y = F.one_hot(torch.arange(12) % 3, 3)
+    results = []
+    for autocast in (True, False):
+        t = a.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            s = laplacian_smoothness(t, y, m=m, dense=form)
+        (grad,) = torch.autograd.grad(s, t)
+        assert s.dtype == torch.float32 and grad.dtype == torch.bfloat16
+        results.append((s, grad.float()))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=2e-2, atol=1e-3)
