@@ -17,9 +17,13 @@ def _hydra_entry(cfg: DictConfig) -> object:
 
 
 def main() -> None:
-    if not any(a.startswith("ckpt_path=") for a in sys.argv[1:]) and "--help" not in sys.argv:
-        fail("ckpt_path is required: python -m adv_smooth.evaluate ckpt_path=PATH/TO/x.ckpt")
-    run_entry(_hydra_entry, resumable=False)  # its ckpt_path names what to evaluate, not a run to resume
+    if not any(a.startswith(("ckpt_path=", "weights=")) for a in sys.argv[1:]) and "--help" not in sys.argv:
+        fail(
+            "ckpt_path is required: python -m adv_smooth.evaluate ckpt_path=PATH/TO/x.ckpt (or a list [a.ckpt,b.ckpt]: "
+            "one ensemble), or weights=FILE model=<config> for a network that is not one of our checkpoints"
+        )
+    # its ckpt_path names what to evaluate, not a run to resume
+    run_entry(_hydra_entry, resumable=False, config_name="evaluate")
 
 
 if __name__ == "__main__":

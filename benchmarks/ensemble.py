@@ -23,7 +23,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from adv_smooth.lightning.robustness import build_attacks
+from adv_smooth.robustness.attack_configs import build_attacks
 from adv_smooth.robustness.batch import evaluate_batch
 from benchmarks._timing import compose_config, format_table, interleaved, load_average, machine_info, summarize
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from adv_smooth.lightning.robustness import build_attacks, check_levels
+from adv_smooth.robustness.attack_configs import build_attacks, check_levels
 from adv_smooth.robustness.batch import evaluate_batch, weak_to_strong
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import (

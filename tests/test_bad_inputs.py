@@ -92,6 +92,8 @@ CASES: list[tuple[list[str], str]] = [
     (["optim.weight_decay=-0.1"], "optim.weight_decay=-0.1"),
     (["optim.milestones=[5,3]"], "optim.milestones=[5, 3]"),
     (["optim.milestones=[-1]"], "optim.milestones=[-1]"),
+    (["optim.milestones=[0.5,3]"], "optim.milestones=[0.5, 3]"),  # fractions and epochs mixed
+    (["optim.milestones=[1.5]"], "optim.milestones=[1.5]"),  # a fraction is < 1
     (["optim.gamma=0"], "optim.gamma=0"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
     (["trainer.min_epochs=5", "trainer.max_epochs=2"], "trainer.min_epochs=5"),
@@ -137,7 +139,10 @@ def test_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: P
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["optim.lrr=1"], "Could not override 'optim.lrr'"), (["model.block=wide"], "model.block='wide'")],
+    [
+        (["optim.lrr=1"], "optim has no key 'lrr'; did you mean optim.lr=1?"),
+        (["model.block=wide"], "model.block='wide'"),
+    ],
     ids=["unknown key", "bad enum"],
 )
 def test_real_process_exit_status(args: list[str], message: str, tmp_path: Path) -> None:

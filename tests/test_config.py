@@ -18,7 +18,7 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.
 def test_every_group_option_composes(group: str, option: str, tmp_path: Path) -> None:
     cfg = compose_config(option_override(group, option), output_dir=tmp_path)
     assert cfg.dataset.batch_size >= 1
-    assert cfg.model._target_.endswith("PreActResNet")
+    assert cfg.model._target_.endswith(("PreActResNet", "Normalized"))
 
 
 def test_daily_keys_exist(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_daily_keys_exist(tmp_path: Path) -> None:
 def test_seed_recipe_is_the_default_optimizer(tmp_path: Path) -> None:
     cfg = compose_config(output_dir=tmp_path)
     assert (cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == (0.1, 0.9, 5e-4)
-    assert list(cfg.optim.milestones) == [5] and cfg.optim.lr * cfg.optim.gamma == pytest.approx(0.001)
+    assert list(cfg.optim.milestones) == [0.6] and cfg.optim.lr * cfg.optim.gamma == pytest.approx(0.001)  # 5 of 8
 
 
 def test_help_lists_the_groups() -> None:

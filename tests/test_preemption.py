@@ -92,3 +92,27 @@ def test_sigusr1_exits_138(tmp_path: Path) -> None:
     assert code == 138 and "interrupted by SIGUSR1" in stderr, stderr
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "interrupted"
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 2
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_requeued_sweep_job_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    """What SLURM's requeue does to a preempted array task: the same sweep command again, into the same job dir.
+
+    The first launch is stopped by SIGTERM during epoch 0's validation (exit 143, job 0 "interrupted", its
+    last.ckpt at the end of epoch 0); the identical second launch (`ckpt_path=last`, as slurm_gpu's recipe)
+    resumes job 0 from there and ends as an uninterrupted run does. (The signal callback fires in epoch 0 only,
+    which the resumed job never runs again.)
+    """
+    sweep = tmp_path / "sweep"
+    command = ["-m", *QUICK, "seed=0", *_sender(epoch=0), "ckpt_path=last", f"hydra.sweep.dir={sweep}"]
+    code, stderr = run_main(*command)
+    assert code == 143 and "interrupted by SIGTERM" in stderr, stderr
+    assert json.loads((sweep / "0" / "results.json").read_text())["status"] == "interrupted"
+    assert load_checkpoint(sweep / "0" / "checkpoints" / "last.ckpt")["epoch"] == 0
+
+    code, stderr = run_main(*command)  # the requeue
+    assert code == 0, stderr
+    resumed = json.loads((sweep / "0" / "results.json").read_text())
+    straight = train(compose_config(*QUICK, output_dir=tmp_path / "straight"))
+    assert resumed["status"] == "completed"
+    _assert_same_ending(straight, resumed)

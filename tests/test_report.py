@@ -105,19 +105,28 @@ def table_rows(markdown: str, attack: str) -> dict[str, list[str]]:
 def test_table_means_stds_and_left_out_jobs(sweep: Path, tmp_path: Path) -> None:
     markdown, files = report([str(sweep)], tmp_path / "out")
     fgsm = table_rows(markdown, "fgsm")
-    #                                   β    γ       m    clean           50              33              n    honesty
+    # no β column (no job has a Parseval term); γ, m; validation accuracy (last epoch: no best tested); clean, ...
     assert fgsm["adv_smooth"] == [
         "adv_smooth",
-        "0",
         "0.01",
         "2",
-        "92.00 ± 2.00",
-        "82.00 ± 2.00",
-        "53.00 ± 3.00",
+        "91.00 ± 2.00",
+        "92.00 ± 2.00 [87.0, 97.0]",  # 3 seeds: mean ± t(0.975, 2) * std / sqrt(3)
+        "82.00 ± 2.00 [77.0, 87.0]",
+        "53.00 ± 3.00 [45.5, 60.5]",
         "3",
         "",
     ]
-    assert fgsm["vanilla"][:8] == ["vanilla", "0", "0", "0", "96.00 ± 1.41", "65.00 ± 7.07", "35.00 ± 7.07", "2"]
+    assert fgsm["vanilla"][:8] == [
+        "vanilla",
+        "0",
+        "0",
+        "95.00 ± 1.41",
+        "96.00 ± 1.41",
+        "65.00 ± 7.07",
+        "35.00 ± 7.07",
+        "2",
+    ]
     # the honesty check fired in one of the two vanilla jobs, for FGSM only
     assert fgsm["vanilla"][8] == "⚠ non_monotone (1/2 jobs)"
     assert table_rows(markdown, "pgd")["vanilla"][8] == ""
@@ -130,19 +139,27 @@ def test_table_means_stds_and_left_out_jobs(sweep: Path, tmp_path: Path) -> None
 
     names = sorted(f.name for f in files)
     assert names == [
+        "accuracy_vs_snr_fgsm.pdf",
         "accuracy_vs_snr_fgsm.png",
+        "accuracy_vs_snr_pgd.pdf",
         "accuracy_vs_snr_pgd.png",
+        "comparisons.csv",
+        "intervals.csv",
         "report.csv",
         "report.md",
+        "report.tex",
+        "tables.tex",
+        "training_loss.pdf",
         "training_loss.png",
     ]
     for f in files:
-        assert f.stat().st_size > (10_000 if f.suffix == ".png" else 100)
+        assert f.stat().st_size > {".png": 10_000, ".pdf": 5_000, ".md": 100, ".tex": 100, ".csv": 10}[f.suffix]
     assert not list((tmp_path / "out").glob(".*.tmp"))  # atomic writes leave no temp files
 
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "report.csv").read_text())))
     smooth = next(r for r in rows if r["attack"] == "fgsm" and r["defense"] == "adv_smooth")
-    assert (smooth["gamma"], smooth["m"], smooth["n"]) == ("0.01", "2", "3")
+    assert (smooth["gamma"], smooth["m"], smooth["n"]) == ("0.01", "2", "3") and "beta" not in smooth
+    assert float(smooth["val_mean"]) == pytest.approx(91.0)
     assert float(smooth["clean_mean"]) == pytest.approx(92.0) and float(smooth["clean_std"]) == pytest.approx(2.0)
     assert float(smooth["snr33_mean"]) == pytest.approx(53.0) and float(smooth["snr33_std"]) == pytest.approx(3.0)
     flagged = next(r for r in rows if r["attack"] == "fgsm" and r["defense"] == "vanilla")
@@ -153,7 +170,7 @@ def test_groups_ignore_seed_and_job_paths_and_show_other_swept_keys(sweep: Path)
     """A key swept besides the defense (here dataset.augment) becomes a column; per-job paths do not."""
     write_job(sweep, 7, seed=0, defense="vanilla", knobs={}, acc=0.99, fgsm={"50": 0.9, "33": 0.8}, augment=True)
     groups, extras = group_jobs(find_jobs([sweep]))
-    assert extras == ["dataset.augment"]
+    assert extras == ["dataset.augment", "defense", "γ", "m"]
     assert [(g.labels["defense"], g.labels["dataset.augment"], len(g.jobs)) for g in groups] == [
         ("adv_smooth", "False", 3),
         ("vanilla", "False", 2),
@@ -177,7 +194,8 @@ def test_validation_split_and_tensorboard_curves(sweep: Path, tmp_path: Path) ->
     assert training_curves(load_job(sweep / "0"))["smooth"] == {0: 0.1, 1: 0.1, 2: 0.1}
     markdown, _ = report([str(sweep)], tmp_path / "val", split="val")
     fgsm = table_rows(markdown, "fgsm")
-    assert fgsm["adv_smooth"][4:] == ["91.00 ± 2.00", "52.00 ± 3.00", "3", ""]  # val/acc and val at 33 dB only
+    # val/acc and val at 33 dB only, with their t-intervals over the 3 seeds
+    assert fgsm["adv_smooth"][3:] == ["91.00 ± 2.00 [86.0, 96.0]", "52.00 ± 3.00 [44.5, 59.5]", "3", ""]
 
 
 def test_mean_curve_rising_with_noise_is_flagged(tmp_path: Path) -> None:

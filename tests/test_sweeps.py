@@ -60,19 +60,25 @@ def test_digits_demo_sweep_then_report(tmp_path: Path) -> None:
     out = tmp_path / "report"
     proc = run_cli("adv_smooth.report", str(sweep), "--out", str(out), timeout=300)
     assert proc.returncode == 0, proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| vanilla", "| adv"))]
+    tables, paired = proc.stdout.split("## Paired comparisons with the baseline")
+    rows = [line for line in tables.splitlines() if line.startswith(("| vanilla", "| adv"))]
     assert len(rows) == 4, proc.stdout  # two tables (fgsm and the per-image worst case), one row per defense
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[-2] == "2"  # n = the two seeds
-        assert all("±" in c for c in cells[4:7]), row  # clean, 50, 33: mean ± std
+        assert all("±" in c and "[" in c for c in cells[-5:-2]), row  # clean, 50, 33: mean ± std [95 % interval]
+    assert "Wilson score" in tables and "exact McNemar test stratified by seed" in tables
+    assert len([line for line in paired.splitlines() if line.startswith("| adv")]) == 2  # fgsm, worst: adv vs vanilla
+    written = {p.name for p in out.iterdir()}
+    assert {"tables.tex", "report.tex", "comparisons.csv", "accuracy_vs_snr_fgsm.pdf"} <= written
 
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["accuracy_vs_snr_fgsm.png", "accuracy_vs_snr_worst.png", "training_loss.png"]
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert (out / "report.md").read_text().count("±") >= 6
-    assert (out / "report.csv").read_text().startswith("attack,split,metric,defense,beta,gamma,m,n,clean_mean")
+    header = (out / "report.csv").read_text().splitlines()[0]
+    assert header.startswith("attack,split,metric,defense,snr,n,val_mean,val_std,val_n,clean_mean"), header
 
 
 # -- the Optuna search -----------------------------------------------------------------------------------------

@@ -16,6 +16,6 @@ def test_run_writes_config_events_checkpoints_and_results(make_config, tmp_path)
     assert saved["metrics"]["test/acc"] == results["metrics"]["test/acc"]
     assert {"val/acc", "train/ce_epoch", "train/loss_epoch"} <= set(saved["fit"])
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "tensorboard").glob("*/events.out.tfevents.*"))  # in a directory named by the run
     assert (tmp_path / "csv" / "metrics.csv").exists()
     assert not list(tmp_path.glob(".results.json.*"))  # no temp file left behind

@@ -11,9 +11,11 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from adv_smooth.app.failures import unknown_option
+from adv_smooth.config.devices import check_devices
 from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
+from adv_smooth.lightning.distributed import carry_back
 from adv_smooth.models.speed import apply_perf
 from adv_smooth.utils.errors import UserError
 
@@ -75,8 +77,11 @@ def build_trainer(cfg: DictConfig | dict[str, Any], **objects: Any) -> pl.Traine
     """
     settings = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     target = settings.pop("_target_", "pytorch_lightning.Trainer")
+    check_devices({**settings, **objects})  # Lightning takes any CPU count: 64 processes on 2 cores
     try:
-        return hydra.utils.get_class(target)(**settings, **objects)
+        trainer = hydra.utils.get_class(target)(**settings, **objects)
+        carry_back(trainer)  # ddp_spawn: the callbacks' results come back to this process
+        return trainer
     except (MisconfigurationException, ValueError, TypeError) as e:
         message = " ".join(str(e).split())
         if isinstance(e, TypeError) and (unknown := re.search(r"unexpected keyword argument '(\w+)'", message)):

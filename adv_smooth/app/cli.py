@@ -25,9 +25,13 @@ from typing import Any
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from adv_smooth.app import run_dir
+from adv_smooth.app import run_dir, suggest
+from adv_smooth.app.console import quiet_console
 from adv_smooth.app.failures import explain, flat
+from adv_smooth.app.summary import sweep_line
+from adv_smooth.config.launchers import check_launcher
 from adv_smooth.utils.errors import UserError
+from adv_smooth.utils.ranks import launched_rank_zero
 
 
 def config_dir() -> str:
@@ -63,35 +67,42 @@ class JobOutcome:
     output_dir: str
     overrides: list[str]
     error: str | None = None
+    sweep_dir: str = ""  # hydra.sweep.dir as configured (relative to where the sweep was launched)
 
 
 JOBS: list[JobOutcome] = []  # this process's multirun jobs, in launch order (the basic launcher runs them here)
 
 
-def run_entry(hydra_entry: Callable[[], Any], argv: list[str] | None = None, resumable: bool = True) -> None:
+def run_entry(
+    hydra_entry: Callable[[], Any], argv: list[str] | None = None, resumable: bool = True, config_name: str = "config"
+) -> None:
     """An entry point's `main()`: vet the command line, run the Hydra app, summarize failed sweep jobs.
 
     `resumable`: a non-null `ckpt_path` resumes the run in its dir (training), so a completed dir is
     accepted for it; evaluation's `ckpt_path` names what to evaluate, so only `overwrite=true` is.
+    `config_name`: the entry point's primary config (its `@hydra.main`), what the command line is checked against.
     """
+    quiet_console()  # Lightning's lines no user can act on (app/console.py)
     args = sys.argv[1:] if argv is None else argv
     if argv is None and _is_sweep_config_request(args):
         args = sys.argv[1:] = _first_job_request(args)
     claimed: Path | None = None
     try:
-        composed = check_command_line(args)
-        if composed is not None:
+        composed = check_command_line(args, config_name=config_name)
+        if composed is not None and launched_rank_zero():  # DDP's other processes share rank 0's dir and lock
             claimed = claim_run_dir(composed, resumable)
     except UserError as e:
         fail(str(e))
     JOBS.clear()
     try:
         hydra_entry()
+        _print_sweep_line()
     except Interrupted:
         raise
     except SystemExit:
         summary = failed_jobs_summary()
         if summary:
+            _print_sweep_line()
             fail(summary)
         raise
     finally:
@@ -141,7 +152,7 @@ def claim_run_dir(cfg: DictConfig, resumable: bool) -> Path | None:
     return directory
 
 
-def check_command_line(args: list[str], conf: str | None = None) -> DictConfig | None:
+def check_command_line(args: list[str], conf: str | None = None, config_name: str = "config") -> DictConfig | None:
     """Refuse unknown group options and keys the configs lack, as one `UserError` line, before Hydra runs.
 
     Hydra reports these itself, over several lines and with exit status 1; composing once here
@@ -169,9 +180,10 @@ def check_command_line(args: list[str], conf: str | None = None) -> DictConfig |
             "(to see one sweep job's config, drop --multirun and pass that job's values with --cfg job)"
         )
     check_group_options(parsed.overrides, conf)
+    check_launcher(parsed.overrides, conf or config_dir())  # its packages, before Hydra looks for them
     if parsed.config_dir is not None or parsed.config_path is not None:
         return None
-    composed = check_composition(parsed.overrides, parsed.config_name or "config", parsed.multirun, conf)
+    composed = check_composition(parsed.overrides, parsed.config_name or config_name, parsed.multirun, conf)
     return None if parsed.multirun or parsed.cfg or parsed.info else composed
 
 
@@ -182,15 +194,22 @@ def check_composition(overrides: list[str], config_name: str, multirun: bool, co
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    job = _first_job(overrides) if multirun else overrides
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=conf or config_dir(), version_base="1.3"):
-            return compose(config_name, overrides=job, return_hydra_config=True)
-    except (HydraException, OmegaConfBaseException) as e:
-        raise UserError(f"cannot compose the config: {_one_line(e)}") from None
-    finally:
+    def composed(job: list[str]) -> DictConfig:
         GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=conf or config_dir(), version_base="1.3"):
+                return compose(config_name, overrides=job, return_hydra_config=True)
+        finally:
+            GlobalHydra.instance().clear()
+
+    job = _first_job(overrides) if multirun else overrides
+    try:
+        cfg = composed(job)
+    except (HydraException, OmegaConfBaseException) as e:  # a mistyped key: did-you-mean, not Hydra's "+key" advice
+        advice = suggest.unknown_override(str(e), job, composed, conf or config_dir())
+        raise UserError(advice or f"cannot compose the config: {suggest.without_append_advice(_one_line(e))}") from None
+    suggest.check_added_keys(job, cfg, conf or config_dir())  # a `+key` nothing reads
+    return cfg
 
 
 def _first_job(overrides: list[str]) -> list[str]:
@@ -215,6 +234,19 @@ def _one_line(e: BaseException) -> str:
     if cause is not None and str(cause).strip():
         text += f" ({str(cause).splitlines()[0].strip()})"
     return text
+
+
+def _sweep_dir() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return str(HydraConfig.get().sweep.dir)
+
+
+def _print_sweep_line() -> None:
+    """A sweep ends by naming its directory and the report command (stdout; failures follow on stderr)."""
+    dirs = list(dict.fromkeys(job.sweep_dir for job in JOBS if job.sweep_dir))
+    if dirs:
+        print(sweep_line(dirs[0], sum(job.error is None for job in JOBS), len(JOBS)), flush=True)
 
 
 def failed_jobs_summary() -> str | None:
@@ -253,7 +285,10 @@ def check_group_options(args: list[str], conf: str | None = None) -> None:
             if value is None and group == "experiment":
                 continue
             if str(value) not in available:
-                raise UserError(f"{group}={value!r} is not a known {group} option (available: {', '.join(available)})")
+                guess = suggest.closest(str(value), available)
+                meant = f"; did you mean {group}={guess}?" if guess else ""
+                listed = ", ".join(available)
+                raise UserError(f"{group}={value!r} is not a known {group} option{meant} (available: {listed})")
 
 
 def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> Any:
@@ -265,11 +300,11 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> A
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     out = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
-    job = JobOutcome(str(out), list(HydraConfig.get().overrides.task)) if multirun else None
+    job = JobOutcome(str(out), list(HydraConfig.get().overrides.task), sweep_dir=_sweep_dir()) if multirun else None
     if job is not None:
         JOBS.append(job)
     try:
-        taken = run_dir.acquire(out) if out is not None else False
+        taken = run_dir.acquire(out) if out is not None and launched_rank_zero() else False
     except UserError as e:  # another run's dir: not ours to write a failure record into
         _report(e, str(e), job, multirun)
     try:
@@ -306,6 +341,8 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> A
 
 def _record(out: Path | None, record: dict[str, Any]) -> str:
     """Write the job's failure record; '' when written, else why not, as a suffix for the one error line."""
+    if not launched_rank_zero():  # rank 0 records the run's outcome
+        return ""
     why = run_dir.write_record(out, record) if out is not None else None
     return f" ({why})" if why else ""
 

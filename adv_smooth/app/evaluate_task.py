@@ -3,7 +3,9 @@
 No retraining: the configuration of the run that wrote the checkpoint (its `.hydra/config.yaml`)
 rebuilds the same network and test split; the command line's overrides (attacks, SNR levels, data
 root, device) are applied on top. Weights load with the weights-only unpickler. Results go to this
-evaluation's own run dir as results.json.
+evaluation's own run dir as results.json. A list of checkpoints is one ensemble, evaluated beside each of
+its members, and `weights=FILE model=...` evaluates a network that is not one of our checkpoints: what is
+evaluated is built in `app/evaluated.py`.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from adv_smooth.app.build import build_datamodule, build_defense, build_module
+from adv_smooth.app.build import build_trainer
+from adv_smooth.app.choices import evaluation_choices
+from adv_smooth.app.evaluated import ensemble_summary, evaluate_members, from_checkpoints, from_weights
 from adv_smooth.app.results import callback_results, scalar_metrics
 from adv_smooth.app.run_dir import refuse_completed
-from adv_smooth.app.summary import format_summary
+from adv_smooth.app.summary import format_summary, written_to
 from adv_smooth.config.targets import check_targets
 from adv_smooth.lightning.robustness import from_eval_config
-from adv_smooth.utils.checkpoints import load_checkpoint
 from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.io import write_json_atomic
 
@@ -33,6 +37,8 @@ EVAL_KEYS = (
     "dataset.eval_batch_size",
     "trainer.accelerator",
     "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
     "trainer.precision",
     "seed",
 )
@@ -87,57 +93,81 @@ def apply_overrides(train_cfg: DictConfig, cfg: DictConfig, overrides: list[str]
     return train_cfg
 
 
+def test_run(run_cfg: DictConfig, module: pl.LightningModule, datamodule: Any, out: Path) -> pl.Trainer:
+    """The test split through `module` with a fresh robustness callback writing into `out`; returns the trainer."""
+    robustness = from_eval_config(
+        OmegaConf.to_container(run_cfg.eval, resolve=True),
+        val_subset=0,
+    )
+    bar = _progress_bar(run_cfg)
+    trainer = build_trainer(
+        {},
+        accelerator=run_cfg.trainer.accelerator,
+        devices=_plain(run_cfg.trainer.get("devices", 1)),  # several: one shard each, each image counted once
+        num_nodes=run_cfg.trainer.get("num_nodes", 1),
+        strategy=run_cfg.trainer.get("strategy", "auto"),
+        precision=run_cfg.trainer.precision,
+        inference_mode=False,
+        callbacks=[robustness, *bar],
+        enable_progress_bar=bool(bar),
+        enable_model_summary=False,
+        enable_checkpointing=False,  # an evaluation saves no weights (and Lightning's default checkpoint prints a tip)
+        default_root_dir=str(out),
+        logger=pl.loggers.TensorBoardLogger(str(out), name="tensorboard", version=""),
+    )
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    return trainer
+
+
+def _progress_bar(run_cfg: DictConfig) -> list[Any]:
+    """The run's own progress bar (`callbacks.progress_bar`, TQDM by default), so evaluation looks like training:
+    left to itself, Lightning shows Rich's bar when rich is installed. A run without one gets none."""
+    bar = (run_cfg.get("callbacks") or {}).get("progress_bar")
+    if bar is None or not run_cfg.trainer.get("enable_progress_bar", True):
+        return []
+    return [hydra.utils.instantiate(bar)]  # a run dir's config passed check_targets before anything was built
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_object(value) if isinstance(value, ListConfig) else value
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     start = time.time()
     refuse_completed(Path(cfg.trainer.default_root_dir), resuming=False, overwrite=cfg.get("overwrite") is True)
-    ckpt_path = Path(str(cfg.ckpt_path)).expanduser()
     # Validate the attack settings before reading anything (names, SNR levels).
     from_eval_config(OmegaConf.to_container(cfg.eval, resolve=True))
-    checkpoint = load_checkpoint(ckpt_path)
-    if "state_dict" not in checkpoint:
-        raise UserError(f"ckpt_path={str(ckpt_path)!r} holds no 'state_dict': not a Lightning checkpoint")
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    run_cfg = apply_overrides(training_config(ckpt_path), cfg, overrides)
-    check_targets(run_cfg, "the evaluation config")  # the saved config with this command's overrides
-    robustness = from_eval_config(
-        OmegaConf.to_container(run_cfg.eval, resolve=True),
-        val_subset=0,
-    )
-    pl.seed_everything(run_cfg.seed, workers=True, verbose=False)
-    defense = build_defense(run_cfg.defense)  # for the architecture options it implies (e.g. Parseval)
-    datamodule = build_datamodule(run_cfg)
-    module = build_module(run_cfg, datamodule, defense)
-    try:
-        module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as e:
-        raise UserError(
-            f"ckpt_path={str(ckpt_path)!r} does not fit the network of its run: {str(e).splitlines()[0]}"
-        ) from None
+    if cfg.get("weights") is not None:  # any network (models/external.py): the command line's own config
+        target = from_weights(cfg)
+    elif cfg.get("ckpt_path") is not None:  # our checkpoint(s): each run dir's saved config, vetted
+        target = from_checkpoints(cfg, lambda path: apply_overrides(training_config(path), cfg, overrides))
+    else:
+        raise UserError("give ckpt_path=PATH (a list [A,B,...]: one ensemble) or weights=FILE with model=...")
+    run_cfg = target.run_cfg
     out = Path(cfg.trainer.default_root_dir)
-    trainer = pl.Trainer(
-        accelerator=run_cfg.trainer.accelerator,
-        devices=1,
-        precision=run_cfg.trainer.precision,
-        inference_mode=False,
-        callbacks=[robustness],
-        enable_model_summary=False,
-        default_root_dir=str(out),
-        logger=pl.loggers.TensorBoardLogger(str(out), name="tensorboard", version=""),
-    )
-    trainer.test(module, datamodule=datamodule, verbose=False)
+    trainer = test_run(run_cfg, target.module, target.datamodule, out)
     results = {
         "status": "completed",
         "task": "evaluate",
-        "ckpt_path": str(ckpt_path.resolve()),
+        **target.info,
         "seed": run_cfg.seed,
-        "choices": {},
+        "choices": evaluation_choices(cfg, overrides),  # the trained run's dataset, model, defense
         "wall_time_s": round(time.time() - start, 2),
         "metrics": scalar_metrics(trainer),
         **callback_results(trainer),
         "config": OmegaConf.to_container(run_cfg, resolve=True),
     }
+    if target.members:  # an ensemble: each member through the same evaluation, in members/<i>/
+        results["members"] = evaluate_members(target, out, lambda m, d: test_run(run_cfg, m, target.datamodule, d))
+        results["wall_time_s"] = round(time.time() - start, 2)
+    if not trainer.is_global_zero:  # another DDP process (`ddp` re-runs this command): rank 0 writes the results
+        return results
     write_json_atomic(out / "results.json", results)
     print(format_summary(results))
+    if target.members:
+        print(ensemble_summary(results))
+    print(written_to(out))
     return results

@@ -11,6 +11,7 @@ Failures that are not the user's to fix (a bug) return None: the caller shows th
 
 from __future__ import annotations
 
+import difflib
 import errno
 import importlib
 import inspect
@@ -126,7 +127,9 @@ def unknown_option(cfg: DictConfig | None, key: str | None, target: str | None, 
     shown = ", ".join(options[:MAX_OPTIONS]) + (f" and {more} more" if more > 0 else "")
     allowed = f" (options: {shown})" if options else ""
     owner = f"{place}." if place else ""
-    return f"{owner}{name} is not a known option{allowed}: {type(cause).__name__}: {flat(cause)}"
+    guess = difflib.get_close_matches(name, options, n=1, cutoff=0.75)
+    meant = f"; did you mean {owner}{guess[0]}?" if guess else ""
+    return f"{owner}{name} is not a known option{meant}{allowed}: {type(cause).__name__}: {flat(cause)}"
 
 
 def _options(target: str | None, message: str) -> list[str]:

@@ -5,6 +5,9 @@ and prints, per attack, a table shaped like the report's (defense, beta, gamma, 
 33 dB) with mean ± std over seeds and n. Writes report.md, report.csv and PNG plots (accuracy vs SNR,
 training-loss curves) to --out (default: <first dir>/report). Jobs that failed or have no results.json
 yet are listed under the tables, never silently dropped; rows where an honesty check fired are marked.
+For publication (reporting/publish.py): 95 % confidence intervals in every cell, paired tests against
+--baseline marked ↑/↓, tables.tex + report.tex (booktabs), every figure also as PDF, the minimal-SNR
+distributions, and with --reference the study's published numbers beside the matching rows.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from adv_smooth.reporting import publish, reference
+from adv_smooth.reporting.figures import companions
 from adv_smooth.reporting.jobs import COMPLETED, Job, find_jobs
 from adv_smooth.reporting.plots import plot_accuracy_vs_snr, plot_training_curves, training_curves
-from adv_smooth.reporting.table import FIXED, Group, Table, build_tables, group_jobs, table_markdown, tables_csv
+from adv_smooth.reporting.table import Group, Table, build_tables, group_jobs, table_markdown, tables_csv
 from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.io import write_text_atomic
 
@@ -32,6 +37,21 @@ def _parser() -> argparse.ArgumentParser:
         help="per-level accuracy, or cumulative (correct clean and at every weaker level)",
     )
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="the row the paired tests compare every other row with: its label as in the plots' legend, or a "
+        "defense with a single row (default: vanilla, when there is one)",
+    )
+    parser.add_argument(
+        "--reference",
+        nargs="?",
+        const=reference.AUTO,
+        choices=(reference.AUTO, *reference.names()),
+        default=None,
+        help="put the study's published numbers beside the rows whose settings match (alone: the tables of "
+        "the runs' datasets; or name a table to compare with it whatever the dataset)",
+    )
     return parser
 
 
@@ -55,8 +75,15 @@ def not_in_tables(jobs: list[Job], roots: list[Path]) -> list[str]:
     return lines
 
 
-def render(jobs: list[Job], groups: list[Group], tables: list[Table], extras: list[str], roots: list[Path]) -> str:
-    """The whole Markdown report: a summary line, the tables, then the jobs left out."""
+def render(
+    jobs: list[Job],
+    groups: list[Group],
+    tables: list[Table],
+    extras: list[str],
+    roots: list[Path],
+    sections: list[str] | None = None,
+) -> str:
+    """The whole Markdown report: a summary line, the tables, `sections` (paired tests, the study), jobs left out."""
     done = sum(j.status == COMPLETED for j in jobs)
     parts = [
         "# Sweep report",
@@ -69,6 +96,7 @@ def render(jobs: list[Job], groups: list[Group], tables: list[Table], extras: li
         parts += ["", f"No {split} metrics in any completed job (a search runs with test=false: try --split val)."]
     for table in tables if groups else []:
         parts += ["", table_markdown(table, extras)]
+    parts += ["", *sections] if sections else []
     left_out = not_in_tables(jobs, roots)
     if left_out:
         parts += ["", f"### Jobs not in the tables ({len(left_out)})", *left_out]
@@ -76,7 +104,7 @@ def render(jobs: list[Job], groups: list[Group], tables: list[Table], extras: li
 
 
 def write_plots(groups: list[Group], tables: list[Table], extras: list[str], out: Path) -> list[Path]:
-    labels = [g.label([*extras, *FIXED]) for g in groups]
+    labels = [g.label(extras) for g in groups]
     paths = [
         plot_accuracy_vs_snr(t, labels, out / f"accuracy_vs_snr_{t.attack}.png")
         for t in tables
@@ -84,18 +112,27 @@ def write_plots(groups: list[Group], tables: list[Table], extras: list[str], out
     ]
     curves = [(label, [training_curves(j) for j in g.jobs]) for label, g in zip(labels, groups)]
     loss = plot_training_curves(curves, out / "training_loss.png")
-    return paths + ([loss] if loss else [])
+    return companions(paths + ([loss] if loss else []))
 
 
 def report(
-    dirs: list[str], out: Path | None = None, split: str = "test", metric: str = "acc", plots: bool = True
+    dirs: list[str],
+    out: Path | None = None,
+    split: str = "test",
+    metric: str = "acc",
+    plots: bool = True,
+    baseline: str | None = None,
+    reference: str | None = None,
 ) -> tuple[str, list[Path]]:
-    """Build the report; write report.md, report.csv and the plots into `out`. Returns (markdown, files)."""
+    """Build the report; write report.md, report.csv, the LaTeX, the statistics' CSVs and the figures into
+    `out`. Returns (markdown, files)."""
     jobs = find_jobs(dirs)
     roots = [Path(d) for d in dirs]
     groups, extras = group_jobs(jobs)
     tables = build_tables(groups, split, metric)
-    markdown = render(jobs, groups, tables, extras, roots)
+    labels = [g.label(extras) for g in groups]
+    publication = publish.annotate(groups, tables, labels, baseline, reference)
+    markdown = render(jobs, groups, tables, extras, roots, publication.sections)
     out = out or roots[0] / "report"
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory: give a directory to write the report into")
@@ -103,13 +140,16 @@ def report(
     files.append(write_text_atomic(out / "report.csv", tables_csv(tables, extras)))
     if plots and groups:
         files += write_plots(groups, tables, extras, out)
+    files += companions(publish.write(publication, groups, tables, extras, out, plots))
     return markdown, files
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        markdown, files = report(args.dirs, args.out, args.split, args.metric, plots=not args.no_plots)
+        markdown, files = report(
+            args.dirs, args.out, args.split, args.metric, not args.no_plots, args.baseline, args.reference
+        )
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -19,3 +19,12 @@ def callback_results(trainer: pl.Trainer) -> dict[str, Any]:
         if hasattr(callback, "results"):
             results.update(callback.results())
     return results
+
+
+def best_val_acc(trainer: pl.Trainer) -> float | None:
+    """The validation accuracy of the best checkpoint (restored on resume), None when nothing chose one on it."""
+    callback = trainer.checkpoint_callback
+    score = getattr(callback, "best_model_score", None)
+    if score is None or getattr(callback, "monitor", None) != "val/acc":
+        return None
+    return float(score)

@@ -6,6 +6,8 @@ checkpoint, often another epoch: each line says which epoch (counted from 1) its
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
 from typing import Any
 
 
@@ -28,6 +30,28 @@ def format_summary(results: dict[str, Any]) -> str:
         lines.append(f"WARNING {warning['message']}")
     bar = "-" * max(len(line) for line in lines)
     return "\n".join([bar, *lines, bar])
+
+
+def written_to(directory: Path) -> str:
+    """The line after a run's summary: where its results went and how to open its figures."""
+    from adv_smooth.lightning.robustness import FIGURE_FILE
+
+    parts = [f"results: {directory / 'results.json'}"]
+    figure = (directory / FIGURE_FILE).is_file()
+    if figure:
+        parts.append(f"accuracy vs SNR: {directory / FIGURE_FILE}")
+    if (directory / "tensorboard").is_dir():
+        where = " (IMAGES tab, test/robustness_vs_snr)" if figure else ""
+        parts.append(f"TensorBoard{where}: tensorboard --logdir {shlex.quote(str(directory / 'tensorboard'))}")
+    return "; ".join(parts)
+
+
+def sweep_line(sweep_dir: str, completed: int, jobs: int) -> str:
+    """A sweep's last line: where its jobs are and the command that turns them into tables and plots."""
+    return (
+        f"sweep done: {completed} of {jobs} jobs completed in {sweep_dir}; tables and plots: "
+        f"python -m adv_smooth.report {shlex.quote(sweep_dir)}"
+    )
 
 
 def _which(results: dict[str, Any], stage: str) -> str:

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from adv_smooth.app.build import build_datamodule, build_defense, build_list, build_module
-from adv_smooth.app.results import callback_results, scalar_metrics
+from adv_smooth.app.build import build_datamodule, build_defense, build_list, build_module, build_trainer, load_data
+from adv_smooth.app.choices import hydra_choices
+from adv_smooth.app.hparams import final_metrics, log_hparams, run_hparams
+from adv_smooth.app.provenance import provenance
+from adv_smooth.app.results import best_val_acc, callback_results, scalar_metrics
 from adv_smooth.app.run_dir import refuse_completed
 from adv_smooth.app.search import optimized
-from adv_smooth.app.summary import format_summary
+from adv_smooth.app.summary import format_summary, written_to
 from adv_smooth.config.checks import check_config
 from adv_smooth.config.sweeps import check_sweep
 from adv_smooth.lightning.checkpointing import AtomicCheckpointIO
+from adv_smooth.lightning.fit_record import FitRecord
 from adv_smooth.lightning.preemption import Preempted
+from adv_smooth.lightning.schedules import unreached_milestones
 from adv_smooth.utils.checkpoints import check_state_matches, load_checkpoint
 from adv_smooth.utils.errors import require
 from adv_smooth.utils.io import write_json_atomic
+from adv_smooth.utils.ranks import launched_rank_zero
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -37,7 +43,10 @@ def resolve_ckpt_path(ckpt_path: str | None, directory: Path) -> str | None:
         return None
     if ckpt_path == "last":
         last = directory / "checkpoints" / "last.ckpt"
-        return str(last) if last.exists() else None
+        if not last.exists():  # said, not silent: a mistyped hydra.run.dir would otherwise retrain quietly
+            print(f"note: ckpt_path=last: no checkpoint at {last}, training from scratch", file=sys.stderr)
+            return None
+        return str(last)
     return str(ckpt_path)
 
 
@@ -51,6 +60,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     check_config(cfg)
     check_sweep(cfg)
+    late = unreached_milestones(cfg.optim.get("milestones") or [], cfg.trainer.max_epochs)
+    if late and launched_rank_zero():  # legal, but a drop after the last epoch is surely not what was meant
+        print(late, file=sys.stderr)
     out = run_dir(cfg)
     overwrite = cfg.get("overwrite", False)
     require(isinstance(overwrite, bool), "overwrite", overwrite, "true or false")
@@ -61,21 +73,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     defense = build_defense(cfg.defense)
+    datamodule = build_datamodule(cfg, load=False)  # its constructor checks dataset.*; no file is read yet
     callbacks = build_list(cfg.get("callbacks"))  # before the data too: their constructors check their settings
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it was told not to show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    datamodule = build_datamodule(cfg)
+    record = FitRecord(start)  # the earlier parts' wall time and fit metrics, through the checkpoint resumed from
+    trainer = build_trainer(  # before the data: Lightning refuses bad settings in seconds, not after a download
+        cfg.trainer,
+        callbacks=[*callbacks, record],
+        logger=build_list(cfg.get("logger")) or False,
+        plugins=[AtomicCheckpointIO()],  # checkpoints appear whole under their final name, or not at all
+    )
+    hparams = run_hparams(cfg, hydra_choices())
+    log_hparams(trainer.loggers, hparams)  # Lightning writes them to hparams.yaml as the fit starts
+    load_data(datamodule)
     module = build_module(cfg, datamodule, defense)
     if resume is not None:
         check_state_matches(resume, module, ckpt_path)
         del resume
-    (out / "results.json").unlink(missing_ok=True)
-    trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=build_list(cfg.get("logger")) or False,
-        plugins=[AtomicCheckpointIO()],  # checkpoints appear whole under their final name, or not at all
-    )
+    if launched_rank_zero():
+        (out / "results.json").unlink(missing_ok=True)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         fit_metrics = scalar_metrics(trainer)
@@ -91,26 +108,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     results = {
         "status": "completed",
         "seed": cfg.seed,
-        "choices": _choices(),
+        "choices": hydra_choices(),
         "best_checkpoint": best,
         "best_epoch": getattr(trainer.checkpoint_callback, "saved_epochs", {}).get(best),  # 0-based, as Lightning
         "tested_checkpoint": tested,  # "" = the final weights
         "epochs": trainer.current_epoch,
-        "wall_time_s": round(time.time() - start, 2),
-        "fit": fit_metrics,
+        "wall_time_s": round(record.wall_time_s(), 2),  # every part of a resumed run
+        "wall_time_parts_s": [round(s, 2) for s in record.parts_s()],
+        "best_val_acc": best_val_acc(trainer),
+        "fit": record.fit_metrics(fit_metrics),
         "metrics": test_metrics,
+        **provenance(datamodule),
         **callback_results(trainer),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     results["optimized"] = optimized(results, cfg)
+    if not trainer.is_global_zero:  # another DDP process (`ddp` re-runs this command): rank 0 writes the results
+        return results
+    log_hparams(trainer.loggers, hparams, final_metrics(results), trainer.global_step)
     write_json_atomic(out / "results.json", results)
     print(format_summary(results))
+    print(written_to(out))
     return results
-
-
-def _choices() -> dict[str, str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return {}
-    return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}

@@ -7,9 +7,10 @@ for convenience only.
 
 from __future__ import annotations
 
-from adv_smooth.attacks.base import Attack, AttackResult, crafting_mode, input_gradient
+from adv_smooth.attacks.base import Attack, AttackResult
 from adv_smooth.attacks.budget import linf_eps, measured_snr_db, snr_eps, snr_radius
 from adv_smooth.attacks.fgsm import FGSM, truncated_normal_sigma
+from adv_smooth.attacks.gradients import crafting_mode, input_gradient
 from adv_smooth.attacks.noise import GaussianNoise
 from adv_smooth.attacks.pgd import PGD
 

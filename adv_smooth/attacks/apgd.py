@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adv_smooth.attacks.base import Attack, LossFn, Problem, cross_entropy, loss_and_grad
+from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
+from adv_smooth.attacks.gradients import LossFn, cross_entropy, loss_and_grad
 from adv_smooth.utils.errors import require
 
 LOSSES = ("ce", "dlr")
@@ -107,6 +108,12 @@ class APGD(Attack):
     def describe(self) -> str:
         kind = f"T{self.targets}" if self.targets else self.loss.upper()
         return f"APGD-{kind} {self.norm} {self.steps} steps"
+
+    def passes_per_image(self, levels: int) -> float:
+        """Per level the clean score, then per target and restart `steps + 1` gradients: an upper bound, the
+        later runs attack only the images still robust (see `Attack.passes_per_image`)."""
+        runs = max(1, self.targets) * self.restarts
+        return self._labels_passes() + levels * (FORWARD_PASS + runs * (self.steps + 1) * GRADIENT_PASS)
 
     def _perturbation(self, problem: Problem, eps: Tensor, prepared: Any) -> Tensor:
         z = problem.z

@@ -39,7 +39,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adv_smooth.attacks.base import Attack, Problem, input_gradient
+from adv_smooth.attacks.base import GRADIENT_PASS, Attack, Problem
+from adv_smooth.attacks.gradients import input_gradient
 from adv_smooth.utils.errors import require
 
 MAGNITUDES = ("sign", "truncated_normal", "uniform", "clipped_normal")
@@ -89,6 +90,10 @@ class FGSM(Attack):
             "norm='l2' takes only magnitude='sign' (the random laws are per-pixel L-inf magnitudes)",
         )
         self.magnitude = magnitude
+
+    def passes_per_image(self, levels: int) -> float:
+        """One input gradient, shared by every level (see `Attack.passes_per_image`)."""
+        return self._labels_passes() + GRADIENT_PASS
 
     def _prepare(self, problem: Problem) -> Tensor:
         """The gradient at the clean image: it does not depend on the budget, so every level shares it."""

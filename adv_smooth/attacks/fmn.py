@@ -54,8 +54,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adv_smooth.attacks.base import Attack, Problem, loss_and_grad
+from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
 from adv_smooth.attacks.budget import per_image_norm
+from adv_smooth.attacks.gradients import loss_and_grad
 from adv_smooth.attacks.square import margin
 from adv_smooth.utils.errors import require
 
@@ -126,6 +127,11 @@ class FMN(Attack):
         self.alpha_final = float(alpha_final if alpha_final is not None else self.alpha_init / 100.0)
         self.gamma_init = float(gamma_init)
         self.targets = int(targets)
+
+    def passes_per_image(self, levels: int) -> float:
+        """One search for every level: the clean score, then `steps + 1` gradients for the untargeted run and
+        each target (an upper bound with fewer than `targets + 1` classes; see `Attack.passes_per_image`)."""
+        return self._labels_passes() + FORWARD_PASS + (1 + self.targets) * (self.steps + 1) * GRADIENT_PASS
 
     def _prepare(self, problem: Problem) -> MinimalPerturbation:
         """The untargeted search, then one targeted search per `targets` class; per image the smallest."""

@@ -26,6 +26,10 @@ class GaussianNoise(Attack):
     name = "noise"
     uses_labels = False
 
+    def passes_per_image(self, levels: int) -> float:
+        """No pass through the model: the noise is drawn, not searched (see `Attack.passes_per_image`)."""
+        return 0.0
+
     def _perturbation(self, problem: Problem, eps: Tensor, prepared: Any) -> Tensor:
         noise = self._normal(problem.z)
         target_norm = eps * math.sqrt(problem.z[0].numel()) if self.norm == "linf" else eps

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adv_smooth.attacks.base import Attack, Problem, input_gradient, loss_and_grad
+from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
+from adv_smooth.attacks.gradients import input_gradient, loss_and_grad
 from adv_smooth.utils.errors import require
 
 
@@ -79,6 +80,15 @@ class PGD(Attack):
         self.random_start = bool(random_start)
         self.restarts = int(restarts)
         self.include_fgsm = bool(include_fgsm)
+
+    def passes_per_image(self, levels: int) -> float:
+        """The shared clean gradient (with `include_fgsm`), then per level the FGSM candidate's score and per
+        restart `steps` gradients and the final iterate's score (see `Attack.passes_per_image`)."""
+        fgsm = GRADIENT_PASS if self.include_fgsm else 0.0
+        per_level = (FORWARD_PASS if self.include_fgsm else 0.0) + self.restarts * (
+            self.steps * GRADIENT_PASS + FORWARD_PASS
+        )
+        return self._labels_passes() + fgsm + levels * per_level
 
     def _prepare(self, problem: Problem) -> Tensor | None:
         """The clean gradient, shared by every level's FGSM candidate."""

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adv_smooth.attacks.base import Attack, Problem
+from adv_smooth.attacks.base import FORWARD_PASS, Attack, Problem
 from adv_smooth.utils.errors import require
 
 #: (rescaled iteration, divisor of p_init): p = p_init / divisor up to that iteration out of 10,000.
@@ -108,6 +108,11 @@ class Square(Attack):
         super().__init__(**common)
         self.queries = int(queries)
         self.p_init = float(p_init)
+
+    def passes_per_image(self, levels: int) -> float:
+        """`queries` forward passes per level, no gradient: an upper bound, the search stops on the images it
+        breaks (see `Attack.passes_per_image`)."""
+        return self._labels_passes() + levels * self.queries * FORWARD_PASS
 
     # -- plumbing -----------------------------------------------------------------------------------------
     def _margin(self, problem: Problem, z: Tensor, delta: Tensor, labels: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from adv_smooth.lightning.schedules import MILESTONES_ALLOWED, valid_milestones
 from adv_smooth.utils.errors import UserError, is_int, is_number, require
 
 Rule = tuple[Callable[[Any], bool], str]  # (accepts value, what is allowed)
@@ -92,7 +93,7 @@ OPTIM: dict[str, Rule] = {
     "lr": _number(0, low_open=True),
     "momentum": FRACTION,
     "weight_decay": _number(0),
-    "milestones": _int_list(0, increasing=True, non_empty=False),
+    "milestones": (valid_milestones, MILESTONES_ALLOWED),  # epochs or fractions of the run
     "gamma": _number(0, low_open=True),
     "reset_momentum": BOOL,
 }

@@ -21,6 +21,8 @@ from torchvision.datasets import utils as tv_utils
 from adv_smooth.utils.errors import UserError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Where the files go, named in every missing-file and download error (conf/dataset/*.yaml: root).
+ROOT_HINT = "or point dataset.root (or the ADV_SMOOTH_DATA environment variable) at a folder that has it"
 _FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python 3.11.4+ / 3.12+: what the `data` filter raises
 
 
@@ -51,18 +53,37 @@ def download(url: str, root: str | Path, filename: str, md5: str | None = None) 
     """Download `url` to `root/filename` (skipped when already there with the right MD5).
 
     torchvision's helper does the work and the checksum; network failures and checksum mismatches
-    become a `UserError` telling the user where to put the file by hand.
+    become a `UserError` telling the user where to put the file by hand. A failed download leaves
+    nothing behind: neither a partial file under the final name nor the empty folders made for it.
     """
     root = Path(root)
     target = root / filename
+    made = _missing_dirs(root)
+    existed = target.exists()
     try:
         tv_utils.download_url(url, str(root), filename, md5)
     except (OSError, RuntimeError) as err:  # URLError/HTTPError are OSErrors; RuntimeError = bad MD5
+        if not existed:
+            target.unlink(missing_ok=True)
+        for folder in made:  # deepest first; one that is not empty stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise UserError(
             f"could not download {url} to {target} ({one_line(err)}): check the network, "
-            f"or download it by hand and place it at {target}"
+            f"or download it by hand and place it at {target}, {ROOT_HINT}"
         ) from err
     return target
+
+
+def _missing_dirs(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def fetch_if_missing(path: Path, url: str, md5: str | None, allow_download: bool, what: str) -> None:
@@ -73,7 +94,7 @@ def fetch_if_missing(path: Path, url: str, md5: str | None, allow_download: bool
     if not allow_download:
         raise UserError(
             f"{what} not found: {path} is missing; set dataset.download=true or place {path.name} (from {url}) "
-            f"in {path.parent}"
+            f"in {path.parent}, {ROOT_HINT}"
         )
     download(url, path.parent, path.name, md5)
 

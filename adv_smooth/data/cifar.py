@@ -80,7 +80,8 @@ class CifarDataModule(ImageDataModule):
             if not path.is_file():
                 return UserError(
                     f"{self.variant} not found: {path} is missing; set dataset.download=true "
-                    f"or place {self.source.base_folder} (from {self.source.url}) under {self.root}"
+                    f"or place {self.source.base_folder} (from {self.source.url}) under {self.root}, "
+                    + archive.ROOT_HINT
                 )
         for path, md5 in paths:
             # Looked up on torchvision's module at call time: the same check torchvision itself applies.

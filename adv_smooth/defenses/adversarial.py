@@ -186,6 +186,10 @@ class AdversarialTraining(Defense):
         if self.budget_mode == "dataset_mean" and self.eps_255 is None:
             self.calibrate(datamodule.train_dataloader())
 
+    def extra_passes_per_image(self) -> float:
+        """Crafting `fraction` of each batch at one level (the adversarial rows' training pass is the step's)."""
+        return self.fraction * self.attack.passes_per_image(1)
+
     def prepare_batch(self, model: nn.Module, batch: TrainBatch) -> TrainBatch:
         if self.budget_mode == "dataset_mean" and self.eps_255 is None and self.calibrated_eps is None:
             raise RuntimeError("budget_mode='dataset_mean' needs setup() (or calibrate()) before training")

@@ -89,6 +89,12 @@ class Defense:
     def after_optimizer_step(self, model: nn.Module) -> None:
         """Act on the weights after each optimizer step (e.g. Parseval retraction)."""
 
+    def extra_passes_per_image(self) -> float:
+        """Passes through the network per training image beyond the step's own, in forward passes
+        (`adv_smooth.attacks.base.FORWARD_PASS`), e.g. crafting adversarial examples: the validation-time
+        robustness evaluation's budget is relative to the whole training cost (`robustness/budget_plan.py`)."""
+        return 0.0
+
 
 class Compose(Defense):
     """Several defenses applied together; hooks run in the given order and loss terms are merged."""
@@ -112,6 +118,9 @@ class Compose(Defense):
         for d in self.defenses:
             batch = d.prepare_batch(model, batch)
         return batch
+
+    def extra_passes_per_image(self) -> float:
+        return sum(d.extra_passes_per_image() for d in self.defenses)
 
     def loss_terms(self, batch: TrainBatch, logits: Tensor, activations: list[Tensor] | None) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {}

@@ -105,7 +105,8 @@ class RobustClassifier(pl.LightningModule):
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, metric: Accuracy) -> None:
         x, y = batch
         logits = self.net(x)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, y), batch_size=x.shape[0])
+        # sync_dist: under DDP, the mean over every process's images (weighted by their batch sizes), not rank 0's
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), batch_size=x.shape[0], sync_dist=True)
         metric.update(logits, y)
         self.log(f"{stage}/acc", metric, prog_bar=True, batch_size=x.shape[0])
 
@@ -114,7 +115,10 @@ class RobustClassifier(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        if hasattr(scheduler, "set_total_steps"):  # a per-step schedule sized by the fit (CosineRestarts)
+            scheduler.set_total_steps(int(self.trainer.estimated_stepping_batches))
+        interval = getattr(scheduler, "interval", "epoch")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     # -- checkpoints ------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -2,12 +2,15 @@
 
 Attacks run on the batches Lightning already moved to the device (in `on_*_batch_end`), so the
 evaluation is batched and costs no second pass over the data. Per-image outcomes stay on the device
-until the epoch ends, are gathered across processes once, and become `Records`
+until the epoch ends, are gathered across processes once (under DDP each process evaluates its own unpadded
+shard, `data/sharding.py`, and the shards merge by split index, each image once), and become `Records`
 (`adv_smooth/robustness/records.py`): every number of the summary, the `worst` cascade, the minimal-SNR
 curve and the honesty checks are computed from them, and the test split's records are saved beside
 results.json (`per_image_test.npz`) so reports can pair runs image by image. At validation only the
 first `val_subset` images of the (unshuffled) validation split are attacked, every
-`val_every_n_epochs` epochs; at test the whole split is.
+`val_every_n_epochs` epochs, by default with one cheap attack at one level, sized to a budget relative to
+training (`lightning/validation_plan.py`, `robustness/budget_plan.py`); at test the whole split is, with
+every attack at every level.
 
 Attacks come built (Hydra instantiates `eval.attacks.<label>` from `conf/attack/*.yaml`); a plain
 mapping with a `_target_` is instantiated here, so the callback can also be made by hand.
@@ -28,83 +31,25 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
 from adv_smooth.attacks.base import Attack
+from adv_smooth.data.sharding import sample_order
+from adv_smooth.lightning.distributed import gather_objects
+from adv_smooth.lightning.validation_plan import plan_for, validation_request
+from adv_smooth.robustness.attack_configs import build_attacks, check_levels
 from adv_smooth.robustness.batch import attack_levels, evaluate_batch, weak_to_strong
 from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure, scalars, summarize
-from adv_smooth.robustness.records import AttackRecords, Records
-from adv_smooth.utils.errors import UserError, require
+from adv_smooth.robustness.records import AttackRecords, Records, merge
+from adv_smooth.utils.errors import require
 
 RECORDS_FILE = "per_image_{stage}.npz"
 FIGURE_FILE = "robustness_test.png"
 
 
-def build_attacks(attacks: Mapping[str, Any] | None) -> dict[str, Attack]:
-    """`{label: Attack}` from built attacks or `_target_` configs; a `UserError` names a bad entry."""
-    if attacks is None:
-        from adv_smooth.attacks.fgsm import FGSM
-        from adv_smooth.attacks.pgd import PGD
-
-        return {"fgsm": FGSM(), "pgd": PGD(include_fgsm=False)}
-    require(isinstance(attacks, Mapping), "eval.attacks", attacks, "a mapping from a label to an attack config")
-    built: dict[str, Attack] = {}
-    for label, attack in attacks.items():
-        if isinstance(attack, Mapping) and "_target_" in attack:
-            attack = _instantiate(f"eval.attacks.{label}", attack)
-        if not isinstance(attack, Attack):
-            raise UserError(
-                f"eval.attacks.{label}={attack!r} is invalid: expected an attack config with a _target_ "
-                "(one of conf/attack/*.yaml, e.g. +attack@eval.attacks.{label}=apgd)"
-            )
-        built[str(label)] = attack
-    return built
-
-
-def _instantiate(key: str, config: Mapping[str, Any]) -> Any:
-    """Build one attack; its own one-line `UserError` (or an unknown option) is reported under `key`."""
-    import hydra
-    from hydra.errors import InstantiationException
-    from hydra.utils import get_object
-
-    target = config["_target_"]
-    try:
-        cls = get_object(str(target))  # imports the module; calls nothing
-    except Exception as e:
-        raise UserError(f"{key}: cannot build {target}: {str(e).splitlines()[0]}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Attack)):  # never call what a config merely names
-        raise UserError(
-            f"{key}._target_={target!r} is invalid: expected an attack class (a subclass of "
-            "adv_smooth.attacks.base.Attack, e.g. one named in conf/attack/*.yaml)"
-        )
-    try:
-        return hydra.utils.instantiate(dict(config), _convert_="all")
-    except InstantiationException as e:
-        cause = e.__cause__ or e
-        while cause.__cause__ is not None and not isinstance(cause, UserError):
-            cause = cause.__cause__
-        if isinstance(cause, UserError):
-            raise UserError(f"{key}.{cause}") from None
-        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
-            option = str(cause).rsplit("argument", 1)[-1].strip(" '")
-            raise UserError(f"{key}.{option} is not an option of {config['_target_']}") from None
-        message = str(cause).splitlines()[0] if str(cause).strip() else type(cause).__name__
-        raise UserError(f"{key}: cannot build {config['_target_']}: {message}") from None
-
-
 def from_eval_config(eval_cfg: Mapping[str, Any], **overrides: Any) -> RobustnessVsSNR:
     """The callback for an `eval` config group (conf/eval/*.yaml), e.g. for checkpoint evaluation."""
-    keys = ("snr_levels", "val_subset", "val_every_n_epochs", "cascade", "worst", "sanity_snr_db")
+    keys = ("snr_levels", "val_subset", "val_every_n_epochs", "val_attacks", "val_snr_levels", "val_budget")
+    keys += ("cascade", "worst", "sanity_snr_db")
     options = {k: eval_cfg[k] for k in keys if k in eval_cfg}
     return RobustnessVsSNR(attacks=eval_cfg.get("attacks"), **{**options, **overrides})
-
-
-def check_levels(snr_levels: Any) -> list[float]:
-    """The SNR levels as floats: a non-empty list of finite numbers > 0 (dB)."""
-    ok = isinstance(snr_levels, Sequence) and not isinstance(snr_levels, str) and len(snr_levels) > 0
-    ok = ok and all(
-        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in snr_levels
-    )
-    shown = list(snr_levels) if isinstance(snr_levels, Sequence) and not isinstance(snr_levels, str) else snr_levels
-    require(ok, "eval.snr_levels", shown, "a non-empty list of finite SNRs in dB, each > 0, e.g. [50,45,40,33]")
-    return [float(s) for s in snr_levels]
 
 
 class RobustnessVsSNR(pl.Callback):
@@ -113,7 +58,9 @@ class RobustnessVsSNR(pl.Callback):
     Args:
         attacks: label -> `Attack` (or its `_target_` config); default FGSM and 10-step PGD in L-inf.
         snr_levels: the SNR budgets in dB.
-        val_subset / val_every_n_epochs: the validation-time evaluation (0 images: none).
+        val_subset / val_every_n_epochs / val_attacks / val_snr_levels: the validation-time evaluation: images
+            (0: none), epochs between evaluations, attack labels and levels ("all": the test's); None: from
+            `val_budget`, the share of the training passes it may cost (`lightning/validation_plan.py`).
         cascade: AutoAttack's cascade (each attack runs only on the images still robust; the `worst`
             verdict is unchanged, the per-attack accuracies become "robust after this attack").
         worst: report the per-image worst case over every SNR-budget attack.
@@ -126,8 +73,11 @@ class RobustnessVsSNR(pl.Callback):
         self,
         attacks: Mapping[str, Any] | None = None,
         snr_levels: Sequence[float] = (50, 45, 40, 33),
-        val_subset: int = 512,
-        val_every_n_epochs: int = 1,
+        val_subset: int | None = None,
+        val_every_n_epochs: int | None = None,
+        val_attacks: Sequence[str] | str | None = None,
+        val_snr_levels: Sequence[float] | str | None = None,
+        val_budget: float = 0.1,
         log_figure: bool = True,
         cascade: bool = False,
         worst: bool = True,
@@ -137,18 +87,6 @@ class RobustnessVsSNR(pl.Callback):
     ) -> None:
         levels = check_levels(snr_levels)
         require(
-            isinstance(val_subset, int) and not isinstance(val_subset, bool) and val_subset >= 0,
-            "eval.val_subset",
-            val_subset,
-            "an integer >= 0",
-        )
-        require(
-            isinstance(val_every_n_epochs, int) and val_every_n_epochs >= 1,
-            "eval.val_every_n_epochs",
-            val_every_n_epochs,
-            "an integer >= 1",
-        )
-        require(
             sanity_snr_db is None or (isinstance(sanity_snr_db, (int, float)) and math.isfinite(sanity_snr_db)),
             "eval.sanity_snr_db",
             sanity_snr_db,
@@ -157,8 +95,12 @@ class RobustnessVsSNR(pl.Callback):
         self.attacks = build_attacks(attacks)
         require(len(self.attacks) > 0, "eval.attacks", {}, "at least one attack")
         self.levels = weak_to_strong(levels)
-        self.val_subset = val_subset
-        self.val_every_n_epochs = val_every_n_epochs
+        self.val_request = validation_request(
+            self.attacks, self.levels, val_subset, val_every_n_epochs, val_attacks, val_snr_levels, val_budget
+        )
+        self.val_plan = None  # planned at the first validation, when the trainer knows its loaders
+        self.val_subset, self.val_every_n_epochs = val_subset, val_every_n_epochs  # the plan's once planned
+        self._now: tuple[dict[str, Attack], list[float]] = (self.attacks, self.levels)  # this stage's
         self.log_figure = log_figure
         self.cascade = bool(cascade)
         self.worst = bool(worst)
@@ -175,32 +117,43 @@ class RobustnessVsSNR(pl.Callback):
         self._stage_seed: int | None = None
         self._batches: list[dict[str, Any]] | None = None
         self._seen = 0
+        self._order: Tensor | None = None  # the split index of each image this process sees, in order
         self._results: dict[str, Any] = {}
         self.records: dict[str, Records] = {}
 
     # -- Lightning hooks -------------------------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start(trainer.current_epoch) if self._active_val(trainer) else self._stop()
+        if trainer.sanity_checking:
+            return self._stop()
+        if self.val_plan is None:
+            self.val_plan, attacks, levels = plan_for(trainer, pl_module, self.attacks, self.levels, self.val_request)
+            self.val_subset, self.val_every_n_epochs = self.val_plan.subset, self.val_plan.every_n_epochs
+            self._val = (attacks, levels)
+        self._now = self._val
+        self._start(trainer.current_epoch, trainer.val_dataloaders) if self._active_val(trainer) else self._stop()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self._batches is not None:
             x, y = batch
-            keep = max(0, min(len(y), self.val_subset - self._seen))
-            if keep:
-                self._accumulate(trainer, pl_module, x[:keep], y[:keep], None)
-            self._seen += len(y)
+            index = self._split_index(len(y))
+            keep = torch.nonzero(index < self.val_subset).flatten()  # the split's first images, on any process
+            if len(keep) == len(y):
+                self._accumulate(trainer, pl_module, x, y, None, index)
+            elif len(keep):
+                on = keep.to(y.device)
+                self._accumulate(trainer, pl_module, x[on], y[on], None, index[keep])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._batches is not None:
             self._finish(trainer, pl_module, "val")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start(-1)
+        self._now = (self.attacks, self.levels)
+        self._start(-1, trainer.test_dataloaders)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         x, y = batch
-        self._accumulate(trainer, pl_module, x, y, self.sanity_snr_db)
-        self._seen += len(y)
+        self._accumulate(trainer, pl_module, x, y, self.sanity_snr_db, self._split_index(len(y)))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, pl_module, "test")
@@ -216,8 +169,24 @@ class RobustnessVsSNR(pl.Callback):
         last = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
         return last or (trainer.current_epoch + 1) % self.val_every_n_epochs == 0
 
-    def _start(self, epoch: int) -> None:
-        """A fresh evaluation; the attacks' random draws restart from (seed, epoch) (see `_seed_attacks`)."""
+    def spawn_state(self) -> dict[str, Any]:
+        """What a spawned DDP process hands back to the main one (`lightning/distributed.carry_back`)."""
+        return {"results": self._results, "records": self.records}
+
+    def load_spawn_state(self, state: dict[str, Any]) -> None:
+        self._results, self.records = state["results"], state["records"]
+
+    def _split_index(self, n: int) -> Tensor:
+        """The split index (on the host) of the next `n` images this process evaluates."""
+        start, self._seen = self._seen, self._seen + n
+        return self._order[start : start + n] if self._order is not None else torch.arange(start, start + n)
+
+    def _start(self, epoch: int, loader: object = None) -> None:
+        """A fresh evaluation; the attacks' random draws restart from (seed, epoch) (see `_seed_attacks`).
+
+        `loader`'s sampler says which images of the split this process sees (its shard under DDP).
+        """
+        self._order = sample_order(loader)
         seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))  # seed_everything's
         self._stage_seed = seed * 100_003 + epoch
         self._batches = []
@@ -227,7 +196,13 @@ class RobustnessVsSNR(pl.Callback):
         self._batches = None
 
     def _accumulate(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, x: Tensor, y: Tensor, sanity: float | None
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        x: Tensor,
+        y: Tensor,
+        sanity: float | None,
+        index: Tensor,
     ) -> None:
         """Attack one batch; keep its per-image outcomes on the device (no read-back until the epoch end).
 
@@ -238,9 +213,9 @@ class RobustnessVsSNR(pl.Callback):
         net = getattr(pl_module, "net", pl_module)
         self._seed_attacks(x.device)
         with trainer.precision_plugin.forward_context():
-            out = evaluate_batch(net, x, y, self.attacks, self.levels, self.cascade, sanity)
+            out = evaluate_batch(net, x, y, *self._now, self.cascade, sanity)
         out["label"] = y
-        out["index"] = torch.arange(self._seen, self._seen + len(y), device=y.device)
+        out["index"] = index  # the images' places in the split, kept on the host
         self._batches.append(out)
 
     def _seed_attacks(self, device: torch.device) -> None:
@@ -256,16 +231,16 @@ class RobustnessVsSNR(pl.Callback):
             self.attacks[name].generator = torch.Generator(device=device).manual_seed(self._stage_seed * 97 + i)
         self._stage_seed = None
 
-    def _collect(self, pl_module: pl.LightningModule) -> Records:
-        """Concatenate the batches, gather them across processes, move them to the host once."""
+    def _collect(self, trainer: pl.Trainer) -> Records:
+        """This process's records, moved to the host once, merged with the other processes' (each image once)."""
+        parts = gather_objects(trainer, self._local_records())
+        return parts[0] if len(parts) == 1 else merge(parts)
+
+    def _local_records(self) -> Records:
         batches, self._batches = self._batches or [], None
 
         def cat(get) -> np.ndarray:
-            local = torch.cat([get(b) for b in batches], dim=-1)
-            gathered = pl_module.all_gather(local) if pl_module.trainer.world_size > 1 else local
-            if pl_module.trainer.world_size > 1:  # (world, ..., n) -> (..., world * n)
-                gathered = gathered.movedim(0, -2).flatten(-2)
-            return gathered.cpu().numpy()
+            return torch.cat([get(b) for b in batches], dim=-1).cpu().numpy()
 
         if not batches:
             empty = np.zeros(0, dtype=np.int64)
@@ -277,10 +252,11 @@ class RobustnessVsSNR(pl.Callback):
             zero_grad=cat(lambda b: b["zero_grad"]),
             cascade=self.cascade,
         )
-        for name, attack in self.attacks.items():
+        attacks, levels = self._now
+        for name, attack in attacks.items():
             has_min = batches[0]["attacks"][name]["min_snr_db"] is not None
             records.attacks[name] = AttackRecords(
-                levels=attack_levels(attack, self.levels),
+                levels=attack_levels(attack, levels),
                 adv_correct=cat(lambda b, n=name: b["attacks"][n]["adv_correct"]),
                 measured_snr_db=cat(lambda b, n=name: b["attacks"][n]["measured_snr_db"].float()),
                 min_snr_db=cat(lambda b, n=name: b["attacks"][n]["min_snr_db"].float()) if has_min else None,
@@ -291,9 +267,9 @@ class RobustnessVsSNR(pl.Callback):
         return records
 
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        records = self._collect(pl_module)
+        records = self._collect(trainer)
         self.records[stage] = records
-        summary = summarize(records, self.attacks, self.levels, self.worst)
+        summary = summarize(records, *self._now, self.worst)
         for key, value in scalars(summary, stage).items():
             pl_module.log(key, value, sync_dist=False)
         self._results.setdefault("robustness", {})[stage] = summary

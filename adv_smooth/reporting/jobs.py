@@ -20,10 +20,11 @@ COMPLETED = "completed"
 FAILED = "failed"
 MISSING = "no results.json"
 
-# Config entries that are not hyperparameters: the seed (what the table averages over) and the defense's
-# `components`, which only repeat the group's knobs through interpolation.
+# Config entries that are not hyperparameters: the seed (what the table averages over), the defense's
+# `components`, which only repeat the group's knobs through interpolation, and the TensorBoard run name,
+# which is made from the job's overrides (seed included: conf/logger/tensorboard.yaml, utils/run_name.py).
 _IGNORED_PREFIXES = ("defense.components.",)
-_IGNORED_KEYS = ("seed",)
+_IGNORED_KEYS = ("seed", "logger.tensorboard.version")
 _JOB_DIR = "<job>"
 
 

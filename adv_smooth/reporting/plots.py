@@ -13,6 +13,7 @@ import math
 import statistics
 from pathlib import Path
 
+from adv_smooth.reporting.figures import save_formats
 from adv_smooth.reporting.jobs import Job
 from adv_smooth.reporting.table import Table
 
@@ -85,30 +86,51 @@ def _pyplot():
 def plot_accuracy_vs_snr(table: Table, labels: list[str], path: Path) -> Path:
     """Clean accuracy then each SNR level (weakest noise first), a line with error bars per group."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     xs = list(range(len(table.columns)))
-    for row, label in zip(table.rows, labels):
-        points = [(x, row.cells[c]) for x, c in zip(xs, table.columns) if row.cells[c].mean is not None]
+    step = min(0.08, 0.4 / max(1, len(table.rows)))  # groups side by side at each level: error bars never overlap
+    for i, (row, label) in enumerate(zip(table.rows, labels)):
+        offset = (i - (len(table.rows) - 1) / 2) * step
+        points = [(x + offset, row.cells[c]) for x, c in zip(xs, table.columns) if row.cells[c].mean is not None]
         if not points:
             continue
-        ax.errorbar(
+        bars = ax.errorbar(
             [x for x, _ in points],
             [c.mean for _, c in points],
             yerr=[c.std or 0.0 for _, c in points],
             marker="o",
+            markersize=4,
             capsize=3,
-            label=label + (" ⚠" if row.checks else ""),
+            label=f"{label} (n={len(row.group.jobs)})" + (" ⚠" if row.checks else ""),
         )
+        band = [(x, c.interval) for x, c in points if c.interval is not None]
+        if band:  # the 95 % confidence interval of reporting/intervals.py
+            lows, highs = [i[0] for _, i in band], [i[1] for _, i in band]
+            ax.fill_between([x for x, _ in band], lows, highs, color=bars.lines[0].get_color(), alpha=0.15)
     ax.set_xticks(xs, [c if c == "clean" else f"{c} dB" for c in table.columns])
     ax.set_xlabel("SNR (noise grows to the right)")
     ax.set_ylabel(f"{table.split} accuracy (%)")
-    ax.set_title(f"{table.attack}: accuracy vs SNR (mean ± std over seeds)")
+    bands = any(c.interval is not None for r in table.rows for c in r.cells.values())
+    ax.set_title(
+        f"{_attacked(table)}: accuracy vs SNR\n(mean ± std over n seeds{'; bands: 95 % CI' if bands else ''})",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_formats(fig, path)
+
+
+def _attacked(table: Table) -> str:
+    """`pgd (PGD linf snr), 512 images`: the attack, its norm and budget, and how many images it was run on."""
+    for row in table.rows:
+        for job in row.group.jobs:
+            section = ((job.results.get("robustness") or {}).get(table.split)) or {}
+            entry = (section.get("attacks") or {}).get(table.attack) or {}
+            if isinstance(section, dict) and section.get("n"):
+                what = f"{table.attack} ({entry['describe']})" if entry.get("describe") else table.attack
+                return f"{what}, {section['n']} {table.split} images"
+    return table.attack
 
 
 def _mean_std(curves: list[dict[int, float]]) -> tuple[list[int], list[float], list[float]]:
@@ -155,6 +177,4 @@ def plot_training_curves(curves_by_group: list[tuple[str, list[Curves]]], path: 
     axes[0][0].set_ylabel("loss (mean ± std over seeds)")
     axes[0][0].legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_formats(fig, path)

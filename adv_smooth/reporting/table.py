@@ -1,12 +1,13 @@
 """Grouping jobs by everything but the seed, and the report's tables (mean +- std over seeds).
 
 Two jobs belong to one group when their resolved configs and Hydra choices are equal once the seed and
-the paths inside each job's own directory are left out. The table shows the report's columns (defense,
-beta, gamma, m) and, before them, only the other settings needed to tell the groups apart: candidate keys
-(Hydra choices first, then config keys, shallow before deep) are added one by one, and a key is kept only
-if it splits groups the columns so far cannot tell apart. So a sweep over rows shows a `row` column, a
-sweep over `dataset.augment` shows that key, and keys that merely follow the defense (its `snr`, ...) stay
-out. The resulting labels are unique per group.
+the paths inside each job's own directory are left out. The table shows the defense and the knobs that matter
+for the defenses present (`reporting/columns.py`: β, γ, m, the training budget `snr`) and, before them, only
+the other settings needed to tell the groups apart: candidate keys (Hydra choices first, then config keys,
+shallow before deep) are added one by one, and a key is kept only if it splits groups the columns so far
+cannot tell apart. So a sweep over rows shows a `row` column, a sweep over `dataset.augment` shows that key,
+and keys that merely follow the defense stay out. The resulting labels are unique per group. Beside the test
+accuracy, a `val` column gives the validation accuracy of the tested weights.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adv_smooth.reporting.columns import MISSING, SOURCES, defense_columns, defense_values, is_off, tested_val_acc
+from adv_smooth.reporting.columns import number as _number
 from adv_smooth.reporting.jobs import COMPLETED, Job
 from adv_smooth.robustness.honesty import Traits, check_curves, level_key
 
-MISSING = "–"
-FIXED = ("defense", "β", "γ", "m")
-_FIXED_SOURCES = {"choice:defense", "defense.name", "defense.beta", "defense.gamma", "defense.m"}
-_KNOB = {"β": "defense.beta", "γ": "defense.gamma", "m": "defense.m"}
+VAL = "val (tested weights)"  # the validation accuracy beside a test table (columns.tested_val_acc)
 
 
 @dataclass
@@ -37,13 +37,13 @@ class Group:
     labels: dict[str, str] = field(default_factory=dict)
 
     def label(self, columns: Iterable[str]) -> str:
-        """Short text for legends and notes: knobs the defense lacks (β/γ/m shown as 0) are left out."""
+        """Short text for legends and notes: knobs the defense lacks (β/γ/m shown as 0, snr as –) are left out."""
         parts = []
         for column in columns:
             value = self.labels[column]
             if column == "defense":
                 parts.append(value)
-            elif not (column in _KNOB and value == "0"):
+            elif not is_off(column, value):
                 parts.append(f"{column}={value}")
         return " ".join(parts)
 
@@ -51,6 +51,8 @@ class Group:
 @dataclass
 class Cell:
     values: list[float]
+    interval: tuple[float, float] | None = None  # 95 % confidence interval in %, from reporting/intervals.py
+    mark: str = ""  # ↑ / ↓: differs from the baseline row (reporting/paired.py)
 
     @property
     def n(self) -> int:
@@ -73,6 +75,7 @@ class Row:
     flagged: int  # how many of the group's jobs they fired in
     on_mean: bool  # whether they fire on the mean curve over seeds
     messages: list[str]
+    val: Cell | None = None  # validation accuracy (%) beside a test table; None for the val split itself
 
 
 @dataclass
@@ -82,14 +85,7 @@ class Table:
     metric: str
     columns: list[str]  # "clean", then the SNR levels from the weakest noise (highest SNR) to the strongest
     rows: list[Row]
-
-
-def _number(value: Any) -> str:
-    if value is None or value == MISSING:
-        return MISSING
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    return f"{value:g}"
+    notes: list[str] = field(default_factory=list)  # the caption: how intervals and marks were computed
 
 
 def _header(key: str) -> str:
@@ -102,15 +98,17 @@ def _candidate_order(key: str) -> tuple[int, int, str]:
 
 
 def group_jobs(jobs: list[Job]) -> tuple[list[Group], list[str]]:
-    """Groups of completed jobs (in the order their first job appears) and the extra columns shown."""
+    """Groups of completed jobs (in the order their first job appears) and the label columns shown, in order:
+    the settings that tell groups apart, then the defense and its knobs (`reporting/columns.py`)."""
     completed = [j for j in jobs if j.status == COMPLETED]
     params = [j.hyperparameters() for j in completed]
     keys = sorted({k for p in params for k in p}, key=_candidate_order)
-    fixed = [tuple(_fixed_labels(j).values()) for j in completed]
-    parts = list(fixed)
+    values = [defense_values(j) for j in completed]
+    fixed = defense_columns(values)
+    parts = [tuple(_number(v[c]) for c in fixed) for v in values]
     extras: list[str] = []
     for key in keys:
-        if key in _FIXED_SOURCES:
+        if key in SOURCES:
             continue
         values = [p.get(key, MISSING) for p in params]
         seen: dict[tuple, Any] = {}
@@ -122,19 +120,10 @@ def group_jobs(jobs: list[Job]) -> tuple[list[Group], list[str]]:
     groups: dict[tuple, Group] = {}
     for job, part in zip(completed, parts):
         if part not in groups:
-            labels = dict(zip(headers, (_number(v) for v in part[len(FIXED) :])))
-            groups[part] = Group([], {**labels, **dict(zip(FIXED, part[: len(FIXED)]))})
+            labels = dict(zip(headers, (_number(v) for v in part[len(fixed) :])))
+            groups[part] = Group([], {**labels, **dict(zip(fixed, part[: len(fixed)]))})
         groups[part].jobs.append(job)
-    return list(groups.values()), headers
-
-
-def _fixed_labels(job: Job) -> dict[str, str]:
-    """The report's columns: defense choice, and beta, gamma, m (0 where the defense has no such knob)."""
-    defense = job.config.get("defense") or {}
-    labels = {"defense": job.choices.get("defense") or str(defense.get("name", "?"))}
-    for column, key in _KNOB.items():
-        labels[column] = _number(defense.get(key.split(".")[1], 0))
-    return labels
+    return list(groups.values()), [*headers, *fixed]
 
 
 def level_label(level: float) -> str:
@@ -163,13 +152,26 @@ def _percent(job: Job, key: str) -> float | None:
     return 100.0 * value if value is not None and math.isfinite(value) else None
 
 
+def _clean_percent(job: Job, split: str) -> float | None:
+    """The clean column: the clean accuracy of the images the attacks saw (`robustness.<split>.clean_acc`).
+
+    On the val split the attacks see a subset (`eval.val_subset`), so the whole split's `val/acc` would
+    compare other images with the attacked columns; a job without attacks falls back to `<split>/acc`.
+    """
+    section = ((job.results.get("robustness") or {}).get(split)) or {}
+    value = section.get("clean_acc") if isinstance(section, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return 100.0 * value
+    return _percent(job, f"{split}/acc")
+
+
 def _mean_curve_warnings(group: Group, levels_by_attack: dict[str, list[float]], split: str, metric: str) -> list:
     """The honesty rules (adv_smooth/robustness/honesty.py) applied to the group's mean curves over seeds.
 
     A row can be dishonest on average while each seed stays under the tolerance, like the report's
     "adv + smooth, gamma=0.001, m=2" row whose accuracy rises with the noise.
     """
-    clean = Cell([v for v in (_percent(j, f"{split}/acc") for j in group.jobs) if v is not None]).mean
+    clean = Cell([v for v in (_clean_percent(j, split) for j in group.jobs) if v is not None]).mean
     if clean is None:
         return []
     curves: dict[str, dict[float, float]] = {}
@@ -207,7 +209,7 @@ def build_tables(groups: list[Group], split: str = "test", metric: str = "acc") 
         for group, on_mean in zip(groups, mean_warnings):
             cells = {}
             for column, key in keys.items():
-                values = [_percent(j, key) for j in group.jobs]
+                values = [_clean_percent(j, split) if column == "clean" else _percent(j, key) for j in group.jobs]
                 cells[column] = Cell([v for v in values if v is not None])
             fired = [(j, w) for j in group.jobs for w in j.warnings() if w.get("attack") in (None, "", attack)]
             mean_fired = [w for w in on_mean if w.get("attack") == attack]
@@ -215,7 +217,8 @@ def build_tables(groups: list[Group], split: str = "test", metric: str = "acc") 
             messages = sorted({f"{w.get('check', '?')}: {w.get('message', '')}" for _, w in fired})
             messages += sorted({f"{w['check']} (mean over seeds): {w['message']}" for w in mean_fired})
             flagged = len({id(j) for j, _ in fired})
-            rows.append(Row(group, cells, checks, flagged, bool(mean_fired), messages))
+            val = Cell([100 * v for v in map(tested_val_acc, group.jobs) if v is not None and math.isfinite(v)])
+            rows.append(Row(group, cells, checks, flagged, bool(mean_fired), messages, val if split != "val" else None))
         tables.append(Table(attack, split, metric, list(keys), rows))
     return tables
 
@@ -224,7 +227,10 @@ def format_cell(cell: Cell, group_size: int) -> str:
     if cell.mean is None:
         return MISSING
     text = f"{cell.mean:.2f}" if cell.std is None else f"{cell.mean:.2f} ± {cell.std:.2f}"
-    return text if cell.n == group_size else f"{text} (n={cell.n})"
+    if cell.interval is not None:
+        text += f" [{cell.interval[0]:.1f}, {cell.interval[1]:.1f}]"
+    text = text if cell.n == group_size else f"{text} (n={cell.n})"
+    return f"{text} {cell.mark}" if cell.mark else text
 
 
 def honesty_text(row: Row) -> str:
@@ -236,34 +242,45 @@ def honesty_text(row: Row) -> str:
     return f"⚠ {', '.join(row.checks)} ({', '.join(where)})"
 
 
+def _val_cells(table: Table) -> list[Cell] | None:
+    """Each row's validation accuracy, when the table is not itself on the val split and some job has one."""
+    cells = [row.val for row in table.rows]
+    return cells if all(c is not None for c in cells) and any(c.mean is not None for c in cells) else None
+
+
 def table_markdown(table: Table, extras: list[str]) -> str:
-    """The table in the report's layout, accuracies in % (mean ± sample std over seeds), n = jobs."""
-    header = [*extras, *FIXED, *table.columns, "n", "honesty"]
+    """The table in the report's layout, accuracies in % (mean ± sample std over seeds), n = jobs.
+    `extras`: the label columns (`group_jobs`)."""
+    vals = _val_cells(table)
+    header = [*extras, *([VAL] if vals else []), *table.columns, "n", "honesty"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes = []
-    for row in table.rows:
+    for i, row in enumerate(table.rows):
         n = len(row.group.jobs)
-        cells = [format_cell(row.cells[c], n) for c in table.columns]
-        labels = [row.group.labels[c] for c in (*extras, *FIXED)]
+        cells = [format_cell(c, n) for c in [*([vals[i]] if vals else []), *(row.cells[c] for c in table.columns)]]
+        labels = [row.group.labels[c] for c in extras]
         lines.append("| " + " | ".join([*labels, *cells, str(n), honesty_text(row)]) + " |")
-        notes += [f"- ⚠ {row.group.label([*extras, *FIXED])}: {m}" for m in row.messages]
+        notes += [f"- ⚠ {row.group.label(extras)}: {m}" for m in row.messages]
     title = f"{table.attack}: {table.split}/{table.attack}/snr*/{table.metric}"
     if table.attack == "none":
         title = f"clean accuracy: {table.split}/acc (no attack was evaluated)"
-    parts = [f"### {title} (%, mean ± std over seeds)", "", *lines]
+    parts = [f"### {title} (%, mean ± std over seeds)", "", *table.notes, *([""] if table.notes else []), *lines]
     if notes:
         parts += ["", "Honesty checks that fired (the attack may be failing, not the model resisting):", *notes]
     return "\n".join(parts)
 
 
 def tables_csv(tables: list[Table], extras: list[str]) -> str:
-    """All tables in one CSV: a row per (attack, group); mean, std and n per column, accuracies in %."""
+    """All tables in one CSV: a row per (attack, group); mean, std and n per column, accuracies in %.
+    `extras`: the label columns (`group_jobs`), β and γ spelled beta and gamma."""
     levels: list[str] = []
     for table in tables:
         levels += [c for c in table.columns if c not in levels]
-    header = ["attack", "split", "metric", *extras, "defense", "beta", "gamma", "m", "n"]
-    for column in levels:
-        name = column if column == "clean" else f"snr{column}"
+    ascii_names = [{"β": "beta", "γ": "gamma"}.get(e, e) for e in extras]
+    val = any(_val_cells(t) for t in tables)
+    header = ["attack", "split", "metric", *ascii_names, "n"]
+    for column in (["val"] if val else []) + levels:
+        name = column if column in ("clean", "val") else f"snr{column}"
         header += [f"{name}_mean", f"{name}_std", f"{name}_n"]
     header.append("honesty")
     out = io.StringIO()
@@ -273,9 +290,9 @@ def tables_csv(tables: list[Table], extras: list[str]) -> str:
         for row in table.rows:
             labels = row.group.labels
             line: list[Any] = [table.attack, table.split, table.metric, *(labels[e] for e in extras)]
-            line += [labels[c] for c in FIXED] + [len(row.group.jobs)]
-            for column in levels:
-                cell = row.cells.get(column)
+            line.append(len(row.group.jobs))
+            for column in (["val"] if val else []) + levels:
+                cell = row.val if column == "val" else row.cells.get(column)
                 if cell is None or cell.mean is None:
                     line += ["", "", 0]
                 else:

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from adv_smooth.attacks.base import Attack, crafting_mode, input_gradient
+from adv_smooth.attacks.base import Attack
 from adv_smooth.attacks.budget import measured_snr_db
+from adv_smooth.attacks.gradients import crafting_mode, input_gradient
 from adv_smooth.robustness.records import AttackRecords, Records
 
 

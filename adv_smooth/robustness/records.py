@@ -59,28 +59,37 @@ class Records:
     def clean(self) -> np.ndarray:
         return self.clean_pred == self.label
 
-    def accuracy(self, attack: str) -> dict[float | None, float]:
-        """Accuracy under `attack` per level: correct clean and not broken (for a cascade: by it or an earlier one)."""
+    def correct(self, attack: str) -> dict[float | None, np.ndarray]:
+        """Per level, (N,) bool: correct clean and not broken by `attack` (for a cascade: by it or an earlier
+        one). The per-image form of `accuracy`, which the report's paired tests compare image by image."""
         rec = self.attacks[attack]
         return {
-            lv: _share(self.clean & (rec.adv_correct[i] != 0) if self.cascade else rec.adv_correct[i] == 1)
+            lv: self.clean & (rec.adv_correct[i] != 0) if self.cascade else rec.adv_correct[i] == 1
             for i, lv in enumerate(rec.levels)
         }
 
-    def worst(self) -> dict[float | None, float]:
-        """Per level, the share of images correct clean that survive every attack there (SNR levels weak to
-        strong; the fixed-budget attacks, if any, together under None)."""
+    def accuracy(self, attack: str) -> dict[float | None, float]:
+        """Accuracy under `attack` per level: correct clean and not broken (for a cascade: by it or an earlier one)."""
+        return {lv: _share(mask) for lv, mask in self.correct(attack).items()}
+
+    def worst_correct(self) -> dict[float | None, np.ndarray]:
+        """Per level, (N,) bool: correct clean and surviving every attack there (SNR levels weak to strong; the
+        fixed-budget attacks, if any, together under None)."""
         levels = sorted({lv for rec in self.attacks.values() for lv in rec.levels if lv is not None}, reverse=True)
         if any(FIXED in rec.levels for rec in self.attacks.values()):
             levels.append(FIXED)
-        out: dict[float | None, float] = {}
+        out: dict[float | None, np.ndarray] = {}
         for lv in levels:
             robust = self.clean.copy()
             for rec in self.attacks.values():
                 if lv in rec.levels:
                     robust &= rec.robust()[rec.levels.index(lv)]
-            out[lv] = _share(robust)
+            out[lv] = robust
         return out
+
+    def worst(self) -> dict[float | None, float]:
+        """Per level, the share of images correct clean that survive every attack there (see `worst_correct`)."""
+        return {lv: _share(mask) for lv, mask in self.worst_correct().items()}
 
     def minimal_curve(self, attack: str, levels: list[float]) -> dict[float, float]:
         """Accuracy at any SNR s from the minimal SNRs: correct clean and minimal SNR below s."""
@@ -149,3 +158,37 @@ class Records:
 
 def _share(mask: np.ndarray) -> float:
     return float(mask.mean()) if mask.size else math.nan
+
+
+def merge(parts: list[Records]) -> Records:
+    """One split's records from its shards (one per process), in index order, each image once.
+
+    The shards of an unpadded sampler are disjoint; a padding one (Lightning's `DistributedSampler`) repeats a
+    few images, which count once here. Shards with no image (a process that evaluated none) carry nothing.
+    """
+    filled = [p for p in parts if p.n] or parts[:1]
+    index = np.concatenate([p.index for p in filled])
+    _, keep = np.unique(index, return_index=True)  # sorted by index, first occurrence of each
+
+    def take(get) -> np.ndarray:
+        return np.concatenate([get(p) for p in filled], axis=-1)[..., keep]
+
+    first = filled[0]
+    merged = Records(
+        index=index[keep],
+        label=take(lambda p: p.label),
+        clean_pred=take(lambda p: p.clean_pred),
+        zero_grad=None if first.zero_grad is None else take(lambda p: p.zero_grad),
+        sanity_level=first.sanity_level,
+        cascade=first.cascade,
+    )
+    for name, rec in first.attacks.items():
+        merged.attacks[name] = AttackRecords(
+            levels=rec.levels,
+            adv_correct=take(lambda p, n=name: p.attacks[n].adv_correct),
+            measured_snr_db=take(lambda p, n=name: p.attacks[n].measured_snr_db),
+            min_snr_db=None if rec.min_snr_db is None else take(lambda p, n=name: p.attacks[n].min_snr_db),
+        )
+    for name in first.sanity_correct:
+        merged.sanity_correct[name] = take(lambda p, n=name: p.sanity_correct[n])
+    return merged

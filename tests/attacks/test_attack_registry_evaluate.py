@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from adv_smooth.attacks import FGSM, PGD, Attack, GaussianNoise
-from adv_smooth.lightning.robustness import build_attacks
+from adv_smooth.robustness.attack_configs import build_attacks
 from adv_smooth.robustness.batch import cumulative_correct, robust_predictions
 from adv_smooth.utils.errors import UserError
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from adv_smooth.attacks.budget import snr_eps
 from adv_smooth.attacks.fgsm import FGSM
-from adv_smooth.data.digits import DigitsDataModule
 from adv_smooth.defenses.adversarial import AdversarialTraining, mean_snr_eps
-from adv_smooth.defenses.base import Defense, TrainBatch
+from adv_smooth.defenses.base import TrainBatch
 from adv_smooth.models.preact_resnet import PreActResNet
 from adv_smooth.utils.errors import UserError
+from benchmarks.digits_loop import digits_tensors, train_digits
 
 
 def _model() -> PreActResNet:
@@ -153,29 +152,6 @@ def test_validation(kwargs: dict, key: str) -> None:
     assert "\n" not in str(info.value)
 
 
-def _train_digits(defense: AdversarialTraining | None, xtr: torch.Tensor, ytr: torch.Tensor) -> PreActResNet:
-    """A small PreAct ResNet on 16x16 digits, plain PyTorch loop, weighted CE as the module computes it."""
-    defense = defense or Defense()
-    epochs, batch_size, lr = 10, 64, 0.05
-    torch.manual_seed(0)
-    model = PreActResNet(num_classes=10, in_channels=1, width=8, blocks=(1, 1, 1))
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    steps = epochs * -(-len(ytr) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
-    order = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(ytr), generator=order).split(batch_size):
-            batch = defense.prepare_batch(model, TrainBatch.clean(xtr[idx], ytr[idx]))
-            ce = F.cross_entropy(model(batch.inputs), batch.targets, reduction="none")
-            loss = (batch.weight * ce).sum() / batch.weight.sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
-
-
 @pytest.mark.slow
 def test_fgsm_training_beats_vanilla_under_fgsm_on_digits() -> None:
     """Same seed, data order and epochs; FGSM training (half of each batch, 25 dB, truncated-normal
@@ -184,21 +160,18 @@ def test_fgsm_training_beats_vanilla_under_fgsm_on_digits() -> None:
     Measured (seeds 0 / 1): vanilla 74.6 / 57.0 % at 20 dB; FGSM training at 25 dB 85.1 / 85.5 %
     (at 33 dB: 81.3 / 81.5 %); clean accuracy 97.6-99.1 % for all.
     """
-    data = DigitsDataModule(size=16, val_fraction=0.0)
-    data.setup()
-    (xtr, ytr), (xte, yte) = data.splits.train, data.splits.test
-    xtr, xte = xtr.float() / 255, xte.float() / 255
+    xtr, ytr, xte, yte = digits_tensors(size=16)
 
     def accuracy(model: PreActResNet, snr_db: float | None) -> float:
         x = xte if snr_db is None else FGSM(magnitude="sign").perturb(model, xte, yte, snr_db)
         with torch.no_grad():
             return (model(x).argmax(1) == yte).float().mean().item()
 
-    vanilla = _train_digits(None, xtr, ytr)
+    vanilla = train_digits(None, xtr, ytr)
     defense = AdversarialTraining(
         fraction=0.5, snr=25.0, magnitude="truncated_normal", adv_weight=1.0, clean_weight=1.0
     )
-    robust = _train_digits(defense, xtr, ytr)
+    robust = train_digits(defense, xtr, ytr)
     clean_v, clean_r = accuracy(vanilla, None), accuracy(robust, None)
     adv_v, adv_r = accuracy(vanilla, 20.0), accuracy(robust, 20.0)
     assert clean_v > 0.95 and clean_r > 0.95

@@ -78,3 +78,62 @@ def test_state_cleared_only_at_milestones_and_lr_as_multisteplr() -> None:
     restored = MultiStepLR(torch.optim.SGD(model.parameters(), lr=0.1), milestones=[2, 4])
     restored.load_state_dict(scheduler.state_dict())
     assert restored.reset_state is True  # a resumed run keeps resetting
+
+
+def _drops(milestones: list, max_epochs: int) -> list[float]:
+    """The learning rate of every epoch of a `max_epochs` run, as Lightning steps the scheduler (once per epoch)."""
+    optimizer = torch.optim.SGD(_model().parameters(), lr=0.1)
+    scheduler = MultiStepLR(optimizer, milestones=milestones, gamma=0.1, max_epochs=max_epochs)
+    lrs = []
+    for _ in range(max_epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize(
+    ("fractions", "max_epochs", "epochs"),
+    [([0.6], 8, [5]), ([0.6], 15, [9]), ([0.6], 55, [33]), ([0.5, 0.75], 8, [4, 6]), ([0.6], 2, [1]), ([0.9], 3, [2])],
+)
+def test_fractions_drop_where_their_epochs_do(fractions: list[float], max_epochs: int, epochs: list[int]) -> None:
+    """`[0.6]` of 15 epochs is `[9]`: the same learning rate at every epoch; within [1, max_epochs - 1]."""
+    assert _drops(fractions, max_epochs) == _drops(epochs, max_epochs)
+    assert _drops(fractions, max_epochs)[-1] < 0.1  # the run always ends after a drop (at least 2 epochs)
+
+
+def test_the_default_schedule_follows_trainer_max_epochs(tmp_path) -> None:
+    """The composed default (`optim=sgd`, `[0.6]`): a 15-epoch run drops after 9 (the default 8 after 5, as the
+    study's recipe did: the parametrized cases above)."""
+    import hydra
+
+    from tests.conftest import compose_config
+
+    cfg = compose_config("trainer.max_epochs=15", output_dir=tmp_path)
+    optimizer = torch.optim.SGD(_model().parameters(), lr=cfg.optim.lr)
+    scheduler = hydra.utils.instantiate(cfg.optim.scheduler)(optimizer=optimizer)
+    assert sorted(scheduler.milestones) == [9]
+
+
+@pytest.mark.parametrize(
+    ("milestones", "max_epochs", "warns"),
+    [([5], 2, True), ([2], 2, True), ([1, 3], 3, True), ([1], 2, False), ([4], 8, False), ([], 2, False)]
+    + [([0.6], 1, False), ([0.6], 2, False)],
+)
+def test_warning_for_a_drop_at_or_after_the_last_epoch(milestones: list, max_epochs: int, warns: bool) -> None:
+    from adv_smooth.lightning.schedules import unreached_milestones
+
+    line = unreached_milestones(milestones, max_epochs)
+    assert (line is not None) == warns
+    if warns:
+        assert "\n" not in line and f"trainer.max_epochs={max_epochs}" in line
+        assert f"after {', '.join(str(m) for m in milestones if m >= max_epochs)} epochs" in line
+
+
+@pytest.mark.parametrize("milestones", [[0.5, 3], [1.0], [0.6, 0.3], [-1], [5.0]])
+def test_milestones_no_run_could_use_are_refused(milestones: list) -> None:
+    from adv_smooth.lightning.schedules import resolve_milestones
+    from adv_smooth.utils.errors import UserError
+
+    with pytest.raises(UserError, match=r"optim\.milestones=.* is invalid: a strictly increasing list of epochs"):
+        resolve_milestones(milestones, 10)

@@ -1,0 +1,201 @@
+"""What `python -m adv_smooth.evaluate` evaluates: one checkpoint, an ensemble of checkpoints, or any network.
+
+* `ckpt_path=PATH`: one of this project's checkpoints; its run dir's saved config (vetted by the allowlist
+  of `config/targets.py`) rebuilds the network and the test split.
+* `ckpt_path=[A,B,...]`: the checkpoints' networks as one ensemble (`models/ensemble.py`: the log of the
+  mean softmax, attacked white-box through every member), evaluated beside each member. The members must
+  come from runs on the same dataset, since they are judged on one test split; each attack step then costs
+  one forward and backward pass per member, which the results say.
+* `weights=FILE model=<config with _target_> dataset=...`: a network that is not one of our checkpoints
+  (`models/external.py`: weights-only loading of a state_dict or a Lightning checkpoint, its own
+  normalization wrapped so inputs stay in [0, 1]). The model config is the user's own command line, so it
+  is built as given; only configs read from run dirs go through the allowlist.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+from adv_smooth.app.build import build_datamodule, build_defense, build_module
+from adv_smooth.config.targets import check_targets
+from adv_smooth.lightning import RobustClassifier
+from adv_smooth.models.ensemble import Ensemble
+from adv_smooth.models.external import Normalized, check_output, load_weights
+from adv_smooth.utils.checkpoints import load_checkpoint
+from adv_smooth.utils.errors import UserError
+
+# Dataset keys that change how training read the data, not which test images there are.
+TRAINING_ONLY = {"root", "download", "batch_size", "eval_batch_size", "augment", "flip", "unaugmented_fraction"}
+DATA_FACTS = ("num_classes", "in_channels", "mean", "std")
+
+
+@dataclass
+class Evaluated:
+    """The network to test (`module`), its data and config, the members to test beside it, facts for results.json."""
+
+    run_cfg: DictConfig
+    datamodule: Any
+    module: RobustClassifier
+    info: dict[str, Any]
+    members: list[tuple[str, RobustClassifier]] = field(default_factory=list)
+
+
+def checkpoint_paths(value: Any) -> list[Path]:
+    """`ckpt_path` as a list of paths: one path, or a list of them (an ensemble)."""
+    if isinstance(value, (ListConfig, Sequence)) and not isinstance(value, str):
+        paths = [str(v) for v in value]
+        if not paths:
+            raise UserError(
+                "ckpt_path=[] is an empty list: give one checkpoint, or a list of checkpoints (an ensemble)"
+            )
+        if len(set(paths)) != len(paths):
+            raise UserError(f"ckpt_path={paths} names a checkpoint twice: an ensemble's members must differ")
+        return [Path(p).expanduser() for p in paths]
+    return [Path(str(value)).expanduser()]
+
+
+def _label(paths: list[Path], i: int) -> str:
+    return f"ckpt_path[{i}]={str(paths[i])!r}" if len(paths) > 1 else f"ckpt_path={str(paths[i])!r}"
+
+
+def _test_split(cfg: DictConfig) -> dict[str, Any]:
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    return {k: v for k, v in dataset.items() if k not in TRAINING_ONLY}
+
+
+def check_same_dataset(configs: list[DictConfig], paths: list[Path]) -> None:
+    """Every member must have been trained on the first member's dataset (one test split judges them all)."""
+    first = _test_split(configs[0])
+    for i, cfg in enumerate(configs[1:], start=1):
+        other = _test_split(cfg)
+        if other != first:
+            key = next(k for k in sorted(set(first) | set(other)) if first.get(k) != other.get(k))
+            raise UserError(
+                f"{_label(paths, i)} was trained on another dataset than {_label(paths, 0)} (dataset.{key}="
+                f"{other.get(key)!r} vs {first.get(key)!r}): an ensemble's members must share one dataset"
+            )
+
+
+def from_checkpoints(cfg: DictConfig, run_config: Callable[[Path], DictConfig]) -> Evaluated:
+    """Our checkpoints: `run_config(path)` is the saved config of the path's run with this command's overrides."""
+    paths = checkpoint_paths(cfg.ckpt_path)
+    checkpoints = []
+    for i, path in enumerate(paths):
+        checkpoint = load_checkpoint(path)
+        if "state_dict" not in checkpoint:
+            raise UserError(f"{_label(paths, i)} holds no 'state_dict': not a Lightning checkpoint")
+        checkpoints.append(checkpoint)
+    configs = [run_config(path) for path in paths]
+    for run_cfg in configs:
+        check_targets(run_cfg, "the evaluation config")  # the saved config with this command's overrides
+    check_same_dataset(configs, paths)
+    pl.seed_everything(configs[0].seed, workers=True, verbose=False)
+    datamodule = build_datamodule(configs[0])
+    modules = []
+    for i, (run_cfg, checkpoint) in enumerate(zip(configs, checkpoints)):
+        defense = build_defense(run_cfg.defense)  # for the architecture options it implies (e.g. Parseval)
+        module = build_module(run_cfg, datamodule, defense)
+        try:
+            module.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as e:
+            raise UserError(
+                f"{_label(paths, i)} does not fit the network of its run: {str(e).splitlines()[0]}"
+            ) from None
+        modules.append(module)
+    if len(paths) == 1:
+        return Evaluated(configs[0], datamodule, modules[0], {"ckpt_path": str(paths[0].resolve())})
+    ensemble = Ensemble(m.net for m in modules)
+    info = {
+        "ckpt_path": [str(p.resolve()) for p in paths],
+        "ensemble": {
+            "members": len(modules),
+            "passes_per_attack_step": ensemble.passes_per_step,
+            "note": (
+                f"the ensemble averages {len(modules)} members' softmax; every attack step runs a forward and a "
+                f"backward pass through each member: {ensemble.passes_per_step}x the cost of attacking one member"
+            ),
+        },
+    }
+    members = [(str(p.resolve()), m) for p, m in zip(paths, modules)]
+    return Evaluated(configs[0], datamodule, RobustClassifier(ensemble), info, members)
+
+
+def build_network(model_cfg: DictConfig, datamodule: Any) -> Any:
+    """The `model` config's network, given the data's facts (classes, channels, statistics) that its class takes
+    and the config leaves unset (so a torchvision config's own ImageNet statistics win over the dataset's)."""
+    try:
+        cls = hydra.utils.get_object(str(model_cfg._target_))
+    except Exception as e:
+        raise UserError(f"model._target_={model_cfg._target_!r} cannot be imported: {str(e).splitlines()[0]}") from None
+    facts = {
+        "num_classes": datamodule.num_classes,
+        "in_channels": datamodule.channels,
+        "mean": list(datamodule.mean),
+        "std": list(datamodule.std),
+    }
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        accepted = {}
+    given = {k: v for k, v in facts.items() if k in accepted and model_cfg.get(k) is None}
+    try:
+        return hydra.utils.instantiate(model_cfg, **given)
+    except UserError:
+        raise
+    except Exception as e:
+        cause = e.__cause__ or e
+        raise UserError(f"model={model_cfg._target_!r} cannot be built: {str(cause).splitlines()[0]}") from None
+
+
+def from_weights(cfg: DictConfig) -> Evaluated:
+    """Any network: the command line's `model` config, `weights` loaded into it, the command line's dataset."""
+    if cfg.get("ckpt_path") not in (None, "", "null"):
+        raise UserError(
+            f"weights={cfg.weights!r} and ckpt_path={cfg.ckpt_path!r} both given: ckpt_path evaluates our "
+            "checkpoints (their run dirs say the model), weights= an outside network with model=...; give one"
+        )
+    path = Path(str(cfg.weights)).expanduser()
+    load_checkpoint(path)  # refuses a missing, corrupt or code-carrying file before any data is read
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    net = build_network(cfg.model, datamodule)
+    load_weights(net.network if isinstance(net, Normalized) else net, path)
+    image = next(iter(datamodule.test_dataloader()))[0]
+    check_output(net, tuple(image.shape[1:]), datamodule.num_classes, f"model={cfg.model._target_!r}")
+    with open_dict(cfg):
+        cfg.defense = {"name": "vanilla", "components": {}}  # nothing of a training recipe applies
+    info = {"weights": str(path.resolve()), "model": str(cfg.model._target_)}
+    return Evaluated(cfg, datamodule, RobustClassifier(net), info)
+
+
+def evaluate_members(
+    target: Evaluated, out: Path, test_run: Callable[[RobustClassifier, Path], pl.Trainer]
+) -> list[dict[str, Any]]:
+    """Each member through the same evaluation as the ensemble (records and figure in `out/members/<i>/`)."""
+    from adv_smooth.app.results import callback_results, scalar_metrics
+
+    members = []
+    for i, (path, module) in enumerate(target.members):
+        trainer = test_run(module, out / "members" / str(i))
+        members.append({"ckpt_path": path, "metrics": scalar_metrics(trainer), **callback_results(trainer)})
+    return members
+
+
+def ensemble_summary(results: dict[str, Any]) -> str:
+    """Two lines for the terminal: the ensemble's clean accuracy beside its members', and what attacking it cost."""
+    members = [m["metrics"].get("test/acc", float("nan")) for m in results["members"]]
+    shown = " / ".join(f"{100 * a:.2f}" for a in members)
+    mean = 100 * sum(members) / len(members)
+    return (
+        f"ensemble of {len(members)}: clean accuracy {100 * results['metrics'].get('test/acc', float('nan')):.2f} % "
+        f"(members {shown} %, mean {mean:.2f} %; each member's numbers under members/<i>/ and in results.json)\n"
+        f"cost: {results['ensemble']['note']}"
+    )

@@ -1,0 +1,126 @@
+"""What results.json and the loggers record about a run: a resumed run's whole record, the code and libraries
+that made it, its split sizes, and TensorBoard runs named by their overrides with their hyperparameters."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from adv_smooth.app.hparams import final_metrics, run_hparams
+from adv_smooth.app.provenance import git_state, versions
+from adv_smooth.app.summary import format_summary
+from adv_smooth.app.train_task import resolve_ckpt_path, train
+from adv_smooth.utils.run_name import MAX_LENGTH, run_name
+from tests.conftest import compose_config
+from tests.test_bad_inputs import run_main
+
+TINY = [
+    "trainer=cpu",
+    "model.width=4",
+    "model.blocks=[1,1]",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+    "~callbacks.progress_bar",
+    "~callbacks.robustness",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def test_ckpt_path_last_without_a_checkpoint_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert resolve_ckpt_path("last", tmp_path) is None
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == [
+        f"note: ckpt_path=last: no checkpoint at {tmp_path / 'checkpoints' / 'last.ckpt'}, training from scratch"
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_resumed_run_has_the_whole_record(tmp_path: Path) -> None:
+    """Killed after its last checkpoint, before testing: the resume trains nothing, yet its record keeps the fit
+    metrics, counts the first part's time, and says what made it."""
+    first = train(compose_config(*TINY, "logger=csv", output_dir=tmp_path))
+    (tmp_path / "results.json").unlink()  # as if killed while testing
+    resumed = train(compose_config(*TINY, "logger=csv", "ckpt_path=last", output_dir=tmp_path))
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["fit"]["val/acc"] == first["fit"]["val/acc"] and saved["fit"]["train/loss_epoch"] > 0
+    assert len(saved["wall_time_parts_s"]) == 2 and saved["wall_time_parts_s"][0] > 0
+    assert saved["wall_time_s"] == pytest.approx(sum(saved["wall_time_parts_s"]), abs=0.02)
+    assert saved["wall_time_s"] > saved["wall_time_parts_s"][1]  # not the resumed part alone
+    assert "val accuracy: " in format_summary(resumed)
+    assert saved["best_val_acc"] == pytest.approx(first["fit"]["val/acc"])  # one epoch: the best is the only one
+    assert saved["versions"]["torch"] == torch.__version__ and saved["versions"]["python"].count(".") == 2
+    assert {"pytorch_lightning", "hydra"} <= set(saved["versions"])
+    sizes = saved["split_sizes"]
+    assert sum(sizes.values()) == 1797 and sizes["val"] == round(0.1 * (sizes["train"] + sizes["val"]))  # digits
+    assert saved["git_commit"] == git_state()["git_commit"]
+
+
+def test_git_commit_of_the_package_tree_or_unknown(tmp_path: Path) -> None:
+    outside = tmp_path / "site-packages" / "adv_smooth"
+    outside.mkdir(parents=True)
+    assert git_state(outside) == {"git_commit": "unknown", "git_dirty": None}
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "clone"
+    (repo / "adv_smooth").mkdir(parents=True)
+    (repo / "adv_smooth" / "x.py").write_text("x = 1\n")
+    env = ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "."], [*env, "commit", "-q", "-m", "x"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert git_state(repo / "adv_smooth") == {"git_commit": head, "git_dirty": False}
+    (repo / "adv_smooth" / "x.py").write_text("x = 2\n")
+    assert git_state(repo / "adv_smooth") == {"git_commit": head, "git_dirty": True}
+    assert versions()["torch"] == torch.__version__
+
+
+def test_run_names_and_hparams_from_the_config() -> None:
+    assert run_name(["defense=adv", "seed=1", "ckpt_path=last", "dataset.root=/data/x"]) == "defense=adv,seed=1"
+    assert (
+        run_name(["optim/schedule=tiny", "optimized_metric=val/acc"]) == "optim_schedule=tiny,optimized_metric=val_acc"
+    )
+    long = run_name([f"defense.gamma={i}" for i in range(40)])
+    assert len(long) == MAX_LENGTH and long != run_name([f"defense.gamma={i}" for i in range(41)])
+    assert run_name([]) == ""
+    params = run_hparams(compose_config("defense=adv", "seed=3"), {"defense": "adv", "experiment": "None"})
+    assert params["defense"] == "adv" and "experiment" not in params
+    assert params["defense.snr"] == 33.0 and params["optim.lr"] == 0.1 and params["seed"] == 3
+    assert params["eval.snr_levels"] == "[50, 45, 40, 33, 25, 20]"
+    assert all(isinstance(v, (bool, int, float, str)) for v in params.values())
+    metrics = final_metrics({"fit": {"val/acc": 0.5}, "metrics": {"test/acc": 0.4, "test/worst/snr33/acc": 0.2}})
+    assert metrics == {"hp/val_acc": 0.5, "hp/test_acc": 0.4, "hp/test_worst_snr33_acc": 0.2}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_sweep_jobs_have_distinct_tensorboard_runs_with_hparams(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    code, stderr = run_main("-m", "seed=0,1", *TINY, "logger=tensorboard", f"hydra.sweep.dir={tmp_path}")
+    assert code == 0, stderr
+    runs = sorted(p.parent.relative_to(tmp_path) for p in tmp_path.rglob("events.out.tfevents.*"))
+    names = {run.parts[-1] for run in runs}
+    assert {run.parts[:2] for run in runs} == {("0", "tensorboard"), ("1", "tensorboard")}
+    assert len(names) == 2 and all(re.search(r"seed=[01]", n) for n in names), runs
+    for job in ("0", "1"):
+        run = next((tmp_path / job / "tensorboard").iterdir())
+        events = EventAccumulator(str(run))
+        events.Reload()
+        start = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        hparams = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
+        assert hparams["seed"].number_value == int(job) and hparams["defense"].string_value == "vanilla"
+        assert "hp/test_acc" in events.Tags()["scalars"]
+        results = json.loads((tmp_path / job / "results.json").read_text())
+        assert events.Scalars("hp/test_acc")[-1].value == pytest.approx(results["metrics"]["test/acc"])
+        assert "seed: " + job in (run / "hparams.yaml").read_text()
