@@ -14,18 +14,8 @@ from torch import Tensor
 
 from adv_smooth.defenses.laplacian import dense_form, laplacian_smoothness
 from adv_smooth.defenses.parseval import parseval_retraction_
-from benchmarks._timing import (
-    DATASETS,
-    RunSettings,
-    build_run,
-    compose_config,
-    format_table,
-    interleaved,
-    paired_ratios,
-    summarize,
-    synthetic_batches,
-    timed,
-)
+from benchmarks._setup import DATASETS, RunSettings, build_run, compose_config, synthetic_batches
+from benchmarks._timing import format_table, interleaved, paired_ratios, summarize, timed
 
 
 def textbook_smoothness(activations: Tensor, labels: Tensor, m: int) -> Tensor:

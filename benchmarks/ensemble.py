@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from adv_smooth.robustness.attack_configs import build_attacks
 from adv_smooth.robustness.batch import evaluate_batch
-from benchmarks._timing import compose_config, format_table, interleaved, load_average, machine_info, summarize
+from benchmarks._setup import compose_config
+from benchmarks._timing import format_table, interleaved, load_average, machine_info, summarize
 
 N_TEST = 1000
 

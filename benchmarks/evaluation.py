@@ -38,25 +38,27 @@ from torch import Tensor
 from adv_smooth.robustness.attack_configs import build_attacks, check_levels
 from adv_smooth.robustness.batch import evaluate_batch, weak_to_strong
 from adv_smooth.utils.io import write_json_atomic
-from benchmarks._timing import (
+from benchmarks._setup import (
     DATASETS,
-    Clock,
     RunSettings,
-    StepWindow,
     autocast,
     build_run,
     common_arguments,
     common_settings,
     compose_config,
+    make_trainer,
+    synthetic_batches,
+)
+from benchmarks._timing import (
+    Clock,
+    StepWindow,
     format_table,
     interleaved,
     load_average,
     machine_info,
-    make_trainer,
     paired_overhead,
     quiet_lightning,
     summarize,
-    synthetic_batches,
     target_status,
     timed,
 )

@@ -27,15 +27,8 @@ from typing import Any
 import torch
 
 from adv_smooth.utils.io import write_json_atomic
-from benchmarks._timing import (
-    Batches,
-    build_run,
-    compose_config,
-    format_table,
-    machine_info,
-    quiet_lightning,
-    synthetic_batches,
-)
+from benchmarks._setup import Batches, build_run, compose_config, synthetic_batches
+from benchmarks._timing import format_table, machine_info, quiet_lightning
 from benchmarks.evaluation import lightning_evaluate
 from benchmarks.training_paths import lightning_fit
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from adv_smooth.utils.host_sync import HostSyncAudit
-from benchmarks._timing import RunSettings, build_run, synthetic_batches
+from benchmarks._setup import RunSettings, build_run, synthetic_batches
 from benchmarks.training_paths import lightning_fit, plain_fit
 
 

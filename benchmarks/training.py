@@ -41,13 +41,16 @@ import torch
 
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks import components, host_syncs
-from benchmarks._timing import (
+from benchmarks._setup import (
     DATASETS,
     RunSettings,
     build_run,
     common_arguments,
     common_settings,
     compose_config,
+    synthetic_batches,
+)
+from benchmarks._timing import (
     interleaved,
     load_average,
     machine_info,
@@ -55,7 +58,6 @@ from benchmarks._timing import (
     paired_ratios,
     quiet_lightning,
     summarize,
-    synthetic_batches,
 )
 from benchmarks.training_paths import lightning_fit, plain_fit
 from benchmarks.training_report import GPU_COMMAND, evaluate_targets, format_report

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from adv_smooth.defenses import TrainBatch
 from adv_smooth.defenses.objective import training_objective
-from benchmarks._timing import Clock, StepWindow, autocast, make_trainer, timed
+from benchmarks._setup import autocast, make_trainer
+from benchmarks._timing import Clock, StepWindow, timed
 
 
 def plain_step(net: nn.Module, defense: Any, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, amp) -> Tensor:
