@@ -5,7 +5,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from adv_smooth.app.cli import config_dir, run_entry, run_task
+from adv_smooth.app.cli import run_entry, run_task
+from adv_smooth.app.command_line import config_dir
 from adv_smooth.app.train_task import train
 
 

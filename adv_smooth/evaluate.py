@@ -7,7 +7,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from adv_smooth.app.cli import config_dir, fail, run_entry, run_task
+from adv_smooth.app.cli import fail, run_entry, run_task
+from adv_smooth.app.command_line import config_dir
 from adv_smooth.app.evaluate_task import evaluate
 
 

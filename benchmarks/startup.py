@@ -24,7 +24,7 @@ def main(overrides: list[str]) -> None:
 
     import adv_smooth.app.train_task  # noqa: F401  (what `python -m adv_smooth` imports)
     from adv_smooth.app.build import build_datamodule
-    from adv_smooth.app.cli import config_dir
+    from adv_smooth.app.command_line import config_dir
 
     out["imports_s"] = time.perf_counter() - t
     t = time.perf_counter()

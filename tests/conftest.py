@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from adv_smooth.app.cli import config_dir
+from adv_smooth.app.command_line import config_dir
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = config_dir()
@@ -71,3 +72,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def quiet_trainer(**options: Any):
+    """A CPU `pl.Trainer` that writes and prints nothing (no logger, checkpoints, progress bar or summary) and keeps
+    autograd on in evaluation (the attacks need it); `options` add to or override these."""
+    import pytorch_lightning as pl
+
+    settings = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        inference_mode=False,
+    )
+    return pl.Trainer(**{**settings, **options})

@@ -155,6 +155,7 @@ def _assert_last_is_clean_epoch_0(run: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_nan_in_epoch_1_keeps_epoch_0_checkpoints_and_cli_names_step_and_term(tmp_path: Path) -> None:
     code, stderr = run_main(
         "trainer=cpu",
@@ -173,6 +174,7 @@ def test_nan_in_epoch_1_keeps_epoch_0_checkpoints_and_cli_names_step_and_term(tm
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_step_scheduled_checkpoints_never_store_nan_weights(make_config, tmp_path: Path) -> None:
     """Checkpoint callbacks run before the module's own per-step check: the save itself refuses."""
     cfg = make_config(

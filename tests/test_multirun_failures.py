@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 from tests.test_bad_inputs import error_lines, run_main
 
@@ -30,6 +32,7 @@ def _status(job_dir: Path) -> dict:
     return json.loads((job_dir / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     """The real command: job 1 of 3 has a bad value; jobs 0 and 2 (after it) still complete."""
     proc = subprocess.run(

@@ -25,22 +25,13 @@ from typing import Any
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from adv_smooth.app import run_dir, suggest
+from adv_smooth.app import run_dir
+from adv_smooth.app.command_line import _first_job_request, _is_sweep_config_request, check_command_line
 from adv_smooth.app.console import quiet_console
 from adv_smooth.app.failures import explain, flat
 from adv_smooth.app.summary import sweep_line
-from adv_smooth.config.launchers import check_launcher
 from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.ranks import launched_rank_zero
-
-
-def config_dir() -> str:
-    """`adv_smooth/conf` inside an installed wheel, else the repository's top-level `conf/`."""
-    package = Path(__file__).resolve().parents[1]
-    packaged = package / "conf"
-    if packaged.is_dir():
-        return str(packaged)
-    return str(package.parent / "conf")
 
 
 def full_errors() -> bool:
@@ -110,24 +101,6 @@ def run_entry(
             run_dir.release(claimed)
 
 
-def _is_sweep_config_request(args: list[str]) -> bool:
-    return any(a in ("-m", "--multirun") for a in args) and any(a in ("-c", "--cfg") for a in args)
-
-
-def _first_job_request(args: list[str]) -> list[str]:
-    """`-m ... --cfg job`: Hydra prints one job's config and refuses --multirun with --cfg, so show the
-    sweep's first job (each sweep override at its first value; a preset's own sweep, e.g. its rows and
-    seeds, at its default), and say so on stderr."""
-    flags = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
-    cfg_at = next(i for i, a in enumerate(args) if a in ("-c", "--cfg"))
-    kind = args[cfg_at + 1] if cfg_at + 1 < len(args) else None
-    overrides = [a for i, a in enumerate(args) if not a.startswith("-") and i != cfg_at + 1]
-    print(
-        "note: --multirun with --cfg shows the sweep's first job (each swept key at its first value)", file=sys.stderr
-    )
-    return [*flags, *([kind] if kind else []), *_first_job(overrides)]
-
-
 def claim_run_dir(cfg: DictConfig, resumable: bool) -> Path | None:
     """Before Hydra writes into a single run's existing dir: take its lock, refuse a completed run there.
 
@@ -150,90 +123,6 @@ def claim_run_dir(cfg: DictConfig, resumable: bool) -> Path | None:
         run_dir.release(directory)
         raise
     return directory
-
-
-def check_command_line(args: list[str], conf: str | None = None, config_name: str = "config") -> DictConfig | None:
-    """Refuse unknown group options and keys the configs lack, as one `UserError` line, before Hydra runs.
-
-    Hydra reports these itself, over several lines and with exit status 1; composing once here
-    (a fraction of a second) turns them into the project's one-line errors. Returns the composed config
-    (with its `hydra` node) of a single run, None otherwise (a sweep, --cfg, --info, help).
-    """
-    from hydra._internal.utils import get_args_parser
-
-    parsed, _ = get_args_parser().parse_known_args(args)
-    if parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.experimental_rerun:
-        return
-    modes = [
-        flag
-        for flag, on in (
-            ("--run", parsed.run),
-            ("--multirun", parsed.multirun),
-            ("--cfg", parsed.cfg),
-            ("--info", parsed.info),
-        )
-        if on
-    ]
-    if len(modes) > 1:  # Hydra refuses this too, with a traceback
-        raise UserError(
-            f"{' and '.join(modes)} cannot be combined: give one of --run, --multirun, --cfg, --info "
-            "(to see one sweep job's config, drop --multirun and pass that job's values with --cfg job)"
-        )
-    check_group_options(parsed.overrides, conf)
-    check_launcher(parsed.overrides, conf or config_dir())  # its packages, before Hydra looks for them
-    if parsed.config_dir is not None or parsed.config_path is not None:
-        return None
-    composed = check_composition(parsed.overrides, parsed.config_name or config_name, parsed.multirun, conf)
-    return None if parsed.multirun or parsed.cfg or parsed.info else composed
-
-
-def check_composition(overrides: list[str], config_name: str, multirun: bool, conf: str | None = None) -> DictConfig:
-    """Compose the config as Hydra will (a sweep's first value stands for all of them)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    def composed(job: list[str]) -> DictConfig:
-        GlobalHydra.instance().clear()
-        try:
-            with initialize_config_dir(config_dir=conf or config_dir(), version_base="1.3"):
-                return compose(config_name, overrides=job, return_hydra_config=True)
-        finally:
-            GlobalHydra.instance().clear()
-
-    job = _first_job(overrides) if multirun else overrides
-    try:
-        cfg = composed(job)
-    except (HydraException, OmegaConfBaseException) as e:  # a mistyped key: did-you-mean, not Hydra's "+key" advice
-        advice = suggest.unknown_override(str(e), job, composed, conf or config_dir())
-        raise UserError(advice or f"cannot compose the config: {suggest.without_append_advice(_one_line(e))}") from None
-    suggest.check_added_keys(job, cfg, conf or config_dir())  # a `+key` nothing reads
-    return cfg
-
-
-def _first_job(overrides: list[str]) -> list[str]:
-    """Each sweep override replaced by its first value; sweeps that cannot be enumerated are left out."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    job = []
-    for override in OverridesParser.create().parse_overrides(overrides):
-        if not override.is_sweep_override():
-            job.append(override.input_line)
-            continue
-        try:
-            job.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
-        except Exception:  # glob() over options, interval(): Hydra's own sweep validation covers them
-            continue
-    return job
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
-    cause = e.__cause__
-    if cause is not None and str(cause).strip():
-        text += f" ({str(cause).splitlines()[0].strip()})"
-    return text
 
 
 def _sweep_dir() -> str:
@@ -260,35 +149,6 @@ def failed_jobs_summary() -> str | None:
         f"{job.output_dir} ({' '.join(o for o in job.overrides if o not in shared)}): {job.error}" for job in failed
     )
     return f"{len(failed)} of {len(JOBS)} jobs failed: {listed}"
-
-
-def check_group_options(args: list[str], conf: str | None = None) -> None:
-    """Refuse `group=option` overrides naming an option that does not exist, in one line.
-
-    Hydra's own message spans several lines and ends with a hint about tracebacks; this runs first.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    root = Path(conf or config_dir())
-    groups = {p.name for p in root.iterdir() if p.is_dir()}
-    try:
-        overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
-    except Exception as e:  # Hydra's grammar errors: keep their first line
-        raise UserError(f"cannot parse overrides: {str(e).splitlines()[0]}") from None
-    for override in overrides:
-        group = override.key_or_group
-        if group not in groups or override.is_delete():
-            continue
-        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
-        available = sorted(p.stem for p in (root / group).glob("*.yaml"))
-        for value in values:
-            if value is None and group == "experiment":
-                continue
-            if str(value) not in available:
-                guess = suggest.closest(str(value), available)
-                meant = f"; did you mean {group}={guess}?" if guess else ""
-                listed = ", ".join(available)
-                raise UserError(f"{group}={value!r} is not a known {group} option{meant} (available: {listed})")
 
 
 def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> Any:

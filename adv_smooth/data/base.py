@@ -143,7 +143,7 @@ class ImageDataModule(pl.LightningDataModule):
             is_number(unaugmented_fraction) and 0 <= unaugmented_fraction <= 1,
             "dataset.unaugmented_fraction",
             unaugmented_fraction,
-            "a fraction in [0, 1] of each batch (un-augmented)",
+            "a number in [0, 1]: the share of each training batch left un-augmented",
         )
         require_int("dataset.split_seed", split_seed, 0)
         require_int("dataset.num_workers", num_workers, 0)

@@ -12,6 +12,7 @@ from tests.conftest import CONF
 PRESETS = sorted(p.stem for p in (Path(CONF) / "defense").glob("*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_trains_one_epoch(preset: str, make_config) -> None:
     cfg = make_config(f"defense={preset}", "eval.snr_levels=[33]", "~eval.attacks.pgd", "eval.val_subset=64")

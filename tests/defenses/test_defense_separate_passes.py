@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
@@ -20,6 +19,7 @@ from adv_smooth.defenses.adversarial import AdversarialTraining
 from adv_smooth.defenses.objective import forward_passes
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.models import PreActResNet
+from tests.conftest import quiet_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -116,15 +116,7 @@ def _fit_steps(defense: Defense, steps: int = 2) -> PreActResNet:
     net = _net()
     x, y = _data(8 * steps)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(max_steps=steps, limit_val_batches=0)
     trainer.fit(RobustClassifier(net, defense), loader)
     return net
 

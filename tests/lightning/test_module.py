@@ -10,35 +10,25 @@ from adv_smooth.app.build import build_datamodule, build_defense, build_module
 from adv_smooth.defenses import Defense
 from adv_smooth.lightning import NonFiniteLossError, RobustClassifier
 from adv_smooth.models import PreActResNet
-
-
-def _trainer(**kwargs) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        inference_mode=False,
-        **kwargs,
-    )
+from tests.conftest import quiet_trainer
 
 
 def test_fast_dev_run(make_config) -> None:
     cfg = make_config()
     dm = build_datamodule(cfg)
     module = build_module(cfg, dm, build_defense(cfg.defense))
-    trainer = _trainer(fast_dev_run=2)
+    trainer = quiet_trainer(fast_dev_run=2)
     trainer.fit(module, datamodule=dm)
     assert {"train/ce", "train/loss", "val/acc"} <= set(trainer.callback_metrics)
 
 
+@pytest.mark.slow
 def test_learns_digits_well_above_chance(make_config) -> None:
     cfg = make_config("optim.milestones=[4]")
     pl.seed_everything(0)
     dm = build_datamodule(cfg)
     module = build_module(cfg, dm, build_defense(cfg.defense))
-    trainer = _trainer(max_epochs=6)
+    trainer = quiet_trainer(max_epochs=6)
     trainer.fit(module, datamodule=dm)
     trainer.test(module, datamodule=dm, verbose=False)
     acc = float(trainer.callback_metrics["test/acc"])

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from adv_smooth.app.train_task import train
-from tests.conftest import FAST, compose_config
+from tests.conftest import FAST, compose_config, quiet_trainer
 
 LEVELS = [50, 45, 40, 33, 25, 20]
 
@@ -106,7 +106,6 @@ def test_bad_snr_and_attack_are_refused() -> None:
 @pytest.mark.parametrize(("precision", "autocast"), [("32-true", False), ("bf16-mixed", True)])
 def test_attacks_run_in_the_trainers_precision(precision: str, autocast: bool, tmp_path) -> None:
     """The callback attacks the model in the precision `test_step` evaluates it in (bf16 autocast or none)."""
-    import pytorch_lightning as pl
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -124,16 +123,7 @@ def test_attacks_run_in_the_trainers_precision(precision: str, autocast: bool, t
 
     callback = RobustnessVsSNR({"fgsm": FGSM(), "pgd": PGD(steps=2)}, [40, 20], log_figure=False)
     data = DataLoader(TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 3), batch_size=6)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        precision=precision,
-        inference_mode=False,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[callback],
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(precision=precision, callbacks=[callback], default_root_dir=tmp_path)
     trainer.test(RobustClassifier(net), dataloaders=data)
     assert seen and set(seen) == {autocast}
     acc = callback.results()["robustness"]["test"]["attacks"]["pgd"]["acc"]
@@ -143,7 +133,6 @@ def test_attacks_run_in_the_trainers_precision(precision: str, autocast: bool, t
 def test_evaluation_draws_from_its_own_seeded_generators(tmp_path) -> None:
     """Random attacks repeat exactly from (seed, epoch) and leave the global generator, the training
     shuffle's, as a deterministic attack leaves it: which attacks validation runs cannot change training."""
-    import pytorch_lightning as pl
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -158,15 +147,7 @@ def test_evaluation_draws_from_its_own_seeded_generators(tmp_path) -> None:
 
     def evaluate(attacks: dict, seed: int = 0):
         callback = RobustnessVsSNR(attacks, [30, 10], log_figure=False, seed=seed, save_records=False)
-        trainer = pl.Trainer(
-            accelerator="cpu",
-            inference_mode=False,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[callback],
-            default_root_dir=tmp_path,
-        )
+        trainer = quiet_trainer(callbacks=[callback], default_root_dir=tmp_path)
         torch.manual_seed(123)
         trainer.test(module, dataloaders=data, verbose=False)
         return torch.get_rng_state(), callback.results()["robustness"]["test"]

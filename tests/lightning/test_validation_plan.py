@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -20,6 +19,7 @@ from adv_smooth.lightning.validation_plan import loader_images, validation_reque
 from adv_smooth.models.preact_resnet import PreActResNet
 from adv_smooth.robustness.budget_plan import TRAINING_PASS, evaluation_passes
 from adv_smooth.utils.errors import UserError
+from tests.conftest import quiet_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 LEVELS = [40, 30, 20]
@@ -36,18 +36,7 @@ def _fit_and_test(tmp_path, epochs: int = 2, train: int = 96, **options) -> Robu
     )
     torch.manual_seed(0)
     module = RobustClassifier(PreActResNet(num_classes=3, in_channels=1, width=4, blocks=(1,)))
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        inference_mode=False,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        callbacks=[callback],
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(max_epochs=epochs, num_sanity_val_steps=0, callbacks=[callback], default_root_dir=tmp_path)
     trainer.fit(module, _data(train, 1), _data(40, 2))
     trainer.test(module, _data(24, 3), verbose=False)
     return callback

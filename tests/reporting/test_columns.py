@@ -6,7 +6,7 @@ from pathlib import Path
 
 from adv_smooth.reporting.jobs import find_jobs
 from adv_smooth.reporting.table import group_jobs
-from tests.test_report import write_job
+from tests.app.test_report import write_job
 
 
 def _columns(tmp_path: Path, rows: list[tuple[str, dict]]) -> tuple[list[str], list[dict[str, str]]]:

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from adv_smooth.app.train_task import train
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("choice", ["best", "last"])
 def test_the_tested_weights_follow_eval_checkpoint(choice: str, make_config, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str | None] = []

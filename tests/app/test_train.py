@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from adv_smooth.app.train_task import train
 
 
+@pytest.mark.slow
 def test_run_writes_config_events_checkpoints_and_results(make_config, tmp_path) -> None:
     cfg = make_config("logger=many", "eval.snr_levels=[33,20]")
     results = train(cfg)
