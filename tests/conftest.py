@@ -37,6 +37,21 @@ def option_override(group: str, option: str) -> str:
     return f"+attack@eval.attacks.extra={option}" if group == "attack" else f"{group}={option}"
 
 
+TINY_JOB = [  # the smallest real job: a few batches of a width-4 network, no robustness evaluation, nothing printed
+    "trainer=cpu",
+    "model.width=4",
+    "model.blocks=[1,1]",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+    "~callbacks.progress_bar",
+    "~callbacks.robustness",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
 def compose_config(
     *overrides: str, output_dir: Path | None = None, config_name: str = "config", conf: str | Path = CONF
 ) -> DictConfig:

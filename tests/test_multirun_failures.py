@@ -9,23 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, TINY_JOB
 from tests.test_bad_inputs import error_lines, run_main
 
-QUICK = [
-    "trainer=cpu",
-    "model.width=4",
-    "model.blocks=[1,1]",
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=3",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
-    "~callbacks.progress_bar",
-    "~callbacks.robustness",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "logger=csv",
-]
+QUICK = [*TINY_JOB, "logger=csv"]
 
 
 def _status(job_dir: Path) -> dict:

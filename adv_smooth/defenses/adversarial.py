@@ -45,7 +45,7 @@ from adv_smooth.attacks.base import LABELS, Attack, label_mode
 from adv_smooth.attacks.budget import snr_eps
 from adv_smooth.attacks.fgsm import FGSM, MAGNITUDES
 from adv_smooth.defenses.base import Defense, TrainBatch
-from adv_smooth.utils.errors import require
+from adv_smooth.utils.errors import is_number, require
 
 BUDGET_MODES = ("per_image", "dataset_mean")
 
@@ -78,8 +78,15 @@ def _instantiate(config: Mapping[str, Any]) -> Any:
     return hydra.utils.instantiate(config, _convert_="all")
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def require_training_budget(snr: object, eps_255: object) -> None:
+    """The training adversaries' budget: an SNR in dB, or a fixed L-inf `eps_255` that overrides it."""
+    require(is_number(snr) and snr > 0, "defense.snr", snr, "an SNR in dB > 0")
+    require(
+        eps_255 is None or (is_number(eps_255) and eps_255 > 0),
+        "defense.eps_255",
+        eps_255,
+        "null (use the SNR budget) or an L-inf budget > 0 in 1/255 units",
+    )
 
 
 @dataclass
@@ -106,15 +113,12 @@ class AdversarialTraining(Defense):
 
     def __post_init__(self) -> None:
         require(
-            _number(self.fraction) and 0 < self.fraction <= 1, "defense.fraction", self.fraction, "a fraction in (0, 1]"
+            is_number(self.fraction) and 0 < self.fraction <= 1,
+            "defense.fraction",
+            self.fraction,
+            "a fraction in (0, 1]",
         )
-        require(_number(self.snr) and self.snr > 0, "defense.snr", self.snr, "an SNR in dB > 0")
-        require(
-            self.eps_255 is None or (_number(self.eps_255) and self.eps_255 > 0),
-            "defense.eps_255",
-            self.eps_255,
-            "null (use the SNR budget) or an L-inf budget > 0 in 1/255 units",
-        )
+        require_training_budget(self.snr, self.eps_255)
         require(self.magnitude in MAGNITUDES, "defense.magnitude", self.magnitude, f"one of {list(MAGNITUDES)}")
         self.labels = label_mode(self.labels)
         require(self.labels in LABELS, "defense.labels", self.labels, f"one of {list(LABELS)}")
@@ -123,7 +127,7 @@ class AdversarialTraining(Defense):
         )
         for key in ("adv_weight", "clean_weight"):
             value = getattr(self, key)
-            require(_number(value) and value >= 0, f"defense.{key}", value, "a number >= 0")
+            require(is_number(value) and value >= 0, f"defense.{key}", value, "a number >= 0")
         require(
             self.adv_weight > 0 or self.fraction < 1,
             "defense.adv_weight",

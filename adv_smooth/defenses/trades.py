@@ -28,7 +28,6 @@ Decisions:
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +39,9 @@ from torch import Tensor, nn
 from adv_smooth.attacks.base import Attack
 from adv_smooth.attacks.gradients import crafting_mode, loss_and_grad
 from adv_smooth.attacks.space import Space
+from adv_smooth.defenses.adversarial import require_training_budget
 from adv_smooth.defenses.base import Defense, TrainBatch
-from adv_smooth.utils.errors import require
+from adv_smooth.utils.errors import is_number, require
 
 START_SCALE = 0.001  # the reference code's random start: x + 0.001 * N(0, I)
 
@@ -50,10 +50,6 @@ def kl_divergence(logits: Tensor, clean_probs: Tensor) -> Tensor:
     """Per-sample KL(clean_probs || softmax(logits)), computed in float32."""
     log_q = F.log_softmax(logits.float(), dim=1)
     return (clean_probs * (clean_probs.clamp_min(1e-12).log() - log_q)).sum(dim=1)
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -66,14 +62,8 @@ class Trades(Defense):
     attack: Attack | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        require(_number(self.beta) and self.beta >= 0, "defense.trades_beta", self.beta, "a number >= 0")
-        require(_number(self.snr) and self.snr > 0, "defense.snr", self.snr, "an SNR in dB > 0")
-        require(
-            self.eps_255 is None or (_number(self.eps_255) and self.eps_255 > 0),
-            "defense.eps_255",
-            self.eps_255,
-            "null (use the SNR budget) or an L-inf budget > 0 in 1/255 units",
-        )
+        require(is_number(self.beta) and self.beta >= 0, "defense.trades_beta", self.beta, "a number >= 0")
+        require_training_budget(self.snr, self.eps_255)
         if isinstance(self.attack, Mapping) and "_target_" in self.attack:
             import hydra
 

@@ -17,22 +17,10 @@ from adv_smooth.app.provenance import git_state, versions
 from adv_smooth.app.summary import format_summary
 from adv_smooth.app.train_task import resolve_ckpt_path, train
 from adv_smooth.utils.run_name import MAX_LENGTH, run_name
-from tests.conftest import compose_config
+from tests.conftest import TINY_JOB, compose_config
 from tests.test_bad_inputs import run_main
 
-TINY = [
-    "trainer=cpu",
-    "model.width=4",
-    "model.blocks=[1,1]",
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=3",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
-    "~callbacks.progress_bar",
-    "~callbacks.robustness",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
+TINY = TINY_JOB
 
 
 def test_ckpt_path_last_without_a_checkpoint_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

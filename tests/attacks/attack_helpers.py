@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from adv_smooth.models import PreActResNet
-from benchmarks.ensemble import fit
+from benchmarks.ensemble import DigitsCNN, fit
 
 MEAN = (0.45, 0.5, 0.55)
 STD = (0.2, 0.25, 0.3)
@@ -27,26 +27,6 @@ def interior_images(n: int = 8, seed: int = 1, size: int = 16) -> Tensor:
     """Images in [0.3, 0.7]: the budgets at the tested SNRs never reach the borders, so nothing is clamped."""
     g = torch.Generator().manual_seed(seed)
     return 0.3 + 0.4 * torch.rand(n, 3, size, size, generator=g)
-
-
-class DigitsCNN(nn.Module):
-    """A small CNN for 8x8 digits; it carries mean/std buffers and normalizes inside, like PreActResNet."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor([0.3]).view(1, 1, 1, 1))
-        self.register_buffer("std", torch.tensor([0.4]).view(1, 1, 1, 1))
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(32 * 4 * 4, 10),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net((x - self.mean) / self.std)
 
 
 def train_digits_cnn() -> tuple[nn.Module, Tensor, Tensor]:
