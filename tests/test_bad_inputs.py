@@ -55,6 +55,12 @@ def completed_results(run_dir: Path) -> bool:
     return path.is_file() and json.loads(path.read_text()).get("status") == "completed"
 
 
+def run_process(module: str, *args: str) -> tuple[int, str]:
+    """`python -m <module> *args` in a real interpreter from the repository root: (exit status, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300, cwd=REPO)
+    return proc.returncode, proc.stderr
+
+
 def assert_one_line_exit_2(code: int, stderr: str, message: str, run_dir: Path | None = None) -> None:
     """The contract for every bad input: status 2, one `error:` line naming it, no completed results.json."""
     lines = error_lines(stderr)
@@ -146,16 +152,7 @@ def test_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: P
     ids=["unknown key", "bad enum"],
 )
 def test_real_process_exit_status(args: list[str], message: str, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "adv_smooth", *args, f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    lines = error_lines(proc.stderr)
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert_one_line_exit_2(*run_process("adv_smooth", *args, f"hydra.run.dir={tmp_path}"), message)
 
 
 def test_full_error_shows_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,8 +8,6 @@ import os
 import pathlib
 import pickle
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +19,7 @@ from adv_smooth.defenses import Defense
 from adv_smooth.lightning import NonFiniteLossError
 from adv_smooth.utils.checkpoints import load_checkpoint, rng_states, set_rng_states
 from adv_smooth.utils.errors import UserError
-from tests.conftest import REPO
-from tests.test_bad_inputs import error_lines, run_main
+from tests.test_bad_inputs import assert_one_line_exit_2, error_lines, run_main, run_process
 
 TINY = ["model.width=4", "model.blocks=[1,1]", "trainer.deterministic=true", "logger=csv", "~callbacks.robustness"]
 
@@ -108,16 +105,9 @@ def test_cli_refuses_malicious_resume_checkpoint(tmp_path: Path) -> None:
     """The real command: one line naming the checkpoint, exit 2, and the payload never ran."""
     marker = tmp_path / "pwned"
     evil = _malicious(tmp_path / "evil.ckpt", marker, "torch_save")
-    proc = subprocess.run(
-        [sys.executable, "-m", "adv_smooth", f"ckpt_path={evil}", f"hydra.run.dir={tmp_path / 'run'}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
+    assert_one_line_exit_2(
+        *run_process("adv_smooth", f"ckpt_path={evil}", f"hydra.run.dir={tmp_path / 'run'}"), str(evil)
     )
-    lines = error_lines(proc.stderr)
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: ") and str(evil) in lines[0], proc.stderr
     assert not marker.exists()
     assert not (tmp_path / "run" / "checkpoints").exists()
 

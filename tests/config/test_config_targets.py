@@ -7,8 +7,6 @@ evaluation must refuse it in one line (exit status 2) and the marker must never 
 from __future__ import annotations
 
 import pathlib
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,8 @@ from omegaconf import OmegaConf, open_dict
 
 from adv_smooth.config.targets import check_targets, refusal
 from adv_smooth.utils.errors import UserError
-from tests.conftest import REPO, compose_config
-from tests.test_bad_inputs import completed_results, error_lines, run_main
+from tests.conftest import compose_config
+from tests.test_bad_inputs import assert_one_line_exit_2, completed_results, error_lines, run_main, run_process
 
 
 class _Touch:
@@ -114,16 +112,9 @@ def test_real_process_refuses_os_system_payload(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     key, node = _payloads(tmp_path, marker)["os.system"]
     ckpt = _victim_run(tmp_path, key, node)
-    proc = subprocess.run(
-        [sys.executable, "-m", "adv_smooth.evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    lines = error_lines(proc.stderr)
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and "'os.system'" in lines[0] and "model._target_" in lines[0], proc.stderr
+    code, stderr = run_process("adv_smooth.evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert_one_line_exit_2(code, stderr, "'os.system'")
+    assert "model._target_" in error_lines(stderr)[0]
     assert not marker.exists()
     assert not list((tmp_path / "eval").glob("*.log"))  # Hydra's job log appears only when something is logged
 
