@@ -10,7 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adv_smooth.app.command_line import config_dir
 
@@ -103,3 +103,12 @@ def quiet_trainer(**options: Any):
         inference_mode=False,
     )
     return pl.Trainer(**{**settings, **options})
+
+
+def train_in_run_dir(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """Train `cfg` into `out` with the `.hydra/config.yaml` a real run dir holds (what evaluation reads back)."""
+    from adv_smooth.app.train_task import train
+
+    (out / ".hydra").mkdir()
+    OmegaConf.save(cfg, out / ".hydra" / "config.yaml")
+    return train(cfg)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+
+from tests.test_bad_inputs import assert_one_line_exit_2, run_process
 
 CASES = [
     (["dataset=foo"], "dataset='foo' is not a known dataset option"),
@@ -19,13 +18,6 @@ CASES = [
 
 @pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
 def test_user_mistake_is_one_line(args: list[str], message: str, tmp_path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "adv_smooth", *args, f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    code, stderr = run_process("adv_smooth", *args, f"hydra.run.dir={tmp_path}")
+    assert_one_line_exit_2(code, stderr, message)
+    assert len([line for line in stderr.splitlines() if line.strip()]) == 1, stderr  # nothing else printed

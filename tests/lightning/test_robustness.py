@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
-from adv_smooth.app.train_task import train
-from tests.conftest import FAST, compose_config, quiet_trainer
+from tests.conftest import FAST, compose_config, quiet_trainer, train_in_run_dir
+from tests.test_bad_inputs import run_process
 
 LEVELS = [50, 45, 40, 33, 25, 20]
 
@@ -29,9 +26,7 @@ def trained_run(tmp_path_factory) -> tuple[Path, dict]:
         "eval.attacks.pgd.steps=10",
         output_dir=out,
     )
-    (out / ".hydra").mkdir()
-    OmegaConf.save(cfg, out / ".hydra" / "config.yaml")  # what Hydra writes in a real run dir
-    return out, train(cfg)
+    return out, train_in_run_dir(cfg, out)
 
 
 @pytest.mark.slow
@@ -84,13 +79,8 @@ def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) 
     ],
 )
 def test_evaluate_user_mistakes(args: list[str], message: str, tmp_path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "adv_smooth.evaluate", *args, f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    code, stderr = run_process("adv_smooth.evaluate", *args, f"hydra.run.dir={tmp_path}")
+    assert code == 2 and message in stderr and "Traceback" not in stderr, stderr
 
 
 def test_bad_snr_and_attack_are_refused() -> None:

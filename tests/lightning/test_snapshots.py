@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from adv_smooth.lightning.schedules import CosineRestarts
 from adv_smooth.lightning.snapshots import Snapshots
 from adv_smooth.utils.checkpoints import load_checkpoint
 from adv_smooth.utils.errors import UserError
-from tests.conftest import FAST, compose_config
+from tests.conftest import FAST, compose_config, train_in_run_dir
 
 SMALL = [*FAST, "dataset.size=16", "model.blocks=[1,1]", "eval.val_subset=0", "eval.sanity_snr_db=null"]
 
@@ -43,15 +42,12 @@ def test_cycles_must_divide_the_epochs(cycles: int, epochs: int, key: str) -> No
 @pytest.fixture(scope="module")
 def snapshot_run(tmp_path_factory) -> tuple[Path, dict]:
     """3 cycles of one epoch each on 16x16 digits, through the real training task and `optim=snapshot`."""
-    from adv_smooth.app.train_task import train
 
     out = tmp_path_factory.mktemp("snapshot_run")
     cfg = compose_config(
         *SMALL, "optim=snapshot", "optim.cycles=3", "trainer.max_epochs=3", "test=false", output_dir=out
     )
-    (out / ".hydra").mkdir()
-    OmegaConf.save(cfg, out / ".hydra" / "config.yaml")  # what Hydra writes in a real run dir
-    return out, train(cfg)
+    return out, train_in_run_dir(cfg, out)
 
 
 @pytest.mark.slow
