@@ -66,13 +66,16 @@ def _which(results: dict[str, Any], stage: str) -> str:
 
 
 def robustness_table(robustness: dict[str, Any]) -> list[str]:
-    """Accuracy per attack and SNR level (fixed-budget attacks in their own column), the worst case last."""
+    """Accuracy per attack and SNR level (fixed-budget attacks in their own column), the worst case last; a
+    cascade's rows are cumulative, marked so."""
     attacks = robustness.get("attacks", {})
     keys = sorted({k for entry in attacks.values() for k in entry["acc"] if k != "fixed"}, key=lambda k: -float(k[3:]))
     fixed = any("fixed" in entry["acc"] for entry in attacks.values())
     header = f"{'test acc (%)':<14}{'clean':>8}" + "".join(f"{k[3:] + ' dB':>9}" for k in keys)
     header += f"{'fixed':>9}" if fixed else ""
-    rows = [*[(name, entry["acc"]) for name, entry in attacks.items()]]
+    cascade = bool(robustness.get("cascade"))
+    # A cascade row is cumulative (`Records.correct`): "+ name" reads "and this attack too".
+    rows = [(f"+ {name}" if cascade and i else name, entry["acc"]) for i, (name, entry) in enumerate(attacks.items())]
     if "worst" in robustness:
         rows.append(("worst", robustness["worst"]["acc"]))
     lines = [header]
@@ -82,6 +85,8 @@ def robustness_table(robustness: dict[str, Any]) -> list[str]:
             f"{name:<14}{100 * robustness['clean_acc']:>8.2f}"
             + "".join(f"{'-':>9}" if v is None else f"{100 * v:>9.2f}" for v in cells)
         )
+    if cascade and len(attacks) > 1:
+        lines.append("cascade: each row is robust after its attack and every attack above it")
     for name, entry in attacks.items():
         if "min_snr" in entry:
             lines.append(f"{name}: median minimal adversarial SNR {entry['min_snr']['median_db']:.2f} dB")

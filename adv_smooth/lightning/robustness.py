@@ -62,7 +62,7 @@ class RobustnessVsSNR(pl.Callback):
             (0: none), epochs between evaluations, attack labels and levels ("all": the test's); None: from
             `val_budget`, the share of the training passes it may cost (`lightning/validation_plan.py`).
         cascade: AutoAttack's cascade (each attack runs only on the images still robust; the `worst`
-            verdict is unchanged, the per-attack accuracies become "robust after this attack").
+            verdict is unchanged; each attack's accuracy is cumulative: robust after it and every earlier one).
         worst: report the per-image worst case over every SNR-budget attack.
         sanity_snr_db: also attack the test split at this very low SNR (accuracy should approach 0);
             None: off.

@@ -186,7 +186,7 @@ def _mean_curve_warnings(group: Group, levels_by_attack: dict[str, list[float]],
 
 def _traits(group: Group, split: str) -> dict[str, Traits] | None:
     """What each attack is (stored by the evaluation), so the dominance rules apply to the mean curves too;
-    None for a cascade, whose per-attack accuracies are "robust after this attack", not comparable."""
+    None for a cascade, whose per-attack accuracies are cumulative (after this attack and every earlier one)."""
     for job in group.jobs:
         section = ((job.results.get("robustness") or {}).get(split)) or {}
         if section.get("cascade"):

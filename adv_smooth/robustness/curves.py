@@ -42,6 +42,8 @@ def summarize(
             "cumulative_acc": {level_key(lv): v for lv, v in zip(rec.levels, _cumulative(records, name))},
             "measured_snr_db": {level_key(lv): _nanmean(rec.measured_snr_db[i]) for i, lv in enumerate(rec.levels)},
         }
+        if records.cascade:
+            entry["cascade"] = _cascade_entry(records, name)
         if rec.min_snr_db is not None:
             grid = _grid(levels)
             entry["min_snr"] = {
@@ -71,14 +73,24 @@ def scalars(summary: dict[str, Any], stage: str) -> dict[str, float]:
 
 
 def _cumulative(records: Records, name: str) -> list[float]:
-    """Correct clean and robust at this and every weaker level (the same image throughout)."""
-    rec = records.attacks[name]
+    """Correct clean and robust at this and every weaker level (the same image throughout; in a cascade, also
+    against every earlier attack, as `Records.correct` reads it)."""
     running = records.clean.copy()
     out = []
-    for i in range(len(rec.levels)):
-        running &= (rec.adv_correct[i] != 0) if records.cascade else (rec.adv_correct[i] == 1)
+    for mask in records.correct(name).values():  # the attack's levels, weak to strong
+        running &= mask
         out.append(float(running.mean()) if records.n else 0.0)
     return out
+
+
+def _cascade_entry(records: Records, name: str) -> dict[str, Any]:
+    """What a cascade row is: the attacks before it (its accuracy counts their breaks too) and, per level, how
+    many images it actually attacked (the ones still robust when its turn came)."""
+    rec = records.attacks[name]
+    return {
+        "after": records.cascade_before(name),
+        "attacked": {level_key(lv): int((rec.adv_correct[i] != -1).sum()) for i, lv in enumerate(rec.levels)},
+    }
 
 
 def _grid(levels: Sequence[float]) -> list[float]:
@@ -130,7 +142,8 @@ def accuracy_vs_snr_figure(summary: Mapping[str, Any]):
     ax.invert_xaxis()
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"n = {summary['n']} images")
+    cascade = ", cascade: each curve counts the attacks before it" if summary.get("cascade") else ""
+    ax.set_title(f"n = {summary['n']} images{cascade}", fontsize="medium")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -2,7 +2,8 @@
 
 One record per evaluated split holds, for each image, its label, its clean prediction and, per attack
 and level, whether the attacked image is still classified correctly (`adv_correct`: 1 correct, 0
-wrong, -1 not attacked because a cascade had already broken it or it was wrong clean), the SNR the
+wrong, -1 not attacked because a cascade had already broken it or it was wrong clean: read a cascade's
+rows through `Records.correct`, which makes them cumulative over the cascade's order), the SNR the
 attack's output measures, and for minimum-norm attacks the image's minimal adversarial SNR. Curves,
 the `worst` cascade, the honesty checks and the report's paired tests are all computed from it.
 
@@ -60,13 +61,32 @@ class Records:
         return self.clean_pred == self.label
 
     def correct(self, attack: str) -> dict[float | None, np.ndarray]:
-        """Per level, (N,) bool: correct clean and not broken by `attack` (for a cascade: by it or an earlier
-        one). The per-image form of `accuracy`, which the report's paired tests compare image by image."""
+        """Per level, (N,) bool: correct under `attack`; for a cascade, correct clean and not broken by it or
+        by any attack before it at that level. The per-image form of `accuracy`, which the report's paired
+        tests compare image by image.
+
+        A cascade stores -1 where an attack did not run (an earlier one had broken the image, or it was wrong
+        clean), so its own outcome row cannot be read alone: that would count the images broken earlier as
+        robust and every later row would read as clean accuracy. The running AND over the cascade's order makes
+        each row "robust after this attack and every earlier one", never above an earlier row.
+        """
         rec = self.attacks[attack]
-        return {
-            lv: self.clean & (rec.adv_correct[i] != 0) if self.cascade else rec.adv_correct[i] == 1
-            for i, lv in enumerate(rec.levels)
-        }
+        if not self.cascade:
+            return {lv: rec.adv_correct[i] == 1 for i, lv in enumerate(rec.levels)}
+        out = {}
+        for i, lv in enumerate(rec.levels):
+            robust = self.clean.copy()
+            for name in self.cascade_before(attack):
+                earlier = self.attacks[name]
+                if lv in earlier.levels:
+                    robust &= earlier.adv_correct[earlier.levels.index(lv)] != 0
+            out[lv] = robust & (rec.adv_correct[i] != 0)
+        return out
+
+    def cascade_before(self, attack: str) -> list[str]:
+        """The attacks that ran before `attack` in a cascade (the records' order is the run order); [] otherwise."""
+        names = list(self.attacks)
+        return names[: names.index(attack)] if self.cascade else []
 
     def accuracy(self, attack: str) -> dict[float | None, float]:
         """Accuracy under `attack` per level: correct clean and not broken (for a cascade: by it or an earlier one)."""
