@@ -23,6 +23,8 @@ from adv_smooth.utils.errors import UserError
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Where the files go, named in every missing-file and download error (conf/dataset/*.yaml: root).
 ROOT_HINT = "or point dataset.root (or the ADV_SMOOTH_DATA environment variable) at a folder that has it"
+# Why an entry like `./.` is refused: once `.` and empty parts are dropped, it would overwrite the target folder.
+NAMES_NO_FILE = "names no file, only the target folder itself ('.' and '/' parts)"
 _FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python 3.11.4+ / 3.12+: what the `data` filter raises
 
 
@@ -110,6 +112,8 @@ def _tar_member_reason(member: tarfile.TarInfo) -> str | None:
     reason = _unsafe_reason(member.name)
     if reason is not None:
         return reason
+    if not member.isdir() and not entry_parts(member.name):
+        return NAMES_NO_FILE
     if (
         member.ischr()
         or member.isblk()
@@ -175,42 +179,91 @@ def _move_into(src: Path, dst: Path) -> None:
 
 
 def _unsafe_reason(name: str) -> str | None:
-    """Why a zip entry name may not be extracted, or None when it stays inside the target."""
+    """Why an entry name may not be extracted, or None when it stays inside the target."""
     normalized = name.replace("\\", "/")  # a Windows separator is still a separator to a Windows user
     if normalized.startswith("/") or _DRIVE.match(normalized):
         return "is an absolute path"
-    if ".." in PurePosixPath(normalized).parts:
+    if ".." in normalized.split("/"):
         return "escapes the target folder with '..'"
     return None
+
+
+def entry_parts(name: str) -> tuple[str, ...]:
+    """The path below the target that an entry name stands for, as parts (`pack/./a` and `pack\\a` are `pack/a`).
+
+    The one normalisation every check and every write uses, so what is checked is what is written: both
+    separators split, empty and `.` parts name nothing. A name of nothing else (`./.`, `./`, `.`) is the
+    target folder itself; `..` never gets here (`_unsafe_reason` refuses it first).
+    """
+    return tuple(part for part in name.replace("\\", "/").split("/") if part not in ("", "."))
+
+
+def _is_dir_name(name: str) -> bool:
+    return name.replace("\\", "/").endswith("/")
+
+
+def _zip_plan(path: Path, infos: list[zipfile.ZipInfo]) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+    """Each entry with the parts it is written to; a file that would be the target itself, or a file and a
+    folder at once, is refused naming it. Folder entries naming the target (`./`) are dropped: it exists."""
+    plan = [(info, entry_parts(info.filename)) for info in infos]
+    # Every folder some entry needs: the parents of each entry, and each folder entry itself.
+    folders = {parts[:i] for info, parts in plan for i in range(1, len(parts) + int(_is_dir_name(info.filename)))}
+    verdicts: list[tuple[str, str | None]] = []
+    for info, parts in plan:
+        if _is_dir_name(info.filename):
+            verdicts.append((info.filename, None))
+        elif not parts:
+            verdicts.append((info.filename, NAMES_NO_FILE))
+        elif parts in folders:
+            verdicts.append((info.filename, f"is a file where other entries put the folder {'/'.join(parts)!r}"))
+        else:
+            verdicts.append((info.filename, None))
+    _refuse_unsafe(path, "entry", verdicts)
+    return [(info, parts) for info, parts in plan if parts]
+
+
+def _write_entries(archive: zipfile.ZipFile, plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]], to: Path) -> None:
+    """Write the planned entries under `to` at exactly their normalised parts (not zipfile's own normalisation)."""
+    for info, parts in plan:
+        target = to.joinpath(*parts)
+        if _is_dir_name(info.filename):
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(info) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
 
 
 def safe_extract_zip(path: str | Path, dest: str | Path) -> list[Path]:
     """Extract the zip archive `path` into `dest`, refusing any entry that could land outside it.
 
     Every entry is checked before a single byte is written: an absolute name, a drive letter or a
-    `..` component raises a `UserError` naming the entry (zip-slip). Extraction goes to a temporary
+    `..` component raises a `UserError` naming the entry (zip-slip), as does a file entry that names no file
+    (`./.`) or a file where other entries need a folder. Names are normalised once (`entry_parts`) and each
+    entry is written at exactly that path, so the checks see what is written. Extraction goes to a temporary
     folder inside `dest` whose top-level entries are then renamed into place, so an interrupted run
     never leaves a half-extracted dataset that looks complete. Returns the top-level paths created.
     """
     path, dest = Path(path), Path(dest)
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            _refuse_unsafe(path, "entry", [(n, _unsafe_reason(n)) for n in names])
+            infos = archive.infolist()
+            _refuse_unsafe(path, "entry", [(i.filename, _unsafe_reason(i.filename)) for i in infos])
+            plan = _zip_plan(path, infos)
             dest.mkdir(parents=True, exist_ok=True)
-            top_level = sorted({PurePosixPath(n.replace("\\", "/")).parts[0] for n in names if n.strip("/")})
+            top_level = sorted({parts[0] for _, parts in plan})
             for entry in top_level:
                 if (dest / entry).exists():
                     raise UserError(f"cannot extract {path}: {dest / entry} already exists (delete it first)")
             staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=dest))
             try:
-                archive.extractall(staging)
+                _write_entries(archive, plan, staging)
                 for entry in top_level:
                     os.replace(staging / entry, dest / entry)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except zipfile.BadZipFile as err:
         raise UserError(f"{path} is not a valid zip archive ({one_line(err)}): delete it, download again") from err
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, RuntimeError, NotImplementedError) as err:  # encrypted, unknown compression
         raise UserError(f"could not extract {path} ({one_line(err)})") from err
     return [dest / entry for entry in top_level]

@@ -64,6 +64,34 @@ def test_refuses_entries_escaping_the_target(tmp_path: Path, entry: str, reason:
     assert not Path("/tmp/evil_absolute.txt").exists()
 
 
+@pytest.mark.parametrize("entry", ["./.", ".", ""], ids=["dot-slash-dot", "dot", "empty"])
+def test_zip_file_entry_naming_only_the_target_is_refused(tmp_path: Path, entry: str) -> None:
+    """`./.` once raised IndexError: a file entry whose name normalises to the target folder itself is refused."""
+    src = _zip(tmp_path / "odd.zip", {"pack/fine.txt": b"fine", entry: b"odd"})
+    dest = _assert_refused(tmp_path, archive.safe_extract_zip, src, entry, "names no file")
+    assert list(dest.iterdir()) == []
+
+
+def test_zip_file_where_a_folder_is_needed_is_refused(tmp_path: Path) -> None:
+    """`pack/.` (a file, normalised to `pack`) beside `pack/a.txt`: refused by name, not an OS error mid-way."""
+    src = _zip(tmp_path / "clash.zip", {"pack/.": b"file", "pack/a.txt": b"a"})
+    _assert_refused(tmp_path, archive.safe_extract_zip, src, "pack/.", "is a file where other entries put the folder")
+
+
+def test_zip_names_are_normalised_once_and_written_there(tmp_path: Path) -> None:
+    """`./`, `.` parts, doubled and Windows separators: each entry lands where the checks saw it."""
+    entries = {"./": b"", "./pack/a.txt": b"a", "pack/./b.txt": b"b", "pack\\c.txt": b"c", "pack//d.txt": b"d"}
+    dest = tmp_path / "dest"
+    assert archive.safe_extract_zip(_zip(tmp_path / "odd.zip", entries), dest) == [dest / "pack"]
+    assert {p.name: p.read_bytes() for p in _all_files(dest)} == {
+        "a.txt": b"a",
+        "b.txt": b"b",
+        "c.txt": b"c",
+        "d.txt": b"d",
+    }
+    assert [p.name for p in dest.iterdir()] == ["pack"]
+
+
 def test_refuses_to_overwrite_an_existing_folder(tmp_path: Path) -> None:
     src = _zip(tmp_path / "ok.zip", {"pack/a.txt": b"new"})
     (tmp_path / "dest" / "pack").mkdir(parents=True)
@@ -160,6 +188,13 @@ def test_tar_members_escaping_the_target_are_refused(tmp_path: Path, member: tup
     dest = _assert_refused(tmp_path, archive.safe_extract_tar, src, member[1], reason)
     assert list(dest.iterdir()) == []
     assert not Path("/tmp/adv_smooth_evil_absolute.txt").exists()
+
+
+def test_tar_file_member_naming_only_the_target_is_refused(tmp_path: Path) -> None:
+    """A regular file called `./.` would overwrite the target folder: refused, not "damaged, download again"."""
+    src = _tar(tmp_path / "odd.tar.gz", [("file", "pack/fine.txt", b"fine"), ("file", "./.", b"odd")])
+    dest = _assert_refused(tmp_path, archive.safe_extract_tar, src, "./.", "names no file")
+    assert list(dest.iterdir()) == []
 
 
 def test_cifar_download_goes_through_the_checked_extraction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
