@@ -10,7 +10,11 @@ size, because the in-memory design needs one (N, C, H, W) tensor. Files whose ex
 image's are skipped with one warning naming them (a stray README or thumbnail database should not stop
 a run); a class folder with no image, or an image that cannot be decoded, is an error naming it.
 
-`decode_images` is shared with Tiny ImageNet.
+Symbolic links are followed only while they stay under the root: a link that leads out of it (`train/etc ->
+/etc`, `train/a/x.png -> ~/secret.png`) is an error naming the link, so the data a run reads is the data
+under the folder it names, and a folder reached twice (a link back to a parent) is refused instead of
+looping. A dataset needs at least two classes: with one, every prediction is right and the run "succeeds"
+at 100 % while measuring nothing. Decoding (16-bit images included) is `decode.py`, shared with Tiny ImageNet.
 """
 
 from __future__ import annotations
@@ -18,66 +22,59 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
-from torch import Tensor
 
 from adv_smooth.data.base import ImageDataModule, Split, Splits
+from adv_smooth.data.decode import IMAGE_EXTENSIONS, MODES, decode_images
 from adv_smooth.utils.errors import UserError, require
 
-# torchvision's IMG_EXTENSIONS: what PIL decodes and ImageFolder accepts.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-_MODES = {1: "L", 3: "RGB"}
+
+class _Boundary:
+    """Keeps one split's scan under the dataset root: every folder it enters and every linked file must really be
+    there (`os.path.realpath`), and each real folder is entered once, so a link back to a parent cannot loop."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.realpath(root))
+        self.entered: dict[Path, Path] = {}
+
+    def check(self, path: Path) -> None:
+        """Refuse `path` when it leads out of the root (only a symbolic link on the way can make it)."""
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(self.root):
+            raise UserError(
+                f"{path} is a symbolic link to {real}, outside dataset.root={str(self.root)!r}: a folder dataset "
+                "reads only what is under its root (copy the files in, or use a root that holds them)"
+            )
+
+    def enter(self, folder: Path) -> None:
+        self.check(folder)
+        real = Path(os.path.realpath(folder))
+        if real in self.entered:  # name the link of the two (a loop's link is always the later one)
+            first = self.entered[real]
+            link, other = (first, folder) if first.is_symlink() and not folder.is_symlink() else (folder, first)
+            raise UserError(
+                f"{link} leads to {real}, which the scan also reaches as {other}: a symbolic link loop or a folder "
+                "linked twice would read the same images again (remove the link)"
+            )
+        self.entered[real] = folder
 
 
-def _read_image(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
-    """One image as an (H, W) or (H, W, 3) uint8 array; a damaged file is a `UserError` naming it."""
-    try:
-        with Image.open(path) as img:
-            img = img.convert(mode)
-            if img.size != (size[1], size[0]):  # PIL sizes are (width, height)
-                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        # UnidentifiedImageError and "image file is truncated" are OSErrors.
-        raise UserError(f"cannot read image {path}: {' '.join(str(err).split())}") from err
-
-
-def decode_images(paths: Sequence[Path], size: tuple[int, int], channels: int = 3) -> Tensor:
-    """Decode image files into one uint8 (N, channels, H, W) tensor, resizing where needed.
-
-    Threads rather than processes: PIL releases the GIL while decoding, and each result is written
-    straight into one preallocated array, so there is no pickling or per-image tensor.
-    """
-    h, w = size
-    out = np.empty((len(paths), h, w, channels), dtype=np.uint8)
-    mode = _MODES[channels]
-
-    def fill(i: int) -> None:
-        out[i] = _read_image(paths[i], size, mode).reshape(h, w, channels)
-
-    if len(paths) > 0:
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            for _ in pool.map(fill, range(len(paths))):  # iterate to re-raise the first error
-                pass
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-
-
-def scan_split(folder: Path) -> dict[str, list[Path]]:
+def scan_split(folder: Path, root: Path | None = None) -> dict[str, list[Path]]:
     """Class name -> sorted image files under `folder/<class>/` (recursively, like ImageFolder).
 
     Hidden files (`.DS_Store`, ...) are ignored silently; other non-image files are skipped with one
     warning; a class without a single image raises, since it would be a class the model never sees. A
     folder that cannot be listed (no permission) is a `UserError` naming it, never silently skipped.
+    Symbolic links are followed only inside `root` (by default `folder`'s parent, the dataset root).
     """
     if not folder.is_dir():
         raise UserError(f"{folder} not found: dataset=folder expects <root>/train/<class>/ and <root>/test/<class>/")
+    boundary = _Boundary(folder.parent if root is None else root)
+    boundary.enter(folder)
     try:
-        return _scan(folder)
+        return _scan(folder, boundary)
     except OSError as err:
         where = err.filename or folder
         raise UserError(f"cannot read {where}: {err.strerror or ' '.join(str(err).split())}") from err
@@ -87,7 +84,7 @@ def _raise(err: OSError) -> None:
     raise err
 
 
-def _scan(folder: Path) -> dict[str, list[Path]]:
+def _scan(folder: Path, boundary: _Boundary) -> dict[str, list[Path]]:
     """`scan_split` itself; listing errors propagate (`os.walk` would drop an unreadable folder silently)."""
     files: dict[str, list[Path]] = {}
     skipped: list[Path] = []
@@ -97,14 +94,22 @@ def _scan(folder: Path) -> dict[str, list[Path]]:
         if not entry.is_dir():
             skipped.append(entry)
             continue
+        boundary.enter(entry)
         images = []
         for dirpath, dirnames, filenames in os.walk(entry, onerror=_raise, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in dirnames:
+                boundary.enter(Path(dirpath) / name)
             for name in sorted(filenames):
                 if name.startswith("."):
                     continue
                 path = Path(dirpath) / name
-                (images if path.suffix.lower() in IMAGE_EXTENSIONS else skipped).append(path)
+                if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                    skipped.append(path)
+                    continue
+                if path.is_symlink():  # a plain file inside an entered folder is inside the root
+                    boundary.check(path)
+                images.append(path)
         if not images:
             raise UserError(f"class folder {entry} contains no image ({', '.join(IMAGE_EXTENSIONS)})")
         files[entry.name] = images
@@ -139,7 +144,7 @@ class FolderDataModule(ImageDataModule):
             size,
             "a positive integer or [height, width]",
         )
-        require(channels in _MODES, "dataset.channels", channels, "1 (grayscale) or 3 (RGB)")
+        require(channels in MODES, "dataset.channels", channels, "1 (grayscale) or 3 (RGB)")
         super().__init__(root=root, **kwargs)
         self.size: tuple[int, int] = sizes  # type: ignore[assignment]
         self.channels_wanted = channels
@@ -147,11 +152,16 @@ class FolderDataModule(ImageDataModule):
     def load_splits(self) -> Splits:
         if not self.root.is_dir():
             raise UserError(f"dataset.root={str(self.root)!r} is not a folder: point it at a folder with train/, test/")
-        train_files = scan_split(self.root / "train")
+        train_files = scan_split(self.root / "train", self.root)
         classes = sorted(train_files)
-        test_files = self._matching(self.root / "test", classes)
+        if len(classes) < 2:  # every prediction would be right: a 100 % that measures nothing
+            raise UserError(
+                f"{self.root / 'train'} has 1 class folder ({classes[0]!r}): a classifier needs at least 2, "
+                "one folder of images per class under train/ and test/"
+            )
+        test_files = self._matching(self.root / "test", classes, self.root)
         val_dir = self.root / "val"
-        val_files = self._matching(val_dir, classes) if val_dir.is_dir() else None
+        val_files = self._matching(val_dir, classes, self.root) if val_dir.is_dir() else None
         return Splits(
             train=self._decode(train_files, classes),
             test=self._decode(test_files, classes),
@@ -160,9 +170,9 @@ class FolderDataModule(ImageDataModule):
         )
 
     @staticmethod
-    def _matching(folder: Path, classes: list[str]) -> dict[str, list[Path]]:
+    def _matching(folder: Path, classes: list[str], root: Path) -> dict[str, list[Path]]:
         """Scan `folder` and insist on exactly the training classes, so label indices agree."""
-        files = scan_split(folder)
+        files = scan_split(folder, root)
         if sorted(files) != classes:
             missing, extra = sorted(set(classes) - set(files)), sorted(set(files) - set(classes))
             raise UserError(

@@ -26,7 +26,7 @@ import torch
 
 from adv_smooth.data import archive
 from adv_smooth.data.base import ImageDataModule, Splits
-from adv_smooth.data.folder import decode_images
+from adv_smooth.data.decode import decode_images
 from adv_smooth.utils.errors import UserError
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"

@@ -94,3 +94,70 @@ def test_missing_root_or_split_folders(tmp_path: Path, folder_root: tuple[Path, 
 def test_invalid_options(tmp_path: Path, key: str, value: object) -> None:
     with pytest.raises(UserError, match=f"dataset.{key}="):
         FolderDataModule(root=tmp_path, **{key: value})
+
+
+# -- symbolic links: followed only while they stay under the root (issue 26, item 2) ------------------------------
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """Valid images in a folder beside the dataset root, so a link to them would really load them."""
+    write_image_folder(tmp_path / "elsewhere", {"train": {"c": 2}}, sizes=[(32, 32)])
+    return tmp_path / "elsewhere" / "train" / "c"
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["train/etc_link", "train/ant/link.png", "train/ant/sub", "test/bee/link.png", "train"],
+    ids=["class folder", "image file", "subfolder", "test image", "split folder"],
+)
+def test_a_symlink_leaving_the_root_is_refused_naming_it(
+    folder_root: tuple[Path, dict], outside: Path, link: str
+) -> None:
+    root, _ = folder_root
+    path = root / link
+    if link == "train":
+        shutil.rmtree(path)
+        path.symlink_to(outside.parent)
+    else:
+        path.symlink_to(outside / "0.png" if link.endswith(".png") else outside)
+    with pytest.raises(UserError) as info:
+        FolderDataModule(root=root).setup()
+    message = str(info.value)
+    assert message.startswith(f"{path} is a symbolic link to ") and "outside dataset.root" in message, message
+    assert "\n" not in message
+
+
+def test_the_system_folder_of_the_issue_is_refused(folder_root: tuple[Path, dict]) -> None:
+    """The reproduction itself: `train/etc_link -> /etc` was scanned as a class."""
+    root, _ = folder_root
+    (root / "train" / "etc_link").symlink_to("/etc")
+    with pytest.raises(UserError, match=f"{root / 'train' / 'etc_link'} is a symbolic link to /etc, outside"):
+        FolderDataModule(root=root).setup()
+
+
+def test_symlinks_inside_the_root_are_followed(folder_root: tuple[Path, dict], tmp_path: Path) -> None:
+    """Links that stay under the root (a shared image, a root that is itself a link) load as before."""
+    root, _ = folder_root
+    (root / "train" / "ant" / "shared.png").symlink_to(Path("..") / "bee" / "0.png")
+    alias = tmp_path / "alias"
+    alias.symlink_to(root)
+    dm = FolderDataModule(root=alias, val_fraction=0.0)
+    dm.setup()
+    assert len(dm.splits.train[1]) == 10
+
+
+@pytest.mark.parametrize("target", ["..", "../bee"], ids=["loop to the parent", "a class linked twice"])
+def test_a_folder_reached_twice_is_refused(folder_root: tuple[Path, dict], target: str) -> None:
+    root, _ = folder_root
+    (root / "train" / "ant" / "loop").symlink_to(target)
+    with pytest.raises(UserError, match=f"{root / 'train' / 'ant' / 'loop'} leads to .*which the scan also reaches as"):
+        FolderDataModule(root=root).setup()
+
+
+# -- fewer than two classes (issue 26, item 4) ----------------------------------------------------------------
+def test_one_class_is_refused(tmp_path: Path) -> None:
+    write_image_folder(tmp_path, {"train": {"only": 3}, "test": {"only": 1}})
+    with pytest.raises(UserError) as info:
+        FolderDataModule(root=tmp_path).setup()
+    message = str(info.value)
+    assert f"{tmp_path / 'train'} has 1 class folder ('only')" in message and "at least 2" in message
+    assert "\n" not in message
