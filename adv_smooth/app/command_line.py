@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from adv_smooth.app import suggest
-from adv_smooth.config.launchers import check_launcher
+from adv_smooth.config.launchers import check_launcher, check_plugin_targets, missing_plugin_config
 from adv_smooth.utils.errors import UserError
 
 
@@ -76,6 +76,7 @@ def check_command_line(args: list[str], conf: str | None = None, config_name: st
     if parsed.config_dir is not None or parsed.config_path is not None:
         return None
     composed = check_composition(parsed.overrides, parsed.config_name or config_name, parsed.multirun, conf)
+    check_plugin_targets(composed)  # a preset's sweeper (hparams_search=optuna): its packages, with the extra
     return None if parsed.multirun or parsed.cfg or parsed.info else composed
 
 
@@ -98,7 +99,7 @@ def check_composition(overrides: list[str], config_name: str, multirun: bool, co
     try:
         cfg = composed(job)
     except (HydraException, OmegaConfBaseException) as e:  # a mistyped key: did-you-mean, not Hydra's "+key" advice
-        advice = suggest.unknown_override(str(e), job, composed, conf or config_dir())
+        advice = missing_plugin_config(str(e)) or suggest.unknown_override(str(e), job, composed, conf or config_dir())
         raise UserError(advice or f"cannot compose the config: {suggest.without_append_advice(_one_line(e))}") from None
     suggest.check_added_keys(job, cfg, conf or config_dir())  # a `+key` nothing reads
     return cfg
@@ -139,9 +140,11 @@ def check_group_options(args: list[str], conf: str | None = None) -> None:
     groups = {p.name for p in root.iterdir() if p.is_dir()}
     try:
         overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
-    except Exception as e:  # Hydra's grammar errors: keep their first line
-        raise UserError(f"cannot parse overrides: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # Hydra's grammar errors: keep their first line, and say what the grammar takes
+        raise UserError(f"cannot parse overrides: {str(e).splitlines()[0]}{_grammar_hint(args)}") from None
     for override in overrides:
+        if not override.key_or_group:  # `=5`: Hydra takes it for a config group named '' and raises a traceback
+            raise UserError(f"{override.input_line!r} has no key: write key=value, e.g. seed=5")
         group = override.key_or_group
         if group not in groups or override.is_delete():
             continue
@@ -155,3 +158,16 @@ def check_group_options(args: list[str], conf: str | None = None) -> None:
                 meant = f"; did you mean {group}={guess}?" if guess else ""
                 listed = ", ".join(available)
                 raise UserError(f"{group}={value!r} is not a known {group} option{meant} (available: {listed})")
+
+
+def _grammar_hint(args: list[str]) -> str:
+    """What Hydra's override grammar allows, for the override its lexer stopped at: an unquoted value is ASCII
+    letters, digits and `_-+./:@~*$%?`, so a value with other characters (`é`, a full-width `６４`) must be quoted."""
+    odd = [a for a in args if not a.startswith("-") and not a.isascii()]
+    if odd:
+        shown = odd[0]
+        return (
+            f" ({shown!r} has characters outside ASCII: numbers take ASCII digits only, and any other value with "
+            "such characters must be quoted, e.g. key='café')"
+        )
+    return " (write key=value; quote a value with spaces or special characters, e.g. key='a b')"

@@ -1,0 +1,76 @@
+"""Command lines Hydra itself would answer with a traceback: one line, exit status 2, from a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_bad_inputs import assert_one_line_exit_2, run_process
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("=5", "'=5' has no key: write key=value"),  # Hydra: a 37-line traceback, exit 1
+        ("seed=é", "'seed=é' has characters outside ASCII"),  # the lexer's message never said what is allowed
+        ("dataset.batch_size=６４", "numbers take ASCII digits only"),  # full-width digits
+        ("seed=[1", "write key=value; quote a value"),
+    ],
+    ids=["no key", "accented value", "full-width digits", "unclosed list"],
+)
+def test_unparsable_override_is_one_line_exit_2(override: str, message: str, tmp_path: Path) -> None:
+    assert_one_line_exit_2(*run_process("adv_smooth", override, f"hydra.run.dir={tmp_path}"), message, tmp_path)
+
+
+def test_unparsable_override_in_process() -> None:
+    """The quick subset's copy of the real-process cases above."""
+    from adv_smooth.app.command_line import check_command_line
+    from adv_smooth.utils.errors import UserError
+
+    with pytest.raises(UserError, match="'=5' has no key"):
+        check_command_line(["=5"])
+    with pytest.raises(UserError, match="outside ASCII"):
+        check_command_line(["seed=é"])
+
+
+@pytest.mark.slow
+def test_no_key_in_evaluate_too(tmp_path: Path) -> None:
+    code, stderr = run_process("adv_smooth.evaluate", "ckpt_path=x.ckpt", "=5", f"hydra.run.dir={tmp_path}")
+    assert_one_line_exit_2(code, stderr, "'=5' has no key")
+
+
+HIDE_OPTUNA = (
+    "import sys; sys.modules['optuna'] = None\n"  # `import optuna` now fails as if it were not installed
+    "sys.argv = ['adv_smooth', *sys.argv[1:]]\n"
+    "from adv_smooth.__main__ import main; main()"
+)
+
+
+@pytest.mark.slow
+def test_optuna_search_without_optuna_names_the_package_and_extra(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", HIDE_OPTUNA, "-m", "hparams_search=optuna", f"hydra.sweep.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert_one_line_exit_2(proc.returncode, proc.stderr, "the sweeper needs optuna, which is not installed")
+    assert 'pip install "adv-smooth[sweeps]"' in proc.stderr
+    assert not any(tmp_path.iterdir())  # refused before Hydra created a job
+
+
+def test_missing_sweeper_plugin_config_names_the_extra() -> None:
+    from adv_smooth.config.launchers import missing_plugin_config
+
+    message = "In 'hparams_search/optuna': Could not load 'hydra/sweeper/optuna'."
+    assert missing_plugin_config(message) == (
+        'hydra/sweeper=optuna needs a Hydra plugin that is not installed here: pip install "adv-smooth[sweeps]" '
+        '(or pip install -e ".[sweeps]" in a checkout)'
+    )
+    assert missing_plugin_config("Could not load 'dataset/foo'") is None
