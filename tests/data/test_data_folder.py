@@ -11,6 +11,8 @@ from data_fixtures import JPEG_STEP, decode_label, write_image_folder
 
 from adv_smooth.data.folder import FolderDataModule
 from adv_smooth.utils.errors import UserError
+from tests.conftest import TINY_JOB
+from tests.test_bad_inputs import completed_results, error_lines, run_process
 
 
 def test_loads_resizes_and_labels_by_sorted_class_names(folder_root: tuple[Path, dict]) -> None:
@@ -161,3 +163,28 @@ def test_one_class_is_refused(tmp_path: Path) -> None:
     message = str(info.value)
     assert f"{tmp_path / 'train'} has 1 class folder ('only')" in message and "at least 2" in message
     assert "\n" not in message
+
+
+# -- what a shell sees: exit status 2 and the error line, from a real process ---------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["symlink out of the root", "one class"])
+def test_real_process_refuses_with_exit_2(tmp_path: Path, case: str) -> None:
+    """`python -m adv_smooth dataset=folder ...` on the issue's two folders: exit 2, one `error:` line naming the
+    link or the folder, no traceback, nothing that looks completed. (Lightning's start-up info lines that may come
+    before it are issue 26 item 12's, about every error found after the Trainer is built.)"""
+    root = tmp_path / "images"
+    if case == "one class":
+        write_image_folder(root, {"train": {"only": 3}, "test": {"only": 1}})
+        culprit = f"{root / 'train'} has 1 class folder ('only')"
+    else:
+        write_image_folder(root, {"train": {"a": 3, "b": 3}, "test": {"a": 1, "b": 1}})
+        (root / "train" / "etc_link").symlink_to("/etc")
+        culprit = f"{root / 'train' / 'etc_link'} is a symbolic link to /etc"
+    run = tmp_path / "run"
+    code, stderr = run_process(
+        "adv_smooth", "dataset=folder", f"dataset.root={root}", *TINY_JOB, f"hydra.run.dir={run}"
+    )
+    errors = [line for line in error_lines(stderr) if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and culprit in errors[0], stderr
+    assert error_lines(stderr)[-1] == errors[0] and "Traceback" not in stderr
+    assert not completed_results(run)
