@@ -29,7 +29,7 @@ from adv_smooth.config.targets import check_targets
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.models.ensemble import Ensemble
 from adv_smooth.models.external import Normalized, check_output, load_weights
-from adv_smooth.utils.checkpoints import load_checkpoint
+from adv_smooth.utils.checkpoints import load_checkpoint, state_mismatch
 from adv_smooth.utils.errors import UserError
 
 # Dataset keys that change how training read the data, not which test images there are.
@@ -103,12 +103,13 @@ def from_checkpoints(cfg: DictConfig, run_config: Callable[[Path], DictConfig]) 
     for i, (run_cfg, checkpoint) in enumerate(zip(configs, checkpoints)):
         defense = build_defense(run_cfg.defense)  # for the architecture options it implies (e.g. Parseval)
         module = build_module(run_cfg, datamodule, defense)
-        try:
-            module.load_state_dict(checkpoint["state_dict"])
-        except RuntimeError as e:
+        mismatch = state_mismatch(checkpoint["state_dict"], module.state_dict(), "the network")
+        if mismatch is not None:  # torch's own error would be cut to its header line (utils/checkpoints.py)
             raise UserError(
-                f"{_label(paths, i)} does not fit the network of its run: {str(e).splitlines()[0]}"
-            ) from None
+                f"{_label(paths, i)} does not fit the network its run dir's config builds: {mismatch} (a checkpoint "
+                "must stay in the run dir that saved it, with that run's model.* and dataset settings)"
+            )
+        module.load_state_dict(checkpoint["state_dict"])
         modules.append(module)
     if len(paths) == 1:
         return Evaluated(configs[0], datamodule, modules[0], {"ckpt_path": str(paths[0].resolve())})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pickle
 import random
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,30 @@ def set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["torch.cuda"])
 
 
+def state_mismatch(
+    saved: Mapping[str, Any], expected: Mapping[str, torch.Tensor], what: str = "the model"
+) -> str | None:
+    """The first way `saved` (a checkpoint's state_dict) does not fit `expected` (a module's), in words, or None.
+
+    Why not torch's own message: `load_state_dict` puts a header ("Error(s) in loading state_dict for X:") on
+    the first line and every difference on lines of their own, so a one-line error cut to the first line says
+    nothing. Tensors are walked in the module's order (the first differing layer is the most telling: the stem
+    for another width, the classifier for another class count); tensors only the checkpoint has come last.
+    """
+    if not isinstance(saved, Mapping):
+        return f"its state_dict is a {type(saved).__name__}, not a mapping of tensor names to tensors"
+    for key, tensor in expected.items():
+        if key not in saved:
+            return f"it lacks tensor {key!r}"
+        value = saved[key]
+        if not isinstance(value, torch.Tensor):
+            return f"its {key!r} is not a tensor ({type(value).__name__})"
+        if value.shape != tensor.shape:
+            return f"{key!r} has shape {tuple(value.shape)} in it, {what} expects {tuple(tensor.shape)}"
+    extra = next((key for key in saved if key not in expected), None)
+    return None if extra is None else f"it has an extra tensor {extra!r}"
+
+
 def check_state_matches(checkpoint: dict[str, Any], module: torch.nn.Module, path: str | Path) -> None:
     """Refuse, in one line, a checkpoint whose weights do not fit `module` (another model or dataset).
 
@@ -106,17 +131,9 @@ def check_state_matches(checkpoint: dict[str, Any], module: torch.nn.Module, pat
     state = checkpoint.get("state_dict")
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {str(path)!r} has no 'state_dict': not a training checkpoint of this project")
-    expected = module.state_dict()
-    hint = "use the same model.* and dataset as the run that saved it"
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        what = f"lacks tensor {missing[0]!r}" if missing else f"has an extra tensor {unexpected[0]!r}"
-        raise UserError(f"checkpoint {str(path)!r} does not match this model: it {what} ({hint})")
-    for key, tensor in expected.items():
-        saved = state[key]
-        if isinstance(saved, torch.Tensor) and saved.shape != tensor.shape:
-            raise UserError(
-                f"checkpoint {str(path)!r} does not match this model: {key!r} has shape {tuple(saved.shape)}, "
-                f"the model expects {tuple(tensor.shape)} ({hint})"
-            )
+    mismatch = state_mismatch(state, module.state_dict())
+    if mismatch is not None:
+        raise UserError(
+            f"checkpoint {str(path)!r} does not match this model: {mismatch} "
+            "(use the same model.* and dataset as the run that saved it)"
+        )
