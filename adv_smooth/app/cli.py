@@ -110,7 +110,10 @@ def claim_run_dir(cfg: DictConfig, resumable: bool) -> Path | None:
         directory = Path(str(cfg.hydra.run.dir))
     except Exception:  # an interpolation only Hydra's job can resolve: the job itself still checks
         return None
-    if not directory.is_dir() or not run_dir.acquire(directory):
+    if not directory.is_dir():
+        run_dir.check_creatable(directory)  # a read-only parent: one line here, not Hydra's traceback
+        return None
+    if not run_dir.acquire(directory):
         return None
     ckpt_path = cfg.get("ckpt_path")
     try:

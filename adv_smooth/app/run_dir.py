@@ -12,6 +12,7 @@ resume it (`ckpt_path`) or when told to (`overwrite=true`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -39,9 +40,12 @@ def acquire(directory: Path) -> bool:
     key = directory.resolve()
     if key in _HELD:
         return False
-    directory.mkdir(parents=True, exist_ok=True)
     lock = directory / LOCK_NAME
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:  # a read-only file system, no permission, a full disk: no run can write there
+        raise UserError(unwritable(directory, e)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -54,6 +58,39 @@ def acquire(directory: Path) -> bool:
     os.write(fd, f"{os.getpid()}\n".encode())
     _HELD[key] = fd
     return True
+
+
+def unwritable(directory: Path, e: OSError) -> str:
+    """The one line for a run dir this process cannot write into."""
+    why = os.strerror(e.errno) if e.errno else " ".join(str(e).split())
+    where = f" ({e.filename})" if e.filename and Path(str(e.filename)) != directory else ""
+    return (
+        f"run dir {directory} is not writable: {why}{where}; choose a writable hydra.run.dir "
+        "(or free space there when the disk is full)"
+    )
+
+
+def check_creatable(directory: Path) -> None:
+    """A run dir that does not exist yet must be creatable: its nearest existing ancestor a writable folder.
+
+    Checked before Hydra creates it (Hydra's own failure is a traceback). `os.access` reports a read-only file
+    system (EROFS) even to root, for whom permission bits mean nothing.
+    """
+    ancestor = directory
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"run dir {directory} cannot be created: {ancestor} is a file; choose another hydra.run.dir")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(unwritable(directory, OSError(_access_errno(ancestor), "", str(ancestor))))
+
+
+def _access_errno(path: Path) -> int:
+    """EROFS when `path` is on a read-only mount, else EACCES."""
+    try:
+        return errno.EROFS if os.statvfs(path).f_flag & os.ST_RDONLY else errno.EACCES
+    except OSError:
+        return errno.EACCES
 
 
 def release(directory: Path) -> None:

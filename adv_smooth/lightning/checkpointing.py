@@ -50,18 +50,31 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         except BaseException as e:
             Path(tmp).unlink(missing_ok=True)
-            if _is_write_failure(e):
-                detail = " ".join(str(e).split()) or type(e).__name__
+            failure = _write_failure(e)
+            if failure is not None:
+                detail = " ".join(str(failure).split()) or type(failure).__name__
                 raise CheckpointWriteError(
-                    f"could not write checkpoint {path} ({type(e).__name__}: {detail}; {_free(path.parent)} there): "
-                    "the previous checkpoint is intact"
+                    f"could not write checkpoint {path} ({type(failure).__name__}: {detail}; {_free(path.parent)} "
+                    "there): the previous checkpoint is intact"
                 ) from e
             raise
 
 
-def _is_write_failure(e: BaseException) -> bool:
-    """The file system refused (full disk, quota, permissions): torch reports some as RuntimeError."""
-    return isinstance(e, OSError) or (isinstance(e, RuntimeError) and "writ" in str(e).lower())
+def _write_failure(e: BaseException) -> BaseException | None:
+    """What the file system refused (full disk, quota, permissions), None for anything else.
+
+    torch reports some refusals as a RuntimeError of its own: "file write failed", or, on a full disk, "[enforce
+    fail at inline_container.cc] unexpected pos" raised while handling the `OSError` of the write itself. The
+    `OSError` in the chain names the cause ("No space left on device"), so it is the one reported.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return e if isinstance(e, RuntimeError) and "writ" in str(e).lower() else None
 
 
 def _free(directory: Path) -> str:
