@@ -26,6 +26,7 @@ from adv_smooth.app.run_dir import refuse_completed
 from adv_smooth.app.summary import format_summary, written_to
 from adv_smooth.config.targets import check_targets
 from adv_smooth.lightning.robustness import from_eval_config
+from adv_smooth.lightning.test_subset import TestSubset, check_test_subset
 from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.io import write_json_atomic
 
@@ -77,8 +78,9 @@ def apply_overrides(train_cfg: DictConfig, cfg: DictConfig, overrides: list[str]
             if key == "ckpt_path" or key.startswith("hydra"):
                 continue
             if not any(key == k or key.startswith(k + ".") for k in EVAL_KEYS):
+                subset = " (part of the test split: eval.test_subset=N)" if key.startswith("trainer.limit_") else ""
                 raise UserError(
-                    f"{key} cannot be changed when evaluating a checkpoint (allowed: {', '.join(EVAL_KEYS)})"
+                    f"{key} cannot be changed when evaluating a checkpoint{subset} (allowed: {', '.join(EVAL_KEYS)})"
                 )
             if override.is_delete():
                 parent, _, leaf = key.rpartition(".")
@@ -100,6 +102,7 @@ def test_run(run_cfg: DictConfig, module: pl.LightningModule, datamodule: Any, o
         val_subset=0,
     )
     bar = _progress_bar(run_cfg)
+    subset = TestSubset(run_cfg.eval.get("test_subset"), run_cfg.eval.get("test_subset_seed"))
     trainer = build_trainer(
         {},
         accelerator=run_cfg.trainer.accelerator,
@@ -108,7 +111,7 @@ def test_run(run_cfg: DictConfig, module: pl.LightningModule, datamodule: Any, o
         strategy=run_cfg.trainer.get("strategy", "auto"),
         precision=run_cfg.trainer.precision,
         inference_mode=False,
-        callbacks=[robustness, *bar],
+        callbacks=[subset, robustness, *bar],
         enable_progress_bar=bool(bar),
         enable_model_summary=False,
         enable_checkpointing=False,  # an evaluation saves no weights (and Lightning's default checkpoint prints a tip)
@@ -137,8 +140,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     start = time.time()
     refuse_completed(Path(cfg.trainer.default_root_dir), resuming=False, overwrite=cfg.get("overwrite") is True)
-    # Validate the attack settings before reading anything (names, SNR levels).
+    # Validate the attack settings before reading anything (names, SNR levels, the test subset).
     from_eval_config(OmegaConf.to_container(cfg.eval, resolve=True))
+    check_test_subset(cfg.eval.get("test_subset"), cfg.eval.get("test_subset_seed"))
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     if cfg.get("weights") is not None:  # any network (models/external.py): the command line's own config
         target = from_weights(cfg)
@@ -147,6 +151,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     else:
         raise UserError("give ckpt_path=PATH (a list [A,B,...]: one ensemble) or weights=FILE with model=...")
     run_cfg = target.run_cfg
+    subset = TestSubset(run_cfg.eval.get("test_subset"), run_cfg.eval.get("test_subset_seed"))
+    if subset.n is not None:  # the data is loaded: a subset larger than the split is refused before the Trainer
+        subset.test_split(target.datamodule)
     out = Path(cfg.trainer.default_root_dir)
     trainer = test_run(run_cfg, target.module, target.datamodule, out)
     results = {

@@ -23,6 +23,8 @@ def format_summary(results: dict[str, Any]) -> str:
     for stage in ("val", "test"):
         if f"{stage}/acc" in metrics:
             lines.append(f"{stage} accuracy: {100 * metrics[f'{stage}/acc']:.2f} %{_which(results, stage)}")
+    if "images" in (results.get("test_subset") or {}):  # eval.test_subset: every test figure is on these images
+        lines.append(f"test figures on {results['test_subset']['images']}")
     robustness = results.get("robustness", {}).get("test")
     if robustness:
         lines += robustness_table(robustness)

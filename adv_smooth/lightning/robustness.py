@@ -9,8 +9,8 @@ curve and the honesty checks are computed from them, and the test split's record
 results.json (`per_image_test.npz`) so reports can pair runs image by image. At validation only the
 first `val_subset` images of the (unshuffled) validation split are attacked, every
 `val_every_n_epochs` epochs, by default with one cheap attack at one level, sized to a budget relative to
-training (`lightning/validation_plan.py`, `robustness/budget_plan.py`); at test the whole split is, with
-every attack at every level.
+training (`lightning/validation_plan.py`, `robustness/budget_plan.py`); at test the whole split is (or the
+`eval.test_subset` that `lightning/test_subset.py` chose), with every attack at every level.
 
 Attacks come built (Hydra instantiates `eval.attacks.<label>` from `conf/attack/*.yaml`); a plain
 mapping with a `_target_` is instantiated here, so the callback can also be made by hand.
@@ -33,6 +33,7 @@ from torch import Tensor
 from adv_smooth.attacks.base import Attack
 from adv_smooth.data.sharding import sample_order
 from adv_smooth.lightning.distributed import gather_objects
+from adv_smooth.lightning.test_subset import SubsetImages
 from adv_smooth.lightning.validation_plan import plan_for, validation_request
 from adv_smooth.robustness.attack_configs import build_attacks, check_levels
 from adv_smooth.robustness.batch import attack_levels, evaluate_batch, weak_to_strong
@@ -118,6 +119,7 @@ class RobustnessVsSNR(pl.Callback):
         self._batches: list[dict[str, Any]] | None = None
         self._seen = 0
         self._order: Tensor | None = None  # the split index of each image this process sees, in order
+        self._subset: SubsetImages | None = None  # the test images evaluated, when only some (eval.test_subset)
         self._results: dict[str, Any] = {}
         self.records: dict[str, Records] = {}
 
@@ -150,6 +152,10 @@ class RobustnessVsSNR(pl.Callback):
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._now = (self.attacks, self.levels)
         self._start(-1, trainer.test_dataloaders)
+        subset = getattr(trainer.datamodule, "test_set", None)
+        if isinstance(subset, SubsetImages):  # eval.test_subset: record the images' places in the whole split
+            self._subset = subset
+            self._order = subset.split_index if self._order is None else subset.split_index[self._order]
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         x, y = batch
@@ -191,6 +197,7 @@ class RobustnessVsSNR(pl.Callback):
         self._stage_seed = seed * 100_003 + epoch
         self._batches = []
         self._seen = 0
+        self._subset = None
 
     def _stop(self) -> None:
         self._batches = None
@@ -242,15 +249,18 @@ class RobustnessVsSNR(pl.Callback):
         def cat(get) -> np.ndarray:
             return torch.cat([get(b) for b in batches], dim=-1).cpu().numpy()
 
+        subset = self._subset
+        split = {"split_size": subset.split_size, "subset_seed": subset.seed} if subset is not None else {}
         if not batches:
             empty = np.zeros(0, dtype=np.int64)
-            return Records(empty, empty, empty, cascade=self.cascade)
+            return Records(empty, empty, empty, cascade=self.cascade, **split)
         records = Records(
             index=cat(lambda b: b["index"]),
             label=cat(lambda b: b["label"]),
             clean_pred=cat(lambda b: b["clean_pred"]),
             zero_grad=cat(lambda b: b["zero_grad"]),
             cascade=self.cascade,
+            **split,
         )
         attacks, levels = self._now
         for name, attack in attacks.items():

@@ -30,6 +30,8 @@ def summarize(
     """The JSON summary of one split's records: per attack its curve, worst case, minimal SNRs, warnings."""
     clean_acc = float(records.clean.mean()) if records.n else 0.0
     summary: dict[str, Any] = {"n": records.n, "clean_acc": clean_acc, "cascade": records.cascade, "attacks": {}}
+    if records.split_size is not None:  # eval.test_subset: `n` of the split's images (the records' index says which)
+        summary["subset"] = {"n": records.n, "of": records.split_size, "seed": records.subset_seed}
     traits = {name: Traits.of(attack) for name, attack in attacks.items()}
     for name, attack in attacks.items():
         rec = records.attacks[name]

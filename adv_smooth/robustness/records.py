@@ -51,6 +51,10 @@ class Records:
     sanity_level: float | None = None  # a very low SNR at which accuracy should approach 0
     sanity_correct: dict[str, np.ndarray] = field(default_factory=dict)  # attack -> bool (N,) at that level
     cascade: bool = False  # each attack ran only on the images the earlier ones left robust
+    # `eval.test_subset`: the whole split's size when only `index` was evaluated (None: the whole split), and the
+    # seed of a stratified sample (None with a split size: the split's first images)
+    split_size: int | None = None
+    subset_seed: int | None = None
 
     @property
     def n(self) -> int:
@@ -138,6 +142,10 @@ class Records:
                 out[f"{name}.min_snr_db"] = rec.min_snr_db.astype(np.float32)
         if self.zero_grad is not None:
             out["zero_grad"] = self.zero_grad
+        if self.split_size is not None:
+            out["split_size"] = np.array(self.split_size)
+        if self.subset_seed is not None:
+            out["subset_seed"] = np.array(self.subset_seed)
         if self.sanity_level is not None:
             out["sanity_level"] = np.array(self.sanity_level)
             for name, correct in self.sanity_correct.items():
@@ -160,6 +168,8 @@ class Records:
             clean_pred=arrays["clean_pred"],
             zero_grad=arrays.get("zero_grad"),
             cascade=bool(arrays.get("cascade", False)),
+            split_size=int(arrays["split_size"]) if "split_size" in arrays else None,
+            subset_seed=int(arrays["subset_seed"]) if "subset_seed" in arrays else None,
         )
         if "sanity_level" in arrays:
             records.sanity_level = float(arrays["sanity_level"])
@@ -201,6 +211,8 @@ def merge(parts: list[Records]) -> Records:
         zero_grad=None if first.zero_grad is None else take(lambda p: p.zero_grad),
         sanity_level=first.sanity_level,
         cascade=first.cascade,
+        split_size=first.split_size,
+        subset_seed=first.subset_seed,
     )
     for name, rec in first.attacks.items():
         merged.attacks[name] = AttackRecords(
