@@ -26,14 +26,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from adv_smooth.app.build import build_datamodule, build_defense, build_module
 from adv_smooth.config.targets import check_targets
+from adv_smooth.data.identity import split_fingerprints, split_identity
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.models.ensemble import Ensemble
 from adv_smooth.models.external import Normalized, check_output, load_weights
 from adv_smooth.utils.checkpoints import load_checkpoint, state_mismatch
 from adv_smooth.utils.errors import UserError
 
-# Dataset keys that change how training read the data, not which test images there are.
-TRAINING_ONLY = {"root", "download", "batch_size", "eval_batch_size", "augment", "flip", "unaugmented_fraction"}
 DATA_FACTS = ("num_classes", "in_channels", "mean", "std")
 
 
@@ -67,8 +66,7 @@ def _label(paths: list[Path], i: int) -> str:
 
 
 def _test_split(cfg: DictConfig) -> dict[str, Any]:
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
-    return {k: v for k, v in dataset.items() if k not in TRAINING_ONLY}
+    return split_identity(OmegaConf.to_container(cfg.dataset, resolve=True))
 
 
 def check_same_dataset(configs: list[DictConfig], paths: list[Path]) -> None:
@@ -111,10 +109,12 @@ def from_checkpoints(cfg: DictConfig, run_config: Callable[[Path], DictConfig]) 
             )
         module.load_state_dict(checkpoint["state_dict"])
         modules.append(module)
+    data = {"split_fingerprints": split_fingerprints(datamodule)}  # which images: the report pairs on them
     if len(paths) == 1:
-        return Evaluated(configs[0], datamodule, modules[0], {"ckpt_path": str(paths[0].resolve())})
+        return Evaluated(configs[0], datamodule, modules[0], {"ckpt_path": str(paths[0].resolve()), **data})
     ensemble = Ensemble(m.net for m in modules)
     info = {
+        **data,
         "ckpt_path": [str(p.resolve()) for p in paths],
         "ensemble": {
             "members": len(modules),
@@ -174,6 +174,7 @@ def from_weights(cfg: DictConfig) -> Evaluated:
     with open_dict(cfg):
         cfg.defense = {"name": "vanilla", "components": {}}  # nothing of a training recipe applies
     info = {"weights": str(path.resolve()), "model": str(cfg.model._target_)}
+    info["split_fingerprints"] = split_fingerprints(datamodule)
     return Evaluated(cfg, datamodule, RobustClassifier(net), info)
 
 

@@ -1,4 +1,5 @@
-"""What made a run, for its results.json: the code's commit, the library versions, the data's split sizes.
+"""What made a run, for its results.json: the code's commit, the library versions, the data's split sizes and
+fingerprints (`data/identity.py`: which images were evaluated, so the report pairs only runs on the same ones).
 
 A figure quoted from a run is only reproducible with the code and the libraries that produced it: the
 same seed gives other numbers under another torch, and a number from an uncommitted tree cannot be
@@ -15,6 +16,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from adv_smooth.data.identity import split_fingerprints
 
 UNKNOWN = "unknown"
 _DISTRIBUTIONS = {
@@ -83,4 +86,5 @@ def provenance(datamodule: Any = None) -> dict[str, Any]:
     record: dict[str, Any] = {**git_state(), "versions": versions()}
     if datamodule is not None:
         record["split_sizes"] = split_sizes(datamodule)
+        record["split_fingerprints"] = split_fingerprints(datamodule)
     return record

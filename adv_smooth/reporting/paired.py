@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from adv_smooth.data.identity import split_identity
 from adv_smooth.reporting.intervals import metric_key
 from adv_smooth.reporting.jobs import Job
 from adv_smooth.reporting.table import Group, Table
@@ -172,8 +173,8 @@ def correct_mask(records: Records, table: Table, column: str) -> np.ndarray | No
     return masks[level]
 
 
-def _mask(job: Job, table: Table, column: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(image index, correct) for one job's cell, or None when its records are absent or disagree with results.json."""
+def _mask(job: Job, table: Table, column: str) -> tuple[Records, np.ndarray] | None:
+    """(records, correct) for one job's cell, or None when its records are absent or disagree with results.json."""
     records = load_records(job, table.split)
     if records is None:
         return None
@@ -181,12 +182,27 @@ def _mask(job: Job, table: Table, column: str) -> tuple[np.ndarray, np.ndarray] 
     value = job.scalars().get(metric_key(table, column))
     if mask is None or value is None or abs(float(mask.mean()) - value) > 0.5 / max(records.n, 1):
         return None
-    return records.index, mask
+    return records, mask
+
+
+def same_images(base: Job, other: Job, split: str, a: Records, b: Records) -> bool:
+    """Whether two jobs' records of `split` are of the same images, so McNemar may pair them image by image.
+
+    Equal index arrays are not enough: CIFAR-10 and CIFAR-100 both number their test images 0..9999. The
+    dataset config (`data/identity.py`: the keys that decide which images there are) must agree, so must the
+    labels image by image, and so must the split's fingerprint where both runs recorded one (older runs did not).
+    """
+    if split_identity(base.config.get("dataset")) != split_identity(other.config.get("dataset")):
+        return False
+    if a.index.shape != b.index.shape or not np.array_equal(a.index, b.index) or not np.array_equal(a.label, b.label):
+        return False
+    prints = [(job.results.get("split_fingerprints") or {}).get(split) for job in (base, other)]
+    return None in prints or prints[0] == prints[1]
 
 
 def _pair(base: Job, other: Job, table: Table, column: str) -> SeedPair | None:
     a, b = _mask(base, table, column), _mask(other, table, column)
-    if a is None or b is None or a[0].shape != b[0].shape or not np.array_equal(a[0], b[0]):
+    if a is None or b is None or not same_images(base, other, table.split, a[0], b[0]):
         return None
     right_base, right_row = a[1].astype(bool), b[1].astype(bool)
     n_b, n_c = int((right_base & ~right_row).sum()), int((~right_base & right_row).sum())
@@ -226,8 +242,9 @@ def compare(tables: list[Table], baseline: int | None) -> Outcome:
         table.notes.append(_caption(table, baseline, found))
         if found and unpaired:
             table.notes.append(
-                f"{unpaired} (run, column) cells are not in the tests: no baseline run with the same seed, or no "
-                f"per-image records matching results.json (comparisons.csv lists the pairs tested)."
+                f"{unpaired} (run, column) cells are not in the tests: no baseline run with the same seed on the same "
+                f"dataset and images, or no per-image records matching results.json (comparisons.csv lists the pairs "
+                f"tested)."
             )
     return outcome
 
@@ -239,7 +256,7 @@ def _caption(table: Table, baseline: int, found: list[Comparison]) -> str:
         return "One row: no paired comparisons."
     if not found:
         why = "the test split's per-image records" if table.split == "test" else "per-image records (test split only)"
-        return f"No paired tests against the baseline ({name}): no row shares seeds and {why} with it."
+        return f"No paired tests against the baseline ({name}): no row shares seeds, dataset, images and {why} with it."
     return (
         f"{BETTER} / {WORSE}: better / worse than the baseline ({name}) on the same test images: exact McNemar "
         f"test stratified by seed (exact binomial on the discordant images summed over paired seeds), "

@@ -21,6 +21,11 @@ from adv_smooth.robustness.records import AttackRecords, Records
 LEVELS = (50.0, 33.0)
 
 
+def sweep_labels(n: int) -> np.ndarray:
+    """The labels of a test set of `n` images (fixed: every job evaluated on it sees the same ones)."""
+    return np.random.default_rng(n).integers(0, 10, n)
+
+
 def draw_records(
     rng: np.random.Generator,
     n: int,
@@ -28,9 +33,10 @@ def draw_records(
     robust_p: dict[str, dict[float, float]],
     min_snr: str | None = None,
 ) -> Records:
-    """Labels 0..9; an image is correct clean with probability clean_p, then, per attack and level (weak to
-    strong), stays correct with probability robust_p / clean_p given it survived the weaker level."""
-    label = rng.integers(0, 10, n)
+    """Labels 0..9, the same for every job of `n` images (one test set, as in a real sweep: the report pairs
+    only records of the same images); an image is correct clean with probability clean_p, then, per attack and
+    level (weak to strong), stays correct with probability robust_p / clean_p given it survived the weaker level."""
+    label = sweep_labels(n)
     clean = rng.random(n) < clean_p
     records = Records(index=np.arange(n), label=label, clean_pred=np.where(clean, label, (label + 1) % 10))
     for name, by_level in robust_p.items():
