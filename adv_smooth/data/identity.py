@@ -48,10 +48,18 @@ def fingerprint(images: Tensor, labels: Tensor) -> str:
 
 
 def split_fingerprints(datamodule: Any) -> dict[str, str | None]:
-    """`fingerprint` of the validation and test splits of a set-up data module (None for a split it lacks)."""
+    """`fingerprint` of the validation and the whole test split of a set-up data module (None for a split it lacks).
+
+    The test split is read from `splits`, not `test_set`: `eval.test_subset` swaps `test_set` for the images it
+    evaluates, whose places in the whole split the per-image records keep, so the print stays the split's own.
+    """
+    splits = getattr(datamodule, "splits", None)
     found: dict[str, str | None] = {}
     for split in FINGERPRINTED:
-        dataset = getattr(datamodule, f"{split}_set", None)
-        images, labels = getattr(dataset, "images", None), getattr(dataset, "labels", None)
+        if split == "test" and splits is not None:
+            images, labels = splits.test
+        else:
+            dataset = getattr(datamodule, f"{split}_set", None)
+            images, labels = getattr(dataset, "images", None), getattr(dataset, "labels", None)
         found[split] = fingerprint(images, labels) if images is not None and labels is not None else None
     return found

@@ -29,8 +29,10 @@ def test_a_run_and_its_evaluation_record_the_same_test_images(tmp_path: Path) ->
         f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
         "eval.snr_levels=[40]",
         "eval.attacks.pgd.steps=2",
+        "eval.test_subset=20",  # part of the split evaluated: the print is still the whole split's
         f"hydra.run.dir={out}",
         module="adv_smooth.evaluate",
     )
     assert code == 0, stderr
-    assert json.loads((out / "results.json").read_text())["split_fingerprints"]["test"] == expected["test"]
+    evaluated = json.loads((out / "results.json").read_text())
+    assert evaluated["split_fingerprints"]["test"] == expected["test"] and evaluated["test_subset"]["n"] == 20

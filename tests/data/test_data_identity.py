@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from adv_smooth.app.build import build_datamodule
+from adv_smooth.data.base import TensorImages
 from adv_smooth.data.identity import fingerprint, split_fingerprints, split_identity
 from tests.conftest import compose_config
 
@@ -30,6 +31,15 @@ def test_a_data_module_fingerprints_its_validation_and_test_splits(tmp_path) -> 
     assert split_fingerprints(build_datamodule(cfg)) == first
     other = split_fingerprints(build_datamodule(compose_config("dataset.split_seed=1", output_dir=tmp_path)))
     assert other["test"] == first["test"] and other["val"] != first["val"]
+
+
+def test_the_test_print_is_the_whole_split_s_when_a_subset_is_evaluated(tmp_path) -> None:
+    """`eval.test_subset` swaps `test_set` for part of the split; runs on subsets of one split still agree."""
+    datamodule = build_datamodule(compose_config(output_dir=tmp_path))
+    whole = split_fingerprints(datamodule)
+    images, labels = datamodule.splits.test
+    datamodule.test_set = TensorImages(images[:10], labels[:10])
+    assert split_fingerprints(datamodule) == whole
 
 
 def test_the_identity_keeps_what_decides_the_images() -> None:
