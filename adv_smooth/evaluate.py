@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -10,11 +11,18 @@ from omegaconf import DictConfig
 from adv_smooth.app.cli import fail, run_entry, run_task
 from adv_smooth.app.command_line import config_dir
 from adv_smooth.app.evaluate_task import evaluate
+from adv_smooth.lightning.preemption import stop_on_signals
+
+
+def _evaluate_until_signalled(cfg: DictConfig) -> dict[str, Any]:
+    """SIGTERM / SIGINT stop an evaluation at once (exit 143 / 130): it has no checkpoint to wait for."""
+    with stop_on_signals():
+        return evaluate(cfg)
 
 
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
 def _hydra_entry(cfg: DictConfig) -> object:
-    return run_task(evaluate, cfg)
+    return run_task(_evaluate_until_signalled, cfg)
 
 
 def main() -> None:

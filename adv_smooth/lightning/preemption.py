@@ -14,8 +14,10 @@ abort validation midway, where no resumable checkpoint can be taken.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -135,3 +137,39 @@ def _last_path(trainer: pl.Trainer) -> str | None:
         return None
     name = getattr(ckpt, "CHECKPOINT_NAME_LAST", "last") or "last"
     return str(Path(dirpath) / f"{name}{getattr(ckpt, 'FILE_EXTENSION', '.ckpt')}")
+
+
+class EvaluationStopped(Preempted):
+    """An evaluation stopped on a signal. It has no safe point to wait for: nothing of it is kept (its results
+    are written only at its end), so the same command simply runs it again."""
+
+    def __init__(self, signum: int) -> None:
+        Exception.__init__(
+            self,
+            f"evaluation interrupted by {signal.Signals(signum).name}: no results were written; "
+            "run the same command again",
+        )
+        self.signum, self.checkpoint, self.epochs_done, self.global_step = signum, None, 0, 0
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT, *SIGNALS[1:])) -> Iterator[None]:
+    """Inside the block, SIGTERM, SIGINT and SIGUSR1 raise `EvaluationStopped` at once.
+
+    For a task with nothing to save midway (evaluation): left alone, Lightning notes SIGTERM ("Received SIGTERM")
+    and tests on, and turns Ctrl-C into exit status 1. Lightning's own SIGTERM handler, installed as `test`
+    starts, calls this one after its note. The previous handlers come back when the block ends.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise EvaluationStopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
