@@ -196,13 +196,7 @@ class FMN(Attack):
         return best, best_norm, found
 
     def _snr(self, z: Tensor, best: Tensor, found: Tensor, clean_wrong: Tensor) -> Tensor:
-        """The per-image level at which `best` just fits the budget (see the module docstring)."""
-        size = self.threat.norm(best).float()
-        if self.norm == "linf":
-            size = size * math.sqrt(z[0].numel())
-        snr = 20.0 * (torch.log10(per_image_norm(z.float())) - torch.log10(size))
-        snr = torch.where(found, snr, torch.full_like(snr, -math.inf))
-        return torch.where(clean_wrong, torch.full_like(snr, math.inf), snr)
+        return minimal_snr_db(self, z, best, found, clean_wrong)
 
     def _perturbation(self, problem: Problem, eps: Tensor, prepared: MinimalPerturbation) -> Tensor:
         """The minimal delta where it fits the ball of radius `eps`, its projection onto the ball otherwise."""
@@ -210,3 +204,14 @@ class FMN(Attack):
 
     def _min_snr_db(self, problem: Problem, prepared: MinimalPerturbation) -> Tensor:
         return prepared.min_snr_db
+
+
+def minimal_snr_db(attack: Attack, z: Tensor, best: Tensor, found: Tensor, clean_wrong: Tensor) -> Tensor:
+    """The per-image level at which `best` just fits `attack`'s budget (see the module docstring); shared by
+    every minimum-norm attack (FMN, DDN)."""
+    size = attack.threat.norm(best).float()
+    if attack.norm == "linf":
+        size = size * math.sqrt(z[0].numel())
+    snr = 20.0 * (torch.log10(per_image_norm(z.float())) - torch.log10(size))
+    snr = torch.where(found, snr, torch.full_like(snr, -math.inf))
+    return torch.where(clean_wrong, torch.full_like(snr, math.inf), snr)

@@ -15,6 +15,7 @@ from torch import nn
 from adv_smooth.attacks import FGSM, PGD, GaussianNoise
 from adv_smooth.attacks.apgd import APGD
 from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS
+from adv_smooth.attacks.ddn import DDN
 from adv_smooth.attacks.fmn import FMN
 from adv_smooth.attacks.square import Square
 from adv_smooth.robustness.batch import evaluate_batch
@@ -51,6 +52,7 @@ EXACT = {
     "pgd": PGD(steps=3, restarts=2),
     "pgd_no_fgsm_l2": PGD(steps=4, include_fgsm=False, norm="l2"),
     "fmn": FMN(steps=5, targets=2),
+    "ddn": DDN(steps=5),
     "noise": GaussianNoise(),
 }
 EARLY_STOPPING = {"apgd_t": APGD(steps=4, targets=2, restarts=2), "square": Square(queries=20)}

@@ -37,7 +37,9 @@ def test_presets_hold_what_the_readme_says() -> None:
     }
     assert sorted(v.get("targets", 0) for v in strong.values() if "APGD" in v["_target_"]) == [0, 0, 3, 3]
     assert compose_config("eval=strong").eval.cascade is True
-    assert any(v["_target_"].endswith("FMN") for v in attacks("minimal").values())
+    minimal = attacks("minimal")
+    assert {(v["_target_"].rsplit(".", 1)[1], v["norm"]) for v in minimal.values()} == {("DDN", "l2"), ("PGD", "l2")}
+    assert list(minimal)[0] == "ddn_l2" and compose_config("eval=minimal").eval.cascade is True, "PGD checks DDN"
 
 
 def test_the_default_run_uses_the_default_preset() -> None:
