@@ -146,3 +146,35 @@ def test_evaluate_points_limit_test_batches_to_the_subset_key(subset_run, tmp_pa
         module="adv_smooth.evaluate",
     )
     assert code == 2 and len(error_lines(stderr)) == 1 and "eval.test_subset=N" in stderr, stderr
+
+
+@pytest.mark.slow
+def test_two_processes_evaluate_the_same_subset_image_by_image(subset_run, tmp_path) -> None:
+    """Under `ddp` each process shards the subset, not the split: the merged records equal one process's."""
+    import subprocess
+    import sys
+
+    from adv_smooth.robustness.records import Records
+    from tests.conftest import REPO
+
+    _, results = subset_run
+    args = [f"ckpt_path={results['best_checkpoint']}", "eval.test_subset=101", "eval.test_subset_seed=5"]
+    args += ["eval.attacks.pgd.random_start=false", "~eval.attacks.pgd_l2", "dataset.eval_batch_size=30"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    code, stderr = run_main(*args, f"hydra.run.dir={one}", module="adv_smooth.evaluate")
+    assert code == 0, stderr
+    ddp = ["trainer.devices=2", "trainer.accelerator=cpu", "trainer.strategy=ddp", f"hydra.run.dir={two}"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "adv_smooth.evaluate", *args, *ddp],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (Records.load(d / "per_image_test.npz") for d in (one, two))
+    assert a.n == b.n == 101 and (a.split_size, a.subset_seed) == (b.split_size, b.subset_seed) == (449, 5)
+    assert np.array_equal(a.index, b.index) and np.array_equal(a.label, b.label)
+    assert np.array_equal(a.clean_pred, b.clean_pred)
+    for name in a.attacks:
+        assert np.array_equal(a.attacks[name].adv_correct, b.attacks[name].adv_correct), name
