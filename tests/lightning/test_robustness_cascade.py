@@ -112,3 +112,35 @@ def test_printed_table_rows_are_cumulative_and_marked(cascade_run) -> None:
     snr20 = [float(line.split()[-1]) for line in lines[1:8]]
     assert all(b <= a for a, b in zip(snr20, snr20[1:])), snr20
     assert snr20[-2] == snr20[-1], "the last attack's row is the worst case"
+
+
+@pytest.mark.slow
+def test_report_tables_read_the_cumulative_rows_and_agree_with_the_records(cascade_run) -> None:
+    """`python -m adv_smooth.report`'s tables take each row from results.json; its paired tests recompute it from
+    the records: both are cumulative, so they agree and never rise along the cascade."""
+    import json
+
+    from adv_smooth.reporting.jobs import find_jobs
+    from adv_smooth.reporting.paired import correct_mask, load_records
+    from adv_smooth.reporting.table import build_tables, group_jobs
+
+    summary, metrics, out = cascade_run
+    results = {
+        "status": "completed",
+        "seed": 0,
+        "choices": {"defense": "vanilla"},
+        "config": {"seed": 0},
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "robustness": {"test": summary},
+    }
+    (out / "results.json").write_text(json.dumps(results))
+    (job,) = find_jobs([out])
+    groups, _ = group_jobs([job])
+    tables = {t.attack: t for t in build_tables(groups)}
+    records = load_records(job, "test")
+    for column in ("30", "20"):
+        rows = [tables[name].rows[0].cells[column].mean for name in summary["attacks"]]
+        assert all(b <= a for a, b in zip(rows, rows[1:])), (column, rows)
+        for name, percent in zip(summary["attacks"], rows):
+            mask = correct_mask(records, tables[name], column)
+            assert 100 * mask.mean() == pytest.approx(percent), (name, column)
