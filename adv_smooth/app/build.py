@@ -29,8 +29,23 @@ def build_defense(cfg: DictConfig) -> Defense:
 def build_datamodule(cfg: DictConfig, load: bool = True) -> ImageDataModule:
     """The `dataset` group's data module; its constructor checks the options and reads no file, so `load=False`
     validates them before anything slow (the Trainer, a download) happens; `load_data` then reads the files."""
-    datamodule = hydra.utils.instantiate(cfg.dataset)
+    datamodule = instantiate_literal(cfg.dataset)
     return load_data(datamodule) if load else datamodule
+
+
+def instantiate_literal(node: DictConfig) -> Any:
+    """`hydra.utils.instantiate(node)`, except that a value holding `${` once resolved is passed as it is.
+
+    An environment value must be taken literally (`ADV_SMOOTH_DATA='/data/${USER}'` names that folder), but
+    Hydra's `instantiate` resolves the config again after the first resolution, so the `${oc.env:...}` that such
+    a value brought in would be resolved in turn. Those values go to the constructor directly.
+    """
+    resolved = OmegaConf.to_container(node, resolve=True)
+    literal = {k: v for k, v in resolved.items() if isinstance(v, str) and "${" in v and not str(k).startswith("_")}
+    if not literal:
+        return hydra.utils.instantiate(node)
+    rest = OmegaConf.create({k: v for k, v in resolved.items() if k not in literal})
+    return hydra.utils.instantiate(rest, _partial_=True)(**literal)
 
 
 def load_data(datamodule: ImageDataModule) -> ImageDataModule:

@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from adv_smooth.app import suggest
+from adv_smooth.config.checks import check_magnitudes
 from adv_smooth.config.launchers import check_launcher, check_plugin_targets, missing_plugin_config
 from adv_smooth.utils.errors import UserError
 
@@ -77,6 +78,7 @@ def check_command_line(args: list[str], conf: str | None = None, config_name: st
         return None
     composed = check_composition(parsed.overrides, parsed.config_name or config_name, parsed.multirun, conf)
     check_plugin_targets(composed)  # a preset's sweeper (hparams_search=optuna): its packages, with the extra
+    check_magnitudes(composed)  # numbers no knob takes (10**20, inf), for every entry point, checked key or not
     return None if parsed.multirun or parsed.cfg or parsed.info else composed
 
 

@@ -18,6 +18,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from adv_smooth.app import result_set
 from adv_smooth.app.build import build_trainer
 from adv_smooth.app.choices import evaluation_choices
 from adv_smooth.app.evaluated import ensemble_summary, evaluate_members, from_checkpoints, from_weights
@@ -28,7 +29,7 @@ from adv_smooth.config.targets import check_targets
 from adv_smooth.lightning.robustness import from_eval_config
 from adv_smooth.lightning.test_subset import TestSubset, check_test_subset
 from adv_smooth.utils.errors import UserError
-from adv_smooth.utils.io import write_json_atomic
+from adv_smooth.utils.ranks import launched_rank_zero
 
 # Keys a user may change at evaluation; everything else must match the run that trained the weights.
 EVAL_KEYS = (
@@ -155,7 +156,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if subset.n is not None:  # the data is loaded: a subset larger than the split is refused before the Trainer
         subset.test_split(target.datamodule)
     out = Path(cfg.trainer.default_root_dir)
-    trainer = test_run(run_cfg, target.module, target.datamodule, out)
+    staging = result_set.prepare(out) if launched_rank_zero() else result_set.staging_dir(out)
+    trainer = test_run(run_cfg, target.module, target.datamodule, staging)  # the whole result set, moved in at the end
     results = {
         "status": "completed",
         "task": "evaluate",
@@ -168,11 +170,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "config": OmegaConf.to_container(run_cfg, resolve=True),
     }
     if target.members:  # an ensemble: each member through the same evaluation, in members/<i>/
-        results["members"] = evaluate_members(target, out, lambda m, d: test_run(run_cfg, m, target.datamodule, d))
+        results["members"] = evaluate_members(target, staging, lambda m, d: test_run(run_cfg, m, target.datamodule, d))
         results["wall_time_s"] = round(time.time() - start, 2)
     if not trainer.is_global_zero:  # another DDP process (`ddp` re-runs this command): rank 0 writes the results
         return results
-    write_json_atomic(out / "results.json", results)
+    results = result_set.commit(out, results)  # replaces an earlier evaluation's set only now, whole
     print(format_summary(results))
     if target.members:
         print(ensemble_summary(results))

@@ -56,21 +56,23 @@ def _instantiation(e: BaseException, cfg: DictConfig | None) -> str | None:
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     innermost, cause = e, e.__cause__
+    full_key = _full_key(e)
     while isinstance(cause, InstantiationException):
         innermost, cause = cause, cause.__cause__
+        full_key = _nested_key(full_key, _full_key(innermost))
     text = str(innermost)
-    found_key = re.search(r"full_key: (\S+)", text)
     found_target = re.search(r"target '([\w.]+)'", text)
-    key = user_key(cfg, found_key.group(1)) if found_key else None
+    key = user_key(cfg, full_key) if full_key else None
     target = found_target.group(1) if found_target else None
     where = key or "the config"
     if isinstance(cause, UserError):
         message = flat(cause)
         leaf = re.match(r"(\w+)=", message)
-        if found_key and leaf and _exists(cfg, f"{found_key.group(1)}.{leaf.group(1)}"):
+        place = _option_path(cfg, full_key, leaf.group(1)) if full_key and leaf else None
+        if place is not None and leaf is not None:
             # An option named without its place: `steps=-1` -> `eval.attacks.pgd.steps=-1`, and an option set by
             # interpolation under the name the user sets (`...adversarial.attack.labels` -> `defense.labels`).
-            return user_key(cfg, f"{found_key.group(1)}.{leaf.group(1)}") + message[len(leaf.group(1)) :]
+            return user_key(cfg, place) + message[len(leaf.group(1)) :]
         return message
     if text.startswith("Error locating target"):
         detail = f" ({type(cause).__name__}: {flat(cause)})" if cause is not None else ""
@@ -107,6 +109,31 @@ def user_key(cfg: DictConfig | None, key: str) -> str:
             return user_key(cfg, ".".join([found.group(1), *parts[i + 1 :]]))
         node = node[part]
     return key
+
+
+def _full_key(e: BaseException) -> str | None:
+    found = re.search(r"full_key: (\S+)", str(e).splitlines()[-1] if str(e) else "")
+    return found.group(1) if found else None
+
+
+def _nested_key(outer: str | None, inner: str | None) -> str | None:
+    """The key of a nested failure. Recursive instantiation names it from the config's root; an object that builds
+    another itself (a defense its attack, `defense.components.adversarial` + `attack`) calls instantiate on a config
+    of its own, whose keys start from that config."""
+    if inner is None or outer is None:
+        return inner or outer
+    return inner if inner == outer or inner.startswith(outer + ".") else f"{outer}.{inner}"
+
+
+def _option_path(cfg: DictConfig | None, key: str, leaf: str) -> str | None:
+    """Where option `leaf` of the object at `key` sits: `key.leaf`, or the one entry named `leaf` below `key`
+    (`defense.components.adversarial` -> its `attack.steps`); None when there is none or it is ambiguous."""
+    if _exists(cfg, f"{key}.{leaf}"):
+        return f"{key}.{leaf}"
+    if cfg is None:
+        return None
+    found = [path for path, _ in _leaves(OmegaConf.select(cfg, key, default=None), key) if path.endswith(f".{leaf}")]
+    return found[0] if len(set(found)) == 1 else None
 
 
 def _exists(cfg: DictConfig | None, key: str) -> bool:

@@ -13,8 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from adv_smooth.app import result_set
 from adv_smooth.app.build import build_datamodule, build_defense, build_list, build_module, build_trainer, load_data
 from adv_smooth.app.choices import hydra_choices
+from adv_smooth.app.console import hold_info
 from adv_smooth.app.hparams import final_metrics, log_hparams, run_hparams
 from adv_smooth.app.provenance import provenance
 from adv_smooth.app.results import best_val_acc, callback_results, scalar_metrics
@@ -29,7 +31,6 @@ from adv_smooth.lightning.preemption import Preempted
 from adv_smooth.lightning.schedules import unreached_milestones
 from adv_smooth.utils.checkpoints import check_state_matches, load_checkpoint
 from adv_smooth.utils.errors import require
-from adv_smooth.utils.io import write_json_atomic
 from adv_smooth.utils.ranks import launched_rank_zero
 
 
@@ -54,8 +55,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best-on-validation weights; write results.json atomically. Returns it.
 
     Everything a user can get wrong (values, the resume checkpoint, defense settings) is checked
-    before the data is loaded. results.json is written only at the very end, and a stale one from an
-    earlier run in this dir is removed first, so a killed run never leaves a results file behind. A
+    before the data is loaded. The result files (records, figure, results.json) are written into the
+    run dir's staging dir and moved in as a set at the very end (`app/result_set.py`), so a killed or
+    failed run never leaves results that look complete, nor replaces or mixes with a completed run's. A
     completed run's dir is only reused to resume it (`ckpt_path`) or with `overwrite=true`.
     """
     check_config(cfg)
@@ -78,6 +80,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it was told not to show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     record = FitRecord(start)  # the earlier parts' wall time and fit metrics, through the checkpoint resumed from
+    held = hold_info()  # Lightning's notes on the Trainer: shown as training starts, not before an error in between
     trainer = build_trainer(  # before the data: Lightning refuses bad settings in seconds, not after a download
         cfg.trainer,
         callbacks=[*callbacks, record],
@@ -91,8 +94,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if resume is not None:
         check_state_matches(resume, module, ckpt_path)
         del resume
+    held.release()
+    staging = result_set.staging_dir(out)
+    for callback in trainer.callbacks:  # the robustness records and figure: staged with results.json
+        if hasattr(callback, "results_dir"):
+            callback.results_dir = str(staging)
     if launched_rank_zero():
-        (out / "results.json").unlink(missing_ok=True)
+        result_set.prepare(out)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         fit_metrics = scalar_metrics(trainer)
@@ -126,7 +134,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not trainer.is_global_zero:  # another DDP process (`ddp` re-runs this command): rank 0 writes the results
         return results
     log_hparams(trainer.loggers, hparams, final_metrics(results), trainer.global_step)
-    write_json_atomic(out / "results.json", results)
+    results = result_set.commit(out, results)  # with the paths where the files now are
     print(format_summary(results))
     print(written_to(out))
     return results

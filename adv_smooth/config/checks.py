@@ -19,7 +19,16 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from adv_smooth.lightning.schedules import MILESTONES_ALLOWED, valid_milestones
-from adv_smooth.utils.errors import UserError, is_int, is_number, require
+from adv_smooth.utils.errors import (
+    MAX_COUNT,
+    MAX_FLOAT,
+    UserError,
+    file_problem,
+    is_int,
+    is_number,
+    out_of_range,
+    require,
+)
 
 Rule = tuple[Callable[[Any], bool], str]  # (accepts value, what is allowed)
 
@@ -30,22 +39,23 @@ MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed
 CHECKPOINT_CHOICES = ("best", "last")  # eval.checkpoint: the weights the test split sees
 
 
-def _int_at_least(low: int) -> Rule:
-    return (lambda v: is_int(v) and v >= low), f"an integer >= {low}"
+def _int_at_least(low: int, high: int = MAX_COUNT) -> Rule:
+    return (lambda v: is_int(v) and low <= v <= high), f"an integer in [{low}, {high}]"
 
 
 def _number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = True) -> Rule:
-    """A finite number in the interval [low, high) by default; `low_open` excludes `low` itself."""
+    """A finite number in the interval [low, high) by default; `low_open` excludes `low` itself. Without a `high`,
+    the bound is `MAX_FLOAT`, included: every number has a stated upper bound."""
+    if high is None:
+        high, high_open = MAX_FLOAT, False
 
     def ok(v: Any) -> bool:
         if not is_number(v) or (v <= low if low_open else v < low):
             return False
-        return high is None or (v < high if high_open else v <= high)
+        return v < high if high_open else v <= high
 
     lo = "(" if low_open else "["
-    if high is None:
-        return ok, f"a number {'>' if low_open else '>='} {low}"
-    return ok, f"a number in {lo}{low}, {high}{')' if high_open else ']'}"
+    return ok, f"a number in {lo}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
 def _one_of(*choices: Any) -> Rule:
@@ -63,12 +73,12 @@ def _int_list(low: int, increasing: bool = False, non_empty: bool = True) -> Rul
     def ok(v: Any) -> bool:
         if not isinstance(v, (list, tuple)) or (non_empty and not v):
             return False
-        if not all(is_int(x) and x >= low for x in v):
+        if not all(is_int(x) and low <= x <= MAX_COUNT for x in v):
             return False
         return not increasing or all(a < b for a, b in zip(v, v[1:]))
 
     what = "a non-empty list" if non_empty else "a list"
-    return ok, f"{what} of integers >= {low}{', strictly increasing' if increasing else ''}"
+    return ok, f"{what} of integers in [{low}, {MAX_COUNT}]{', strictly increasing' if increasing else ''}"
 
 
 BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")
@@ -78,10 +88,10 @@ FRACTION: Rule = _number(0, 1)
 
 def _batch_limit(v: Any) -> bool:
     """`limit_*_batches`: a number of batches (int) or a fraction of them (float in [0, 1])."""
-    return v is None or (is_int(v) and v >= 0) or (isinstance(v, float) and 0 <= v <= 1)
+    return v is None or (is_int(v) and 0 <= v <= MAX_COUNT) or (isinstance(v, float) and 0 <= v <= 1)
 
 
-BATCH_LIMIT: Rule = (_batch_limit, "a number of batches (integer >= 0), a fraction in [0, 1], or null")
+BATCH_LIMIT: Rule = (_batch_limit, f"a number of batches (integer in [0, {MAX_COUNT}]), a fraction in [0, 1], or null")
 
 
 TOP: dict[str, Rule] = {
@@ -132,6 +142,7 @@ CHECKPOINT: dict[str, Rule] = {
 
 def check_config(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value no run could use; cheap, touches no data."""
+    check_magnitudes(cfg)
     _check({key: cfg[key] for key in TOP if key in cfg}, "", TOP)
     dataset = _plain(cfg.dataset)  # its values: the data module's constructor (see `app.train_task`)
     _check_data_root(dataset)
@@ -150,6 +161,30 @@ def check_config(cfg: DictConfig) -> None:
         _check(checkpoint, "callbacks.model_checkpoint.", CHECKPOINT)
         _check_checkpoint_schedule(checkpoint)
     _check_ckpt_path(cfg.get("ckpt_path"))
+
+
+def check_magnitudes(cfg: DictConfig) -> None:
+    """Every number in the config, whether or not something checks its key, within what any knob can take.
+
+    The net under all numeric settings (`utils.errors.out_of_range`): an integer beyond 2**32 - 1 crashes deep in
+    the data loader or torch, and an infinite or huge decimal (`eval.attacks.pgd.step_size=inf`) runs on silently.
+    Interpolations are skipped: the value is checked where the user set it, under that key. `hydra` is Hydra's.
+    """
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    for key, value in _numbers(plain, ""):
+        if not key.startswith("hydra."):
+            wrong = out_of_range(value)
+            if wrong is not None:
+                raise UserError(f"{key}={value!r} is invalid: {wrong}")
+
+
+def _numbers(node: Any, prefix: str) -> list[tuple[str, Any]]:
+    """(key, value) of every int or float below `node`; a list's elements are named by the list's key."""
+    if isinstance(node, dict):
+        return [kv for name, value in node.items() for kv in _numbers(value, f"{prefix}{name}.")]
+    if isinstance(node, list):
+        return [kv for value in node for kv in _numbers(value, prefix)]
+    return [(prefix.rstrip("."), node)] if isinstance(node, (int, float)) else []
 
 
 def _plain(node: DictConfig | None) -> dict[str, Any]:
@@ -258,5 +293,6 @@ def _check_ckpt_path(ckpt: object) -> None:
     """Existence only; `load_checkpoint` vets the contents before anything else reads the file."""
     if ckpt in (None, "last"):
         return
-    if not Path(str(ckpt)).expanduser().is_file():
-        raise UserError(f"ckpt_path={ckpt!r} is invalid: no such checkpoint file (or use ckpt_path=last)")
+    problem = file_problem(Path(str(ckpt)).expanduser())
+    if problem is not None:
+        raise UserError(f"ckpt_path={ckpt!r} is invalid: it {problem}; give a checkpoint file (or ckpt_path=last)")

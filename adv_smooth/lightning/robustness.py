@@ -107,6 +107,7 @@ class RobustnessVsSNR(pl.Callback):
         self.worst = bool(worst)
         self.sanity_snr_db = None if sanity_snr_db is None else float(sanity_snr_db)
         self.save_records = bool(save_records)
+        self.results_dir: str | None = None  # where records and figure go (the task's staging dir); None: the run dir
         require(
             seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
             "seed",
@@ -287,11 +288,12 @@ class RobustnessVsSNR(pl.Callback):
             self._results["honesty"] = {"warnings": summary["honesty"]}
             for w in summary["honesty"]:
                 rank_zero_warn(f"honesty check: {w['message']}")
-            if self.save_records and trainer.global_rank == 0 and trainer.default_root_dir:
-                path = records.save(Path(trainer.default_root_dir) / RECORDS_FILE.format(stage=stage))
+            where = self.results_dir or trainer.default_root_dir
+            if self.save_records and trainer.global_rank == 0 and where:
+                path = records.save(Path(where) / RECORDS_FILE.format(stage=stage))
                 summary["records"] = path.name
                 if self.log_figure:  # the same figure as TensorBoard's, as a file beside results.json
-                    save_figure(accuracy_vs_snr_figure(summary), Path(trainer.default_root_dir) / FIGURE_FILE)
+                    save_figure(accuracy_vs_snr_figure(summary), Path(where) / FIGURE_FILE)
         if self.log_figure:
             self._log_figure(trainer, stage, summary)
 

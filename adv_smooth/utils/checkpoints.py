@@ -16,6 +16,7 @@ from __future__ import annotations
 import pickle
 import random
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adv_smooth.utils.errors import UserError
+from adv_smooth.utils.errors import UserError, file_problem
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -33,12 +34,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     errors here: the caller named a file that is not a checkpoint this project may load.
     """
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"checkpoint {str(path)!r} does not exist")
-    if not path.is_file():
-        raise UserError(f"checkpoint {str(path)!r} is not a file")
+    problem = file_problem(path)
+    if problem is not None:
+        raise UserError(f"checkpoint {str(path)!r} {problem}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on the file ("Detected pickle protocol 4"): it loads or
+            warnings.simplefilter("ignore")  # is refused below, in one line either way
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise UserError(f"checkpoint {str(path)!r} refused: {_refusal_reason(str(e))}") from None
     except Exception as e:  # zip/pickle/EOF errors of a truncated or foreign file

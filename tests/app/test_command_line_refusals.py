@@ -74,3 +74,44 @@ def test_missing_sweeper_plugin_config_names_the_extra() -> None:
         '(or pip install -e ".[sweeps]" in a checkout)'
     )
     assert missing_plugin_config("Could not load 'dataset/foo'") is None
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset.batch_size=99999999999999999999", "dataset.batch_size=99999999999999999999 is invalid: an integer"),
+        ("dataset.eval_batch_size=99999999999999999999", "dataset.eval_batch_size=99999999999999999999 is invalid"),
+        ("trainer.max_epochs=100000000000000000000000", "trainer.max_epochs=100000000000000000000000 is invalid"),
+        ("trainer.max_epochs=1e23", "trainer.max_epochs=1e+23 is invalid"),
+        ("eval.attacks.pgd.step_size=inf", "eval.attacks.pgd.step_size=inf is invalid: a finite number"),
+        ("optim.lr=nan", "optim.lr=nan is invalid: a finite number"),
+        ("eval.snr_levels=[40,1e300]", "eval.snr_levels=1e+300 is invalid"),
+    ],
+)
+def test_numbers_no_knob_takes_are_refused_before_hydra_runs(override: str, message: str) -> None:
+    from adv_smooth.app.command_line import check_command_line
+    from adv_smooth.utils.errors import UserError
+
+    with pytest.raises(UserError, match="magnitude at most") as info:
+        check_command_line([override])
+    assert message in str(info.value)
+
+
+def test_counts_state_their_upper_bound() -> None:
+    """Within the net, a count still has its own bound, stated in the constructor's message."""
+    from adv_smooth.data.digits import DigitsDataModule
+    from adv_smooth.utils.errors import MAX_COUNT, UserError
+
+    with pytest.raises(UserError, match=rf"dataset.batch_size=20000000 is invalid: an integer in \[1, {MAX_COUNT}\]"):
+        DigitsDataModule(batch_size=20_000_000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["adv_smooth", "adv_smooth.evaluate"])
+def test_huge_batch_size_is_one_line_exit_2(module: str, tmp_path: Path) -> None:
+    """It used to pass the checks and crash in fit (exit 1, an 80-line traceback); evaluate is vetted the same."""
+    args = ["ckpt_path=x.ckpt"] if module.endswith("evaluate") else []
+    code, stderr = run_process(
+        module, *args, "dataset.eval_batch_size=99999999999999999999", f"hydra.run.dir={tmp_path}"
+    )
+    assert_one_line_exit_2(code, stderr, "dataset.eval_batch_size=99999999999999999999 is invalid", tmp_path)

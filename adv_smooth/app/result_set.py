@@ -1,0 +1,80 @@
+"""A run's result files are replaced as a set, and only by a run that completed.
+
+A completed run is its results.json and the files beside it that it describes (`per_image_test.npz`,
+`robustness_test.png`, an ensemble's `members/`, an evaluation's TensorBoard events). A later command in the
+same dir (a resume, `overwrite=true`) must not leave a mix of two runs there, nor a failure record beside the
+completed run's files. So a task writes its result files into `<run dir>/.incoming/` (`prepare`), and only
+once it has completed moves them in (`commit`): the old results.json goes first, so that during the few
+renames the dir claims no completed run, then the old set's other files, then the new set arrives with its
+results.json last. A task that fails or is killed leaves the completed set as it was (its `.incoming/` is
+emptied by the next run there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from adv_smooth.utils.io import write_json_atomic
+
+STAGING = ".incoming"
+RESULTS = "results.json"
+# Entries of a run dir that belong to its result set (besides what the new set itself brings).
+RESULT_PATTERNS = (RESULTS, "per_image_*.npz", "robustness_*.png", "members")
+
+
+def staging_dir(out: Path) -> Path:
+    return out / STAGING
+
+
+def prepare(out: Path) -> Path:
+    """An empty staging dir in `out` (what a killed run left there is removed)."""
+    staging = staging_dir(out)
+    _remove(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def commit(out: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Write `results` and move the staged set into `out`, replacing the previous set whole; returns the results.
+
+    Paths in `results` that point into the staging dir (a checkpoint staged with the set) are rewritten to
+    where the files now are.
+    """
+    staging = staging_dir(out)
+    staged = json.dumps(str(staging) + os.sep)[1:-1]
+    final = json.dumps(str(out) + os.sep)[1:-1]
+    results = json.loads(json.dumps(results, default=str).replace(staged, final))
+    write_json_atomic(staging / RESULTS, results)
+    (out / RESULTS).unlink(missing_ok=True)  # from here on, no completed run is claimed until the last rename
+    arriving = {entry.name for entry in staging.iterdir()}
+    for pattern in RESULT_PATTERNS:
+        for old in out.glob(pattern):
+            if old.name not in arriving:
+                _remove(old)
+    for entry in sorted(staging.iterdir(), key=lambda e: e.name == RESULTS):  # results.json last
+        _replace(entry, out / entry.name)
+    _remove(staging)
+    return results
+
+
+def _replace(source: Path, target: Path) -> None:
+    """Rename `source` over `target`; a directory target is moved out of the way first (rename cannot replace it)."""
+    if target.is_dir() and not target.is_symlink():
+        old = target.with_name(f".{target.name}.replaced")
+        _remove(old)
+        os.replace(target, old)
+        os.replace(source, target)
+        _remove(old)
+    else:
+        os.replace(source, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
