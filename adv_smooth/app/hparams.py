@@ -25,6 +25,8 @@ KEY_SETTINGS = (
     "trainer.max_epochs",
     "trainer.precision",
     "eval.snr_levels",
+    "eval.test_subset",  # the test figures of a run on part of the split are not the whole split's
+    "eval.test_subset_seed",
 )
 _SKIPPED = ("name", "components", "optimizer", "scheduler")
 

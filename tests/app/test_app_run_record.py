@@ -80,7 +80,10 @@ def test_run_names_and_hparams_from_the_config() -> None:
     long = run_name([f"defense.gamma={i}" for i in range(40)])
     assert len(long) == MAX_LENGTH and long != run_name([f"defense.gamma={i}" for i in range(41)])
     assert run_name([]) == ""
-    params = run_hparams(compose_config("defense=adv", "seed=3"), {"defense": "adv", "experiment": "None"})
+    params = run_hparams(
+        compose_config("defense=adv", "seed=3", "eval.test_subset=100"), {"defense": "adv", "experiment": "None"}
+    )
+    assert params["eval.test_subset"] == 100 and params["eval.test_subset_seed"] == "null"
     assert params["defense"] == "adv" and "experiment" not in params
     assert params["defense.snr"] == 33.0 and params["optim.lr"] == 0.1 and params["seed"] == 3
     assert params["eval.snr_levels"] == "[50, 45, 40, 33, 25, 20]"
