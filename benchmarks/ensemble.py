@@ -16,7 +16,6 @@ theirs (goal <= 1.0: fewer targets, a cheaper Square, no FAB, the cascade).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 from adv_smooth.robustness.attack_configs import build_attacks
 from adv_smooth.robustness.batch import evaluate_batch
 from benchmarks._setup import compose_config
-from benchmarks._timing import format_table, interleaved, load_average, machine_info, summarize
+from benchmarks._timing import format_table, interleaved, load_average, machine_info, summarize, timed
 
 N_TEST = 1000
 
@@ -90,10 +89,8 @@ def strong_linf_attacks(eps_255: float) -> dict[str, Any]:
 def ours(model: nn.Module, x: Tensor, y: Tensor, eps_255: float) -> dict[str, Any]:
     attacks = build_attacks(strong_linf_attacks(eps_255))
     for i, attack in enumerate(attacks.values()):
-        attack.generator = torch.Generator().manual_seed(i)
-    start = time.perf_counter()
-    out = evaluate_batch(model, x, y, attacks, [30.0], cascade=True)
-    wall = time.perf_counter() - start
+        attack.generator = torch.Generator(device=x.device).manual_seed(i)
+    wall, out = timed(lambda: evaluate_batch(model, x, y, attacks, [30.0], cascade=True), x.device)
     robust = out["clean_pred"] == y
     for outcome in out["attacks"].values():
         robust &= outcome["adv_correct"][0] != 0
@@ -103,19 +100,18 @@ def ours(model: nn.Module, x: Tensor, y: Tensor, eps_255: float) -> dict[str, An
 def reference(model: nn.Module, x: Tensor, y: Tensor, eps_255: float) -> dict[str, Any]:
     from pyautoattack import AutoAttack
 
-    adversary = AutoAttack(model, norm="Linf", eps=eps_255 / 255, version="standard", seed=0, device="cpu")
+    adversary = AutoAttack(model, norm="Linf", eps=eps_255 / 255, version="standard", seed=0, device=str(x.device))
     adversary.verbose = False
-    start = time.perf_counter()
-    x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=N_TEST)
-    wall = time.perf_counter() - start
+    wall, (x_adv, _) = timed(lambda: adversary.run_standard_evaluation(x, y, batch_size=N_TEST), x.device)
     with torch.no_grad():
         acc = (model(x_adv).argmax(1) == y).float().mean().item()
     return {"wall": wall, "robust_acc": acc, "attacks": list(adversary.attacks_to_run)}
 
 
-def run(reps: int = 3, eps_255: float = 16.0, seed: int = 0) -> dict[str, Any]:
+def run(reps: int = 3, eps_255: float = 16.0, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
     load_before = load_average()
     model, x, y = trained_model(seed)
+    model, x, y = model.to(device), x.to(device), y.to(device)
     with torch.no_grad():
         clean = (model(x).argmax(1) == y).float().mean().item()
     sides = {"ours": lambda: ours(model, x, y, eps_255), "autoattack": lambda: reference(model, x, y, eps_255)}
@@ -146,8 +142,8 @@ def run(reps: int = 3, eps_255: float = 16.0, seed: int = 0) -> dict[str, Any]:
                 "status": "pass" if summarize(ratios)["median"] <= 1.0 else "FAIL",
             },
         ],
-        "gpu": "not measured",
-        "machine": machine_info("cpu"),
+        "device": device,
+        "machine": machine_info(device),
         "load_average_1min_before_after": [load_before, load_average()],
     }
 

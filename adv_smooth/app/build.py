@@ -16,7 +16,7 @@ from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.lightning.distributed import carry_back
-from adv_smooth.models.speed import apply_perf
+from adv_smooth.models.speed import apply_perf, resolve_perf
 from adv_smooth.utils.errors import UserError
 
 
@@ -55,8 +55,11 @@ def load_data(datamodule: ImageDataModule) -> ImageDataModule:
     return datamodule
 
 
-def build_module(cfg: DictConfig, datamodule: ImageDataModule, defense: Defense) -> RobustClassifier:
-    """The network gets its data facts from the datamodule, its options from the defense, speed switches from `perf`."""
+def build_module(
+    cfg: DictConfig, datamodule: ImageDataModule, defense: Defense, trainer: pl.Trainer | None = None
+) -> RobustClassifier:
+    """The network gets its data facts from the datamodule, its options from the defense, speed switches from `perf`
+    (`auto` decided for `trainer`'s device and planned steps; without a trainer, `auto` is off)."""
     net = hydra.utils.instantiate(
         cfg.model,
         num_classes=datamodule.num_classes,
@@ -65,7 +68,8 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule, defense: Defense)
         std=list(datamodule.std),
         **defense.model_options,
     )
-    net = apply_perf(net, **(cfg.get("perf") or {}))  # channels_last / compile (models/speed.py); absent = off
+    perf = resolve_perf(**(cfg.get("perf") or {}), **_run_facts(trainer, datamodule))
+    net = apply_perf(net, **perf)  # channels_last / compile (models/speed.py); absent = off
     optim = cfg.optim
     return RobustClassifier(
         net,
@@ -74,6 +78,17 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule, defense: Defense)
         scheduler=hydra.utils.instantiate(optim.scheduler) if optim.get("scheduler") else None,
         finite_check_every=cfg.trainer.get("log_every_n_steps", 10),
     )
+
+
+def _run_facts(trainer: pl.Trainer | None, datamodule: Any) -> dict[str, Any]:
+    """The device and the planned optimizer steps `resolve_perf` decides `auto` from (none without a trainer)."""
+    if trainer is None:
+        return {}
+    steps = None
+    train_set, batch_size = getattr(datamodule, "train_set", None), getattr(datamodule, "batch_size", None)
+    if train_set is not None and batch_size and trainer.max_epochs is not None and trainer.max_epochs > 0:
+        steps = -(-len(train_set) // (batch_size * trainer.world_size)) * trainer.max_epochs
+    return {"device": trainer.strategy.root_device, "planned_steps": steps}
 
 
 def build_list(cfg: DictConfig | None) -> list[Any]:

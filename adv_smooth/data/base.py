@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from adv_smooth.data.resident import ON_DEVICE, DeviceBatches, resident_device, to_device
 from adv_smooth.data.sharding import shard_loader
 from adv_smooth.utils.errors import is_number, require, require_bool, require_int
 
@@ -128,9 +129,16 @@ class ImageDataModule(pl.LightningDataModule):
         std: tuple[float, ...] | None = None,
         num_workers: int = 0,
         unaugmented_fraction: float = 0.0,
+        on_device: bool | str = "auto",
         **_: Any,
     ) -> None:
         super().__init__()
+        require(
+            on_device in ON_DEVICE and (on_device == "auto" or isinstance(on_device, bool)),
+            "dataset.on_device",
+            on_device,
+            "auto (keep the images on a single GPU when they fit), true or false",
+        )
         require_int("dataset.batch_size", batch_size, 1)
         require_int("dataset.eval_batch_size", eval_batch_size, 1, allow_none=True)
         require(
@@ -179,6 +187,8 @@ class ImageDataModule(pl.LightningDataModule):
         self._mean = None if mean is None else tuple(float(v) for v in mean)
         self._std = None if std is None else tuple(float(v) for v in std)
         self.num_workers = num_workers
+        self.on_device = on_device
+        self._resident: dict[str, Any] = {}  # split name -> its TensorImages on the device (data/resident.py)
         self.splits: Splits | None = None
         self.train_set = self.val_set = self.test_set = None
 
@@ -227,13 +237,16 @@ class ImageDataModule(pl.LightningDataModule):
         self.val_set = TensorImages(*splits.val)
         self.test_set = TensorImages(*splits.test)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
+        resident = self._on_device("train", self.train_set)
+        if resident is not None:
+            return DeviceBatches(resident, self.batch_size, shuffle=True)
         return self._loader(self.train_set, self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._eval_loader(self.val_set, "validation split")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._eval_loader(self.test_set, "test split")
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Any, ...]:
@@ -284,9 +297,24 @@ class ImageDataModule(pl.LightningDataModule):
     def _loader(self, dataset: TensorImages, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, **self._loader_options())
 
-    def _eval_loader(self, dataset: TensorImages, split: str) -> DataLoader:
+    def _on_device(self, name: str, dataset: TensorImages) -> TensorImages | None:
+        """`dataset` moved to the trainer's GPU once (and kept), when `on_device` says so; else None."""
+        if self.trainer is None:
+            return None
+        if name not in self._resident:
+            nbytes = sum(
+                t.numel() * t.element_size() for t in (*self.splits.train, *self.splits.val, *self.splits.test)
+            )
+            device = resident_device(self.on_device, self.trainer.strategy.root_device, self.trainer.world_size, nbytes)
+            self._resident[name] = None if device is None else to_device(dataset, device)
+        return self._resident[name]
+
+    def _eval_loader(self, dataset: TensorImages, split: str) -> DataLoader | DeviceBatches:
         """In order; under DDP, this process's unpadded shard (`sharding.EvalShards`): each image counted once."""
         world = self.trainer.world_size if self.trainer is not None else 1
+        resident = self._on_device(split, dataset)
+        if resident is not None:
+            return DeviceBatches(resident, self.eval_batch_size, shuffle=False)
         if world == 1:
             return self._loader(dataset, self.eval_batch_size, shuffle=False)
         rank = self.trainer.global_rank

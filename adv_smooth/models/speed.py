@@ -31,7 +31,39 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["apply_perf", "to_channels_last"]
+from adv_smooth.utils.errors import require, require_int
+
+__all__ = ["apply_perf", "resolve_perf", "to_channels_last"]
+
+AUTO = "auto"
+
+
+def resolve_perf(
+    channels_last: bool | str = False,
+    compile: bool | str = False,
+    compile_min_steps: int = 0,
+    compile_options: Mapping[str, Any] | None = None,
+    *,
+    device: torch.device | str | None = None,
+    planned_steps: int | None = None,
+) -> dict[str, Any]:
+    """`apply_perf`'s arguments for this run, with `auto` decided: what a GPU user wants without thinking.
+
+    * `channels_last: auto` is on for a CUDA device (NHWC is what the tensor cores' convolutions read; measured
+      in benchmarks/results/gpu.json) and off on a CPU, whose default job keeps its published figures.
+    * `compile: auto` compiles on a CUDA device when the fit plans at least `compile_min_steps` optimizer steps:
+      compiling costs a fixed start-up (and a recompile per new batch shape in evaluation), repaid only by
+      enough faster steps; the threshold comes from the measured break-even (benchmarks/gpu.py).
+    """
+    for key, value in (("channels_last", channels_last), ("compile", compile)):
+        require(value == AUTO or isinstance(value, bool), f"perf.{key}", value, "true, false or auto (GPU only)")
+    require_int("perf.compile_min_steps", compile_min_steps, 0)
+    gpu = device is not None and torch.device(device).type == "cuda"
+    if channels_last == AUTO:
+        channels_last = gpu
+    if compile == AUTO:
+        compile = gpu and planned_steps is not None and planned_steps >= compile_min_steps
+    return {"channels_last": channels_last, "compile": compile, "compile_options": compile_options}
 
 
 def apply_perf(
