@@ -6,8 +6,8 @@ through Lightning's fit, validation and test loops (the first GPU run found Ligh
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from adv_smooth.data import resident
@@ -50,7 +50,7 @@ class _Tiny(pl.LightningModule):
 
     def _count(self, stage: str, batch) -> torch.Tensor:
         x, y = batch[:2]
-        assert x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1
+        assert x.dtype == torch.float32 and float(x.min()) >= 0 and float(x.max()) <= 1
         self.seen[stage] += len(y)
         return torch.nn.functional.cross_entropy(self.net(x), y)
 
