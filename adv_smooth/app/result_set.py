@@ -7,7 +7,9 @@ completed run's files. So a task writes its result files into `<run dir>/.incomi
 once it has completed moves them in (`commit`): the old results.json goes first, so that during the few
 renames the dir claims no completed run, then the old set's other files, then the new set arrives with its
 results.json last. A task that fails or is killed leaves the completed set as it was (its `.incoming/` is
-emptied by the next run there).
+emptied by the next run there). A training run that replaces a completed one (`overwrite=true`) stages its
+checkpoints too, so the completed run's weights stay beside its results until the new set, checkpoints
+included, moves in.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from adv_smooth.utils.io import write_json_atomic
+from adv_smooth.app.run_dir import status
+from adv_smooth.utils.io import STAGING, write_json_atomic
 
-STAGING = ".incoming"
 RESULTS = "results.json"
+CHECKPOINTS = "checkpoints"
 # Entries of a run dir that belong to its result set (besides what the new set itself brings).
 RESULT_PATTERNS = (RESULTS, "per_image_*.npz", "robustness_*.png", "members")
 
@@ -30,12 +33,37 @@ def staging_dir(out: Path) -> Path:
     return out / STAGING
 
 
-def prepare(out: Path) -> Path:
-    """An empty staging dir in `out` (what a killed run left there is removed)."""
+def prepare(out: Path, keep_checkpoints: bool = False) -> Path:
+    """An empty staging dir in `out` (what a killed run left there is removed; its checkpoints stay when this
+    run resumes from them)."""
     staging = staging_dir(out)
-    _remove(staging)
-    staging.mkdir(parents=True)
+    if keep_checkpoints and staging.is_dir():
+        for entry in staging.iterdir():
+            if entry.name != CHECKPOINTS:
+                _remove(entry)
+    else:
+        _remove(staging)
+    staging.mkdir(parents=True, exist_ok=True)
     return staging
+
+
+def stages_checkpoints(out: Path, ckpt_path: object, overwrite: bool) -> bool:
+    """Whether this training run writes its checkpoints into the staging dir too: when it replaces a completed
+    run (`overwrite=true`, the completed run's checkpoints stay until the new set moves in), or resumes
+    (`ckpt_path=last`) such a run that was interrupted. A resume of the completed run itself continues it in
+    place, as any resume does (only its result files are staged)."""
+    if ckpt_path == "last":
+        return (staging_dir(out) / CHECKPOINTS / "last.ckpt").is_file()
+    return ckpt_path in (None, "", "null") and overwrite and status(out) == "completed"
+
+
+def redirect_checkpoints(callbacks: list[Any], out: Path) -> None:
+    """Point the callbacks that write checkpoints into `out/checkpoints` (or into the trainer's default, the
+    same dir) at the staging dir's."""
+    final = (out / CHECKPOINTS).resolve()
+    for callback in callbacks:
+        if hasattr(callback, "dirpath") and (callback.dirpath is None or Path(callback.dirpath).resolve() == final):
+            callback.dirpath = os.path.realpath(staging_dir(out) / CHECKPOINTS)
 
 
 def commit(out: Path, results: dict[str, Any]) -> dict[str, Any]:

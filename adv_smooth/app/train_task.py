@@ -70,13 +70,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     require(isinstance(overwrite, bool), "overwrite", overwrite, "true or false")
     refuse_completed(out, resuming=cfg.get("ckpt_path") not in (None, "", "null"), overwrite=overwrite)
     start = time.time()
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out)
+    staged = result_set.stages_checkpoints(out, cfg.get("ckpt_path"), overwrite)  # replacing a completed run
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), result_set.staging_dir(out) if staged else out)
     resume = load_checkpoint(ckpt_path) if ckpt_path else None  # refuses pickled code before Lightning reads it
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     defense = build_defense(cfg.defense)
     datamodule = build_datamodule(cfg, load=False)  # its constructor checks dataset.*; no file is read yet
     callbacks = build_list(cfg.get("callbacks"))  # before the data too: their constructors check their settings
+    if staged:  # its checkpoints move in with its results, once it completes
+        result_set.redirect_checkpoints(callbacks, out)
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it was told not to show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     record = FitRecord(start)  # the earlier parts' wall time and fit metrics, through the checkpoint resumed from
@@ -100,7 +103,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if hasattr(callback, "results_dir"):
             callback.results_dir = str(staging)
     if launched_rank_zero():
-        result_set.prepare(out)
+        result_set.prepare(out, keep_checkpoints=staged and ckpt_path is not None)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         fit_metrics = scalar_metrics(trainer)

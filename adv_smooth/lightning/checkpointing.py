@@ -25,7 +25,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint as _ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from adv_smooth.utils.io import current_umask
+from adv_smooth.utils.io import STAGING, current_umask
 
 
 class CheckpointWriteError(OSError):
@@ -96,6 +96,7 @@ class ModelCheckpoint(_ModelCheckpoint):
         return {**super().state_dict(), "saved_epochs": dict(self.saved_epochs)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = moved_in(state_dict, self.dirpath)
         super().load_state_dict(state_dict)
         self.saved_epochs.update(state_dict.get("saved_epochs", {}))
 
@@ -117,3 +118,27 @@ class ModelCheckpoint(_ModelCheckpoint):
             return  # already written at this step (Lightning asks again after the top-k save)
         super()._save_last_checkpoint(trainer, monitor_candidates)
         self._last_saved_at = trainer.global_step
+
+
+def moved_in(state: dict[str, Any], dirpath: str | None) -> dict[str, Any]:
+    """`state` with the paths of a checkpoint written in a run dir's staging dir (`<run>/.incoming/checkpoints`,
+    while it replaced a completed run) renamed to where its run's set was moved in (`<run>/checkpoints`).
+
+    Lightning keeps a checkpoint callback's best score and files only when the saved `dirpath` is its own, and
+    warns otherwise: the resume of such a run would lose its best checkpoint."""
+    saved = state.get("dirpath")
+    if not saved or not dirpath or saved == dirpath or STAGING not in Path(saved).parts:
+        return state
+    parts = Path(saved).parts
+    at = parts.index(STAGING)
+    if str(Path(*parts[:at], *parts[at + 1 :])) != str(dirpath):
+        return state
+
+    def rename(value: Any) -> Any:
+        if isinstance(value, str):
+            return dirpath + value[len(saved) :] if value.startswith(saved) else value
+        if isinstance(value, dict):
+            return {rename(k): rename(v) for k, v in value.items()}
+        return value
+
+    return {key: rename(value) for key, value in state.items()}

@@ -12,6 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# A run dir's staging dir: a run's result files (and, when it replaces a completed run, its checkpoints) are
+# written there and moved in as a set when it completes (`app/result_set.py`).
+STAGING = ".incoming"
+
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write to a temp file in the same directory, fsync, then rename over `path`."""

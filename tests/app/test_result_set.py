@@ -13,6 +13,7 @@ import pytest
 import pytorch_lightning as pl
 
 from adv_smooth.app import result_set
+from adv_smooth.utils.io import STAGING
 from tests.test_bad_inputs import error_lines, run_main
 
 JOB = [
@@ -43,8 +44,10 @@ class FailAfterTest(pl.Callback):
 
 
 def _snapshot(run: Path) -> dict[str, bytes]:
-    """The completed run's result set, byte for byte."""
-    return {name: (run / name).read_bytes() for name in ("results.json", "per_image_test.npz", "robustness_test.png")}
+    """The completed run's result set and checkpoints, byte for byte."""
+    names = ["results.json", "per_image_test.npz", "robustness_test.png"]
+    names += [f"checkpoints/{p.name}" for p in (run / "checkpoints").iterdir()]
+    return {name: (run / name).read_bytes() for name in names}
 
 
 @pytest.fixture
@@ -64,7 +67,7 @@ def test_a_failed_run_leaves_the_completed_set_whole(completed: Path, how: list[
     code, stderr = run_main(*JOB, *how, *FAIL_IN_TEST, f"hydra.run.dir={completed}")
     assert code != 0
     assert _snapshot(completed) == before  # results.json, records and figure: all the completed run's
-    assert not (completed / result_set.STAGING / "results.json").exists()
+    assert not (completed / STAGING / "results.json").exists()
 
 
 @pytest.mark.slow
@@ -74,11 +77,34 @@ def test_a_completed_overwrite_replaces_the_whole_set(completed: Path) -> None:
     code, stderr = run_main(*JOB, "overwrite=true", "seed=1", "eval.snr_levels=[33]", f"hydra.run.dir={completed}")
     assert code == 0, stderr
     after = _snapshot(completed)
-    assert all(after[name] != before[name] for name in before)  # every file is the new run's
+    assert all(after[name] != before.get(name) for name in after)  # every file is the new run's, checkpoints too
     results = json.loads(after["results.json"])
     assert results["seed"] == 1 and results["robustness"]["test"]["attacks"]["fgsm"]["levels"] == [33]
-    assert not (completed / result_set.STAGING).exists()
+    assert Path(results["best_checkpoint"]).parent == completed / "checkpoints"
+    assert Path(results["best_checkpoint"]).is_file()
+    assert not (completed / STAGING).exists()
     assert not error_lines(stderr)
+
+
+def test_a_staged_checkpoint_moved_in_keeps_its_callback_state(tmp_path: Path) -> None:
+    """Lightning drops a checkpoint callback's best score when the saved dirpath is not its own: a checkpoint
+    written staged (`.incoming/checkpoints`) and moved in with its set names its files where they now are."""
+    from adv_smooth.lightning.checkpointing import moved_in
+
+    staged, final = str(tmp_path / ".incoming" / "checkpoints"), str(tmp_path / "checkpoints")
+    state = {
+        "dirpath": staged,
+        "best_model_path": f"{staged}/epoch001.ckpt",
+        "best_k_models": {f"{staged}/epoch001.ckpt": 0.5},
+        "best_model_score": 0.5,
+    }
+    assert moved_in(state, final) == {
+        "dirpath": final,
+        "best_model_path": f"{final}/epoch001.ckpt",
+        "best_k_models": {f"{final}/epoch001.ckpt": 0.5},
+        "best_model_score": 0.5,
+    }
+    assert moved_in(state, str(tmp_path / "elsewhere")) is state  # another dir: Lightning's own rule applies
 
 
 def test_commit_swaps_the_set_and_rewrites_staged_paths(tmp_path: Path) -> None:
