@@ -77,7 +77,8 @@ def check_command_line(args: list[str], conf: str | None = None, config_name: st
     if parsed.config_dir is not None or parsed.config_path is not None:
         return None
     composed = check_composition(parsed.overrides, parsed.config_name or config_name, parsed.multirun, conf)
-    check_plugin_targets(composed)  # a preset's sweeper (hparams_search=optuna): its packages, with the extra
+    if parsed.multirun:  # a preset's sweeper (hparams_search=optuna): its packages, with the extra; a single run
+        check_plugin_targets(composed)  # builds neither sweeper nor launcher
     check_magnitudes(composed)  # numbers no knob takes (10**20, inf), for every entry point, checked key or not
     return None if parsed.multirun or parsed.cfg or parsed.info else composed
 

@@ -115,3 +115,14 @@ def test_huge_batch_size_is_one_line_exit_2(module: str, tmp_path: Path) -> None
         module, *args, "dataset.eval_batch_size=99999999999999999999", f"hydra.run.dir={tmp_path}"
     )
     assert_one_line_exit_2(code, stderr, "dataset.eval_batch_size=99999999999999999999 is invalid", tmp_path)
+
+
+def test_plugin_packages_are_checked_for_sweeps_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single run builds neither sweeper nor launcher, so it runs without optuna; a sweep is refused in one line."""
+    from adv_smooth.app.command_line import check_command_line
+    from adv_smooth.utils.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    check_command_line(["hparams_search=optuna"])
+    with pytest.raises(UserError, match=r'the sweeper needs optuna.*pip install "adv-smooth\[sweeps\]"'):
+        check_command_line(["-m", "hparams_search=optuna"])
