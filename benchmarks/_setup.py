@@ -90,13 +90,15 @@ def make_trainer(
     device: torch.device | str,
     precision: str,
     callbacks: Sequence[pl.Callback],
-    logger: str,
+    logger: str | pl.loggers.Logger,
     log_every_n_steps: int,
     root: Path,
+    **extra: Any,
 ) -> pl.Trainer:
     """`conf/trainer/default.yaml`'s settings, minus what a benchmark must not do (checkpoints, progress bar,
-    model summary, sanity validation); `logger` is "none", "csv" or "tensorboard" (the project default)."""
-    loggers: Any = False
+    model summary, sanity validation); `logger` is "none", "csv", "tensorboard" (the project default) or a logger
+    object; `extra` are further Trainer arguments (e.g. `limit_val_batches`)."""
+    loggers: Any = logger if isinstance(logger, pl.loggers.Logger) else False
     if logger == "tensorboard":
         loggers = pl.loggers.TensorBoardLogger(str(root), name="tensorboard", version="", default_hp_metric=False)
     elif logger == "csv":
@@ -116,6 +118,7 @@ def make_trainer(
         logger=loggers,
         callbacks=list(callbacks),
         default_root_dir=str(root),
+        **extra,
     )
 
 

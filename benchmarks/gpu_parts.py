@@ -20,7 +20,7 @@ from torch import Tensor
 
 from adv_smooth.data.base import ImageDataModule, Splits
 from benchmarks import plain_reference as plain
-from benchmarks._setup import Batches, build_run, compose_config
+from benchmarks._setup import Batches, build_run, compose_config, make_trainer
 from benchmarks._timing import Clock, StepWindow, timed
 
 
@@ -49,23 +49,11 @@ def tensorboard(root: Path) -> pl.loggers.TensorBoardLogger:
 def trainer(
     device: str, precision: str, callbacks: Sequence[pl.Callback], root: Path, logger: Any = None, **extra: Any
 ) -> pl.Trainer:
-    """`conf/trainer/gpu.yaml`'s settings with the default TensorBoard logger; no checkpoints or progress bar."""
-    extra = {"log_every_n_steps": 10, **extra}
-    return pl.Trainer(
-        accelerator="gpu" if torch.device(device).type == "cuda" else "cpu",
-        devices=1,
-        precision=precision,
-        max_epochs=1,
-        inference_mode=False,
-        num_sanity_val_steps=0,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=logger if logger is not None else tensorboard(root),
-        callbacks=list(callbacks),
-        default_root_dir=str(root),
-        **extra,
-    )
+    """`conf/trainer/gpu.yaml`'s settings with the default TensorBoard logger (`logger=False`: none) at its default
+    interval; no checkpoints or progress bar (`_setup.make_trainer`)."""
+    logger = "none" if logger is False else logger if logger is not None else tensorboard(root)
+    every = extra.pop("log_every_n_steps", 10)
+    return make_trainer(device, precision, callbacks, logger, every, root, **extra)
 
 
 def project_module(s: dict[str, Any], defense: str, overrides: Sequence[str] = (), compile: bool = False):
