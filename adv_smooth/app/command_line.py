@@ -15,16 +15,8 @@ from omegaconf import DictConfig
 from adv_smooth.app import suggest
 from adv_smooth.config.checks import check_magnitudes
 from adv_smooth.config.launchers import check_launcher, check_plugin_targets, missing_plugin_config
+from adv_smooth.utils.conf_dir import config_dir
 from adv_smooth.utils.errors import UserError
-
-
-def config_dir() -> str:
-    """`adv_smooth/conf` inside an installed wheel, else the repository's top-level `conf/`."""
-    package = Path(__file__).resolve().parents[1]
-    packaged = package / "conf"
-    if packaged.is_dir():
-        return str(packaged)
-    return str(package.parent / "conf")
 
 
 def _is_sweep_config_request(args: list[str]) -> bool:
