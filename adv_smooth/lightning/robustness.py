@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from adv_smooth.attacks.base import Attack
@@ -37,6 +37,7 @@ from adv_smooth.lightning.test_subset import SubsetImages
 from adv_smooth.lightning.validation_plan import plan_for, validation_request
 from adv_smooth.robustness.attack_configs import build_attacks, check_levels
 from adv_smooth.robustness.batch import attack_levels, evaluate_batch, weak_to_strong
+from adv_smooth.robustness.certify import build_certifier, certificate_arrays, summarize_certified
 from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure, scalars, summarize
 from adv_smooth.robustness.records import AttackRecords, Records, merge
 from adv_smooth.utils.errors import require
@@ -48,7 +49,7 @@ FIGURE_FILE = "robustness_test.png"
 def from_eval_config(eval_cfg: Mapping[str, Any], **overrides: Any) -> RobustnessVsSNR:
     """The callback for an `eval` config group (conf/eval/*.yaml), e.g. for checkpoint evaluation."""
     keys = ("snr_levels", "val_subset", "val_every_n_epochs", "val_attacks", "val_snr_levels", "val_budget")
-    keys += ("cascade", "worst", "sanity_snr_db")
+    keys += ("cascade", "worst", "sanity_snr_db", "certify")
     options = {k: eval_cfg[k] for k in keys if k in eval_cfg}
     return RobustnessVsSNR(attacks=eval_cfg.get("attacks"), **{**options, **overrides})
 
@@ -68,6 +69,8 @@ class RobustnessVsSNR(pl.Callback):
         sanity_snr_db: also attack the test split at this very low SNR (accuracy should approach 0);
             None: off.
         save_records: write the test split's per-image records beside results.json.
+        certify: `robustness/certify.py`'s options (`eval.certify`): also certify the test split's images by
+            randomized smoothing (per-image records, the certified accuracy at each level); None: off.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class RobustnessVsSNR(pl.Callback):
         sanity_snr_db: float | None = None,
         save_records: bool = True,
         seed: int | None = None,
+        certify: Mapping[str, Any] | None = None,
     ) -> None:
         levels = check_levels(snr_levels)
         require(
@@ -116,6 +120,8 @@ class RobustnessVsSNR(pl.Callback):
         )
         self.seed = seed
         self._own_rng = [name for name, attack in self.attacks.items() if attack.generator is None]
+        self.certifier = build_certifier(certify)
+        self._certifier_own_rng = self.certifier is not None and self.certifier.generator is None
         self._stage_seed: int | None = None
         self._batches: list[dict[str, Any]] | None = None
         self._seen = 0
@@ -157,10 +163,21 @@ class RobustnessVsSNR(pl.Callback):
         if isinstance(subset, SubsetImages):  # eval.test_subset: record the images' places in the whole split
             self._subset = subset
             self._order = subset.split_index if self._order is None else subset.split_index[self._order]
+        if self.certifier is not None:
+            images = len(getattr(trainer.test_dataloaders, "dataset", ()))
+            rank_zero_info(
+                f"certification: {self.certifier.describe()} on {images} test images, "
+                f"{self.certifier.passes_per_image():,} forward passes an image, "
+                f"{images * self.certifier.passes_per_image():,} in all"
+            )
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         x, y = batch
         self._accumulate(trainer, pl_module, x, y, self.sanity_snr_db, self._split_index(len(y)))
+        if self.certifier is not None:
+            with trainer.precision_plugin.forward_context():
+                cert = self.certifier.certify(getattr(pl_module, "net", pl_module), x)
+            self._batches[-1]["certified"] = certificate_arrays(cert)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, pl_module, "test")
@@ -237,6 +254,9 @@ class RobustnessVsSNR(pl.Callback):
             return
         for i, name in enumerate(self._own_rng):
             self.attacks[name].generator = torch.Generator(device=device).manual_seed(self._stage_seed * 97 + i)
+        if self._certifier_own_rng:  # after every attack's stream, so adding it changes no attack's draws
+            seed = self._stage_seed * 97 + len(self._own_rng)
+            self.certifier.generator = torch.Generator(device=device).manual_seed(seed)
         self._stage_seed = None
 
     def _collect(self, trainer: pl.Trainer) -> Records:
@@ -275,6 +295,8 @@ class RobustnessVsSNR(pl.Callback):
         for name in batches[0]["sanity_correct"]:
             records.sanity_level = self.sanity_snr_db
             records.sanity_correct[name] = cat(lambda b, n=name: b["sanity_correct"][n])
+        for key in batches[0].get("certified", {}):
+            records.certified[key] = np.concatenate([b["certified"][key] for b in batches])
         return records
 
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -284,6 +306,12 @@ class RobustnessVsSNR(pl.Callback):
         for key, value in scalars(summary, stage).items():
             pl_module.log(key, value, sync_dist=False)
         self._results.setdefault("robustness", {})[stage] = summary
+        if stage == "test" and self.certifier is not None and records.certified:
+            certified = summarize_certified(records.label, records.certified, self._now[1], self.certifier)
+            summary["certified"] = certified
+            for key, acc in certified["acc"].items():
+                pl_module.log(f"test/certified/{key}/acc", acc, sync_dist=False)
+            pl_module.log("test/certified/clean_acc", certified["smoothed_clean_acc"], sync_dist=False)
         if stage == "test":
             self._results["honesty"] = {"warnings": summary["honesty"]}
             for w in summary["honesty"]:

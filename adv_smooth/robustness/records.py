@@ -55,6 +55,9 @@ class Records:
     # seed of a stratified sample (None with a split size: the split's first images)
     split_size: int | None = None
     subset_seed: int | None = None
+    # randomized-smoothing certification (`robustness/certify.py`), per image: prediction (-1 abstains), p_lower,
+    # radius, snr_db, sigma; empty when the evaluation certified nothing
+    certified: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -150,6 +153,8 @@ class Records:
             out["sanity_level"] = np.array(self.sanity_level)
             for name, correct in self.sanity_correct.items():
                 out[f"{name}.sanity_correct"] = correct
+        for key, values in self.certified.items():
+            out[f"certified.{key}"] = values
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -183,6 +188,7 @@ class Records:
             )
             if f"{name}.sanity_correct" in arrays:
                 records.sanity_correct[name] = arrays[f"{name}.sanity_correct"]
+        records.certified = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("certified.")}
         return records
 
 
@@ -223,4 +229,6 @@ def merge(parts: list[Records]) -> Records:
         )
     for name in first.sanity_correct:
         merged.sanity_correct[name] = take(lambda p, n=name: p.sanity_correct[n])
+    for key in first.certified:
+        merged.certified[key] = take(lambda p, k=key: p.certified[k])
     return merged
