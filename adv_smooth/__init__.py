@@ -5,3 +5,12 @@ __version__ = "0.1.0"
 from adv_smooth.utils.run_name import register as _register_resolvers
 
 _register_resolvers()  # conf/logger/tensorboard.yaml names runs with ${run_name:...}: resolvable wherever it loads
+
+
+def __getattr__(name: str):
+    """`adv_smooth.evaluate_model`, imported on first use: the command line's start-up does not pay for torch."""
+    if name == "evaluate_model":
+        from adv_smooth.robustness.model_evaluation import evaluate_model
+
+        return evaluate_model
+    raise AttributeError(f"module 'adv_smooth' has no attribute {name!r}")

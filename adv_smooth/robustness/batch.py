@@ -105,7 +105,8 @@ def evaluate_batch(
     iterative gradient attack (an L2 one first) at that very low SNR, where accuracy should approach zero.
 
     Returns {"clean_pred": (N,), "zero_grad": bool (N,), "attacks": {name: {"adv_correct": int8 (L, N),
-    "measured_snr_db": (L, N), "min_snr_db": (N,) | None}}, "sanity_correct": {name: bool (N,)}}.
+    "measured_snr_db": (L, N), "min_snr_db": (N,) | None}}, "sanity_correct": {name: bool (N,)}}, and
+    "sanity_level" when that check ran.
     """
     n = len(y)
     with crafting_mode(model, "eval"):
@@ -145,6 +146,7 @@ def evaluate_batch(
             name = sorted(sane, key=lambda n: attacks[n].norm != "l2")[0]  # the L2 ball holds the cube
             (r,) = attacks[name].craft_levels(model, x, y, [sanity_level])
             out["sanity_correct"][name] = _correct(model, r.x_adv, y)
+            out["sanity_level"] = sanity_level
     return out
 
 
@@ -152,20 +154,38 @@ def batch_records(
     out: Mapping[str, Any], y: Tensor, attacks: Mapping[str, Attack], snr_levels: Sequence[float], cascade: bool = False
 ) -> Records:
     """`evaluate_batch`'s output for one batch (the whole split, in a script) as host-side `Records`."""
+    return records_of([{**out, "label": y, "index": torch.arange(len(y))}], attacks, snr_levels, cascade)
+
+
+def records_of(
+    batches: Sequence[Mapping[str, Any]], attacks: Mapping[str, Attack], snr_levels: Sequence[float], cascade: bool
+) -> Records:
+    """The host-side `Records` of `evaluate_batch` outputs, each with its "label" and "index" (the images' places
+    in the split) added, concatenated in order: the one records builder (a script's single batch, an `Evaluator`'s
+    split, a Lightning process's shard). Everything moves to the host once, here."""
+
+    def cat(get) -> np.ndarray:
+        return torch.cat([get(b) for b in batches], dim=-1).cpu().numpy()
+
+    if not batches:
+        empty = np.zeros(0, dtype=np.int64)
+        return Records(empty, empty, empty, cascade=cascade)
     records = Records(
-        index=np.arange(len(y)),
-        label=y.cpu().numpy(),
-        clean_pred=out["clean_pred"].cpu().numpy(),
-        zero_grad=out["zero_grad"].cpu().numpy(),
+        index=cat(lambda b: b["index"]),
+        label=cat(lambda b: b["label"]),
+        clean_pred=cat(lambda b: b["clean_pred"]),
+        zero_grad=cat(lambda b: b["zero_grad"]),
         cascade=cascade,
     )
     for name, attack in attacks.items():
-        a = out["attacks"][name]
-        min_snr = None if a["min_snr_db"] is None else a["min_snr_db"].float().cpu().numpy()
+        has_min = batches[0]["attacks"][name]["min_snr_db"] is not None
         records.attacks[name] = AttackRecords(
-            attack_levels(attack, snr_levels),
-            a["adv_correct"].cpu().numpy(),
-            a["measured_snr_db"].float().cpu().numpy(),
-            min_snr,
+            levels=attack_levels(attack, snr_levels),
+            adv_correct=cat(lambda b, n=name: b["attacks"][n]["adv_correct"]),
+            measured_snr_db=cat(lambda b, n=name: b["attacks"][n]["measured_snr_db"].float()),
+            min_snr_db=cat(lambda b, n=name: b["attacks"][n]["min_snr_db"].float()) if has_min else None,
         )
+    for name in batches[0]["sanity_correct"]:
+        records.sanity_level = batches[0]["sanity_level"]
+        records.sanity_correct[name] = cat(lambda b, n=name: b["sanity_correct"][n])
     return records
