@@ -62,6 +62,7 @@ class Certificate:
     radius: np.ndarray  # float64, sigma * Phi^-1(p_lower) in [0, 1] pixel units; 0 when abstaining
     snr_db: np.ndarray  # float64, 20 log10(||x|| / radius); +inf when the radius is 0
     sigma: np.ndarray  # float64, the noise level each image was smoothed with
+    count: np.ndarray  # int64, draws (of n) that gave the selected class: any other level's bound follows from it
 
 
 class Certifier:
@@ -154,6 +155,7 @@ class Certifier:
             radius=radius,
             snr_db=radius_to_snr_db(norm, radius),
             sigma=sigma_np,
+            count=hits.cpu().numpy().astype(np.int64),
         )
 
 
@@ -193,6 +195,7 @@ def certificate_arrays(cert: Certificate) -> dict[str, np.ndarray]:
         "radius": cert.radius.astype(np.float64),
         "snr_db": cert.snr_db.astype(np.float64),
         "sigma": cert.sigma.astype(np.float64),
+        "count": cert.count,
     }
 
 

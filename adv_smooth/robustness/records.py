@@ -56,7 +56,7 @@ class Records:
     split_size: int | None = None
     subset_seed: int | None = None
     # randomized-smoothing certification (`robustness/certify.py`), per image: prediction (-1 abstains), p_lower,
-    # radius, snr_db, sigma; empty when the evaluation certified nothing
+    # radius, snr_db, sigma, count (draws of n for the selected class); empty when nothing was certified
     certified: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
