@@ -47,7 +47,21 @@ def explain(e: BaseException, cfg: DictConfig | None = None) -> str | None:
         return f"{type(e).__name__}: {flat(e)}"
     if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
         return f"{type(e).__name__}: {flat(e)}"
+    if out_of_memory(e):
+        detail = flat(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__)
+        return (
+            f"out of memory ({detail}): use a smaller dataset.batch_size, dataset.eval_batch_size or model, "
+            "or a machine with more memory"
+        )
     return None
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """The machine (CPU or GPU) could not hold what the settings asked for: a batch or network too large for it."""
+    text = str(e)
+    return isinstance(e, MemoryError) or (
+        isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+    )
 
 
 def _instantiation(e: BaseException, cfg: DictConfig | None) -> str | None:

@@ -105,6 +105,9 @@ class BottleneckBlock(_Block):
 
 
 BLOCKS: dict[str, type[_Block]] = {"basic": BasicBlock, "bottleneck": BottleneckBlock}
+# Sane bounds: the stage widths double from `width` (a ResNet-18 is width 64; 1024 is some 3 billion weights), and
+# no residual network uses more stages or blocks per stage (a ResNet-152 has 36 in one stage).
+MAX_WIDTH, MAX_STAGES, MAX_BLOCKS = 1024, 8, 100
 
 
 def check_options(
@@ -122,15 +125,15 @@ def check_options(
     The constructor calls it; so do the start-up checks, before any data is loaded: the network itself is
     built after the data, which supplies its class count and statistics.
     """
-    require(is_int(width) and width >= 1, "model.width", width, "an integer >= 1")
+    require(is_int(width) and 1 <= width <= MAX_WIDTH, "model.width", width, f"an integer in [1, {MAX_WIDTH}]")
     require(
         isinstance(blocks, Sequence)
         and not isinstance(blocks, str)
-        and len(blocks) > 0
-        and all(is_int(b) and b >= 1 for b in blocks),
+        and 0 < len(blocks) <= MAX_STAGES
+        and all(is_int(b) and 1 <= b <= MAX_BLOCKS for b in blocks),
         "model.blocks",
         list(blocks) if isinstance(blocks, Sequence) and not isinstance(blocks, str) else blocks,
-        "a non-empty list of integers >= 1 (blocks per stage)",
+        f"a list of 1 to {MAX_STAGES} integers in [1, {MAX_BLOCKS}] (blocks per stage)",
     )
     require_choice("model.block", block, get_args(BlockName))
     require_choice("model.residual", residual, get_args(Residual))

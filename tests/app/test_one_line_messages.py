@@ -126,3 +126,32 @@ def test_an_environment_value_is_taken_literally(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ADV_SMOOTH_DATA", "${oc.env:HOME}/x")
     cfg = compose_config("dataset=cifar10", output_dir=tmp_path)
     assert Path(build_datamodule(cfg, load=False).root) == Path("${oc.env:HOME}/x")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("[enforce fail at alloc_cpu.cpp:121] . DefaultCPUAllocator: can't allocate memory: you tried"),
+        MemoryError(),
+        RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+    ],
+)
+def test_out_of_memory_is_one_line_naming_the_knobs(error: BaseException) -> None:
+    from adv_smooth.app.failures import explain
+
+    message = explain(error)
+    assert message is not None and message.startswith("out of memory")
+    assert "dataset.batch_size" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.width=100000", "model.width=100000 is invalid: an integer in [1, 1024]"),
+        ("model.blocks=[1,1000]", "model.blocks=[1, 1000] is invalid: a list of 1 to 8 integers in [1, 100]"),
+    ],
+)
+def test_network_size_has_a_stated_bound(override: str, message: str, tmp_path: Path) -> None:
+    """A width of 100000 passed the checks and died allocating the network."""
+    code, stderr = run_main(override, f"hydra.run.dir={tmp_path}")
+    assert_one_line_exit_2(code, stderr, message, tmp_path)
