@@ -28,7 +28,7 @@ from torch import Tensor
 
 from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
 from adv_smooth.attacks.gradients import LossFn, cross_entropy, loss_and_grad
-from adv_smooth.utils.errors import require
+from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, require
 
 LOSSES = ("ce", "dlr")
 MOMENTUM = 0.75
@@ -92,10 +92,25 @@ class APGD(Attack):
         random_start: bool = True,
         **common: Any,
     ) -> None:
-        require(isinstance(steps, int) and steps >= 1, "steps", steps, "expected an integer >= 1")
+        require(
+            is_int(steps) and 1 <= steps <= MAX_ITERATIONS,
+            "steps",
+            steps,
+            f"expected an integer in [1, {MAX_ITERATIONS}]",
+        )
         require(loss in LOSSES, "loss", loss, f"expected one of {list(LOSSES)}")
-        require(isinstance(targets, int) and targets >= 0, "targets", targets, "expected an integer >= 0")
-        require(isinstance(restarts, int) and restarts >= 1, "restarts", restarts, "expected an integer >= 1")
+        require(
+            is_int(targets) and 0 <= targets <= MAX_ITERATIONS,
+            "targets",
+            targets,
+            f"expected an integer in [0, {MAX_ITERATIONS}]",
+        )
+        require(
+            is_int(restarts) and 1 <= restarts <= MAX_ITERATIONS,
+            "restarts",
+            restarts,
+            f"expected an integer in [1, {MAX_ITERATIONS}]",
+        )
         require(0 < rho < 1, "rho", rho, "expected a number in (0, 1)")
         super().__init__(**common)
         self.steps = steps

@@ -31,6 +31,7 @@ def require(condition: bool, key: str, value: object, allowed: str) -> None:
 MAX_COUNT = 10**7  # counts (batch sizes, epochs, steps, workers): far above any real run, far below overflow
 MAX_INT = 2**32 - 1  # the largest integer any knob takes (a seed); beyond it torch and C code overflow
 MAX_FLOAT = 1e6  # no decimal knob (rates, weights, SNRs in dB, budgets) means anything near it
+MAX_ITERATIONS = 100_000  # an attack's steps, restarts, queries: AutoAttack's strongest settings use a few thousand
 
 
 def is_int(value: object) -> bool:
