@@ -171,20 +171,21 @@ def check_magnitudes(cfg: DictConfig) -> None:
     Interpolations are skipped: the value is checked where the user set it, under that key. `hydra` is Hydra's.
     """
     plain = OmegaConf.to_container(cfg, resolve=False)
-    for key, value in _numbers(plain, ""):
+    for key, value, shown in _numbers(plain, "", None):
         if not key.startswith("hydra."):
             wrong = out_of_range(value)
             if wrong is not None:
-                raise UserError(f"{key}={value!r} is invalid: {wrong}")
+                raise UserError(f"{key}={shown!r} is invalid: {wrong}")
 
 
-def _numbers(node: Any, prefix: str) -> list[tuple[str, Any]]:
-    """(key, value) of every int or float below `node`; a list's elements are named by the list's key."""
+def _numbers(node: Any, prefix: str, whole: Any) -> list[tuple[str, Any, Any]]:
+    """(key, value, what to show) of every int or float below `node`; a list's element is shown as the whole
+    list, under the list's key, as the user wrote it (`eval.snr_levels=[40, inf]`)."""
     if isinstance(node, dict):
-        return [kv for name, value in node.items() for kv in _numbers(value, f"{prefix}{name}.")]
+        return [kv for name, value in node.items() for kv in _numbers(value, f"{prefix}{name}.", None)]
     if isinstance(node, list):
-        return [kv for value in node for kv in _numbers(value, prefix)]
-    return [(prefix.rstrip("."), node)] if isinstance(node, (int, float)) else []
+        return [kv for value in node for kv in _numbers(value, prefix, node if whole is None else whole)]
+    return [(prefix.rstrip("."), node, node if whole is None else whole)] if isinstance(node, (int, float)) else []
 
 
 def _plain(node: DictConfig | None) -> dict[str, Any]:

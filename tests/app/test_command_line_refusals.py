@@ -85,7 +85,7 @@ def test_missing_sweeper_plugin_config_names_the_extra() -> None:
         ("trainer.max_epochs=1e23", "trainer.max_epochs=1e+23 is invalid"),
         ("eval.attacks.pgd.step_size=inf", "eval.attacks.pgd.step_size=inf is invalid: a finite number"),
         ("optim.lr=nan", "optim.lr=nan is invalid: a finite number"),
-        ("eval.snr_levels=[40,1e300]", "eval.snr_levels=1e+300 is invalid"),
+        ("eval.snr_levels=[40,1e300]", "eval.snr_levels=[40, 1e+300] is invalid"),
     ],
 )
 def test_numbers_no_knob_takes_are_refused_before_hydra_runs(override: str, message: str) -> None:
