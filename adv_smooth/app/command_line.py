@@ -159,6 +159,8 @@ def _grammar_hint(args: list[str]) -> str:
     """What Hydra's override grammar allows, for the override its lexer stopped at: an unquoted value is ASCII
     letters, digits and `_-+./:@~*$%?`, so a value with other characters (`é`, a full-width `６４`) must be quoted."""
     odd = [a for a in args if not a.startswith("-") and not a.isascii()]
+    if odd and not odd[0].partition("=")[0].isascii():
+        return f" ({odd[0]!r}: a key is an ASCII name, e.g. dataset.batch_size; see --help for the keys)"
     if odd:
         shown = odd[0]
         return (

@@ -36,6 +36,8 @@ def test_unparsable_override_in_process() -> None:
         check_command_line(["=5"])
     with pytest.raises(UserError, match="outside ASCII"):
         check_command_line(["seed=é"])
+    with pytest.raises(UserError, match="a key is an ASCII name"):
+        check_command_line(["séed=1"])
 
 
 @pytest.mark.slow
