@@ -24,6 +24,7 @@ from adv_smooth.utils.errors import (
     MAX_FLOAT,
     UserError,
     file_problem,
+    folder_problem,
     is_int,
     is_number,
     out_of_range,
@@ -218,11 +219,12 @@ def _check_data_root(dataset: Mapping[str, Any]) -> None:
     if dataset.get("download", True) or dataset.get("_target_") in BUNDLED_DATASETS:
         return
     root = dataset.get("root")
+    problem = folder_problem(Path(str(root)).expanduser()) if root else "is not set"
     require(
-        bool(root) and Path(str(root)).expanduser().is_dir(),
+        problem is None,
         "dataset.root",
         root,
-        "an existing folder (dataset.download=false, so the files must already be there)",
+        f"an existing folder (dataset.download=false, so the files must already be there); it {problem}",
     )
 
 

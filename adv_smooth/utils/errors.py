@@ -83,15 +83,29 @@ def require_choice(key: str, value: object, choices: Sequence[object]) -> None:
 def file_problem(path: str | Path) -> str | None:
     """Why `path` names no readable file, in words ("is a symlink loop", not the "does not exist" that
     `Path.exists()` makes of every `stat` failure); None when it is a file."""
-    path = Path(path)
+    mode, problem = _stat(Path(path))
+    if problem is not None or mode is None:
+        return problem
+    return "is not a file (it is a folder)" if stat.S_ISDIR(mode) else None
+
+
+def folder_problem(path: str | Path) -> str | None:
+    """`file_problem` for a folder: None when `path` is one."""
+    mode, problem = _stat(Path(path))
+    if problem is not None or mode is None:
+        return problem
+    return None if stat.S_ISDIR(mode) else "is not a folder (it is a file)"
+
+
+def _stat(path: Path) -> tuple[int | None, str | None]:
+    """(mode, None), or (None, why `stat` failed, in words)."""
     try:
-        mode = os.stat(path).st_mode
+        return os.stat(path).st_mode, None
     except OSError as e:
         if e.errno == errno.ELOOP:
-            return "is a symlink loop (following its links never reaches a file)"
+            return None, "is a symlink loop (following its links never reaches a file or folder)"
         if e.errno == errno.ENOENT and path.is_symlink():
-            return f"is a broken symlink (to {os.readlink(path)}, which does not exist)"
+            return None, f"is a broken symlink (to {os.readlink(path)}, which does not exist)"
         if e.errno == errno.ENOENT:
-            return "does not exist"
-        return f"cannot be read ({os.strerror(e.errno) if e.errno else e})"
-    return "is not a file (it is a folder)" if stat.S_ISDIR(mode) else None
+            return None, "does not exist"
+        return None, f"cannot be read ({os.strerror(e.errno) if e.errno else e})"

@@ -155,3 +155,11 @@ def test_network_size_has_a_stated_bound(override: str, message: str, tmp_path: 
     """A width of 100000 passed the checks and died allocating the network."""
     code, stderr = run_main(override, f"hydra.run.dir={tmp_path}")
     assert_one_line_exit_2(code, stderr, message, tmp_path)
+
+
+def test_a_data_root_symlink_loop_is_called_one(loop: Path, tmp_path: Path) -> None:
+    code, stderr = run_main(
+        "dataset=cifar10", "dataset.download=false", f"dataset.root={loop}", f"hydra.run.dir={tmp_path / 'run'}"
+    )
+    assert_one_line_exit_2(code, stderr, f"dataset.root='{loop}' is invalid: an existing folder")
+    assert "it is a symlink loop" in stderr
