@@ -93,7 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     hparams = run_hparams(cfg, hydra_choices())
     log_hparams(trainer.loggers, hparams)  # Lightning writes them to hparams.yaml as the fit starts
     load_data(datamodule)
-    module = build_module(cfg, datamodule, defense)
+    module = build_module(cfg, datamodule, defense, trainer)  # perf `auto`: the trainer's device and steps
     if resume is not None:
         check_state_matches(resume, module, ckpt_path)
         del resume
