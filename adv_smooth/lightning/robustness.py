@@ -1,16 +1,18 @@
 """`RobustnessVsSNR`: accuracy clean and under each attack x SNR level, during validation and test.
 
-Attacks run on the batches Lightning already moved to the device (in `on_*_batch_end`), so the
-evaluation is batched and costs no second pass over the data. Per-image outcomes stay on the device
-until the epoch ends, are gathered across processes once (under DDP each process evaluates its own unpadded
-shard, `data/sharding.py`, and the shards merge by split index, each image once), and become `Records`
-(`adv_smooth/robustness/records.py`): every number of the summary, the `worst` cascade, the minimal-SNR
-curve and the honesty checks are computed from them, and the test split's records are saved beside
-results.json (`per_image_test.npz`) so reports can pair runs image by image. At validation only the
-first `val_subset` images of the (unshuffled) validation split are attacked, every
-`val_every_n_epochs` epochs, by default with one cheap attack at one level, sized to a budget relative to
-training (`lightning/validation_plan.py`, `robustness/budget_plan.py`); at test the whole split is (or the
-`eval.test_subset` that `lightning/test_subset.py` chose), with every attack at every level.
+A Lightning adapter over the evaluation engine (`robustness/evaluator.py: Evaluator`, the one `evaluate_model`
+runs): this module only chooses the images (the validation plan, each process's shard) and gathers, logs and
+saves what the engine returns. Attacks run on the batches Lightning already moved to the device (in
+`on_*_batch_end`), so the evaluation is batched and costs no second pass over the data. Per-image outcomes stay
+on the device until the epoch ends, are gathered across processes once (under DDP each process evaluates its own
+unpadded shard, `data/sharding.py`, and the shards merge by split index, each image once), and become `Records`
+(`adv_smooth/robustness/records.py`): every number of the summary, the `worst` cascade, the minimal-SNR curve
+and the honesty checks are computed from them, and the test split's records are saved beside results.json
+(`per_image_test.npz`) so reports can pair runs image by image. At validation only the first `val_subset` images
+of the (unshuffled) validation split are attacked, every `val_every_n_epochs` epochs, by default with one cheap
+attack at one level, sized to a budget relative to training (`lightning/validation_plan.py`,
+`robustness/budget_plan.py`); at test the whole split is (or the `eval.test_subset` that
+`lightning/test_subset.py` chose), with every attack at every level.
 
 Attacks come built (Hydra instantiates `eval.attacks.<label>` from `conf/attack/*.yaml`); a plain
 mapping with a `_target_` is instantiated here, so the callback can also be made by hand.
@@ -24,22 +26,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from adv_smooth.attacks.base import Attack
 from adv_smooth.data.sharding import sample_order
 from adv_smooth.lightning.distributed import gather_objects
 from adv_smooth.lightning.test_subset import SubsetImages
 from adv_smooth.lightning.validation_plan import plan_for, validation_request
 from adv_smooth.robustness.attack_configs import build_attacks, check_levels
-from adv_smooth.robustness.batch import attack_levels, evaluate_batch, weak_to_strong
-from adv_smooth.robustness.certify import build_certifier, certificate_arrays, summarize_certified
-from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure, scalars, summarize
-from adv_smooth.robustness.records import AttackRecords, Records, merge
+from adv_smooth.robustness.batch import weak_to_strong
+from adv_smooth.robustness.certify import build_certifier
+from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure, scalars
+from adv_smooth.robustness.evaluator import TEST_STAGE, Evaluation, Evaluator
+from adv_smooth.robustness.records import Records, merge
 from adv_smooth.utils.errors import require
 
 RECORDS_FILE = "per_image_{stage}.npz"
@@ -105,7 +106,6 @@ class RobustnessVsSNR(pl.Callback):
         )
         self.val_plan = None  # planned at the first validation, when the trainer knows its loaders
         self.val_subset, self.val_every_n_epochs = val_subset, val_every_n_epochs  # the plan's once planned
-        self._now: tuple[dict[str, Attack], list[float]] = (self.attacks, self.levels)  # this stage's
         self.log_figure = log_figure
         self.cascade = bool(cascade)
         self.worst = bool(worst)
@@ -119,11 +119,13 @@ class RobustnessVsSNR(pl.Callback):
             "null (the run's seed) or an integer",
         )
         self.seed = seed
-        self._own_rng = [name for name, attack in self.attacks.items() if attack.generator is None]
         self.certifier = build_certifier(certify)
-        self._certifier_own_rng = self.certifier is not None and self.certifier.generator is None
-        self._stage_seed: int | None = None
-        self._batches: list[dict[str, Any]] | None = None
+        # the test's engine (every attack and level, the sanity check, certification); validation runs a subset
+        self.engine = Evaluator(
+            self.attacks, self.levels, cascade, sanity_snr_db, worst=worst, certifier=self.certifier
+        )
+        self._now = self.engine  # this stage's
+        self._evaluation: Evaluation | None = None  # the split being evaluated (None: none this epoch)
         self._seen = 0
         self._order: Tensor | None = None  # the split index of each image this process sees, in order
         self._subset: SubsetImages | None = None  # the test images evaluated, when only some (eval.test_subset)
@@ -137,28 +139,28 @@ class RobustnessVsSNR(pl.Callback):
         if self.val_plan is None:
             self.val_plan, attacks, levels = plan_for(trainer, pl_module, self.attacks, self.levels, self.val_request)
             self.val_subset, self.val_every_n_epochs = self.val_plan.subset, self.val_plan.every_n_epochs
-            self._val = (attacks, levels)
+            self._val = self.engine.subset(attacks, levels)
         self._now = self._val
         self._start(trainer.current_epoch, trainer.val_dataloaders) if self._active_val(trainer) else self._stop()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if self._batches is not None:
+        if self._evaluation is not None:
             x, y = batch
             index = self._split_index(len(y))
             keep = torch.nonzero(index < self.val_subset).flatten()  # the split's first images, on any process
             if len(keep) == len(y):
-                self._accumulate(trainer, pl_module, x, y, None, index)
+                self._accumulate(trainer, pl_module, x, y, index)
             elif len(keep):
                 on = keep.to(y.device)
-                self._accumulate(trainer, pl_module, x[on], y[on], None, index[keep])
+                self._accumulate(trainer, pl_module, x[on], y[on], index[keep])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._batches is not None:
+        if self._evaluation is not None:
             self._finish(trainer, pl_module, "val")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._now = (self.attacks, self.levels)
-        self._start(-1, trainer.test_dataloaders)
+        self._now = self.engine
+        self._start(TEST_STAGE, trainer.test_dataloaders)
         subset = getattr(trainer.datamodule, "test_set", None)
         if isinstance(subset, SubsetImages):  # eval.test_subset: record the images' places in the whole split
             self._subset = subset
@@ -173,11 +175,7 @@ class RobustnessVsSNR(pl.Callback):
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         x, y = batch
-        self._accumulate(trainer, pl_module, x, y, self.sanity_snr_db, self._split_index(len(y)))
-        if self.certifier is not None:
-            with trainer.precision_plugin.forward_context():
-                cert = self.certifier.certify(getattr(pl_module, "net", pl_module), x)
-            self._batches[-1]["certified"] = certificate_arrays(cert)
+        self._accumulate(trainer, pl_module, x, y, self._split_index(len(y)))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, pl_module, "test")
@@ -205,110 +203,51 @@ class RobustnessVsSNR(pl.Callback):
         start, self._seen = self._seen, self._seen + n
         return self._order[start : start + n] if self._order is not None else torch.arange(start, start + n)
 
-    def _start(self, epoch: int, loader: object = None) -> None:
-        """A fresh evaluation; the attacks' random draws restart from (seed, epoch) (see `_seed_attacks`).
-
-        `loader`'s sampler says which images of the split this process sees (its shard under DDP).
-        """
+    def _start(self, stage: int, loader: object = None) -> None:
+        """A fresh evaluation: the engine's attacks draw from generators of their own, seeded from the run's seed
+        and `stage` (the epoch, or `TEST_STAGE`), so which attacks run cannot change the training run and each
+        evaluation repeats exactly. `loader`'s sampler says which images of the split this process sees (its
+        shard under DDP)."""
         self._order = sample_order(loader)
         seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))  # seed_everything's
-        self._stage_seed = seed * 100_003 + epoch
-        self._batches = []
+        self._evaluation = self._now.start(stage, seed)
         self._seen = 0
         self._subset = None
 
     def _stop(self) -> None:
-        self._batches = None
+        self._evaluation = None
 
     def _accumulate(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        x: Tensor,
-        y: Tensor,
-        sanity: float | None,
-        index: Tensor,
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, x: Tensor, y: Tensor, index: Tensor
     ) -> None:
-        """Attack one batch; keep its per-image outcomes on the device (no read-back until the epoch end).
+        """Attack one batch; its per-image outcomes stay on the device (no read-back until the epoch end).
 
         The attacks run in the trainer's precision context, as `test_step` does: under `bf16-mixed` the model
         is attacked and judged in the precision it is evaluated in (and twice as fast on a GPU); the
         perturbations themselves stay in the images' float32.
         """
         net = getattr(pl_module, "net", pl_module)
-        self._seed_attacks(x.device)
         with trainer.precision_plugin.forward_context():
-            out = evaluate_batch(net, x, y, *self._now, self.cascade, sanity)
-        out["label"] = y
-        out["index"] = index  # the images' places in the split, kept on the host
-        self._batches.append(out)
-
-    def _seed_attacks(self, device: torch.device) -> None:
-        """Give the attacks without a generator their own, seeded per evaluation, on the images' device.
-
-        Their random starts and queries then never draw from the global generators that shuffle and augment
-        the training data: which attacks validation runs cannot change the training run, each evaluation
-        repeats exactly (a resumed run's too), and the test numbers do not depend on the epochs before.
-        """
-        if self._stage_seed is None:
-            return
-        for i, name in enumerate(self._own_rng):
-            self.attacks[name].generator = torch.Generator(device=device).manual_seed(self._stage_seed * 97 + i)
-        if self._certifier_own_rng:  # after every attack's stream, so adding it changes no attack's draws
-            seed = self._stage_seed * 97 + len(self._own_rng)
-            self.certifier.generator = torch.Generator(device=device).manual_seed(seed)
-        self._stage_seed = None
+            self._evaluation.add(net, x, y, index)  # `index`: the images' places in the split, on the host
 
     def _collect(self, trainer: pl.Trainer) -> Records:
         """This process's records, moved to the host once, merged with the other processes' (each image once)."""
-        parts = gather_objects(trainer, self._local_records())
+        evaluation, self._evaluation = self._evaluation, None
+        records = evaluation.records()
+        if self._subset is not None:  # eval.test_subset: the images' places are in the whole split
+            records.split_size, records.subset_seed = self._subset.split_size, self._subset.seed
+        parts = gather_objects(trainer, records)
         return parts[0] if len(parts) == 1 else merge(parts)
-
-    def _local_records(self) -> Records:
-        batches, self._batches = self._batches or [], None
-
-        def cat(get) -> np.ndarray:
-            return torch.cat([get(b) for b in batches], dim=-1).cpu().numpy()
-
-        subset = self._subset
-        split = {"split_size": subset.split_size, "subset_seed": subset.seed} if subset is not None else {}
-        if not batches:
-            empty = np.zeros(0, dtype=np.int64)
-            return Records(empty, empty, empty, cascade=self.cascade, **split)
-        records = Records(
-            index=cat(lambda b: b["index"]),
-            label=cat(lambda b: b["label"]),
-            clean_pred=cat(lambda b: b["clean_pred"]),
-            zero_grad=cat(lambda b: b["zero_grad"]),
-            cascade=self.cascade,
-            **split,
-        )
-        attacks, levels = self._now
-        for name, attack in attacks.items():
-            has_min = batches[0]["attacks"][name]["min_snr_db"] is not None
-            records.attacks[name] = AttackRecords(
-                levels=attack_levels(attack, levels),
-                adv_correct=cat(lambda b, n=name: b["attacks"][n]["adv_correct"]),
-                measured_snr_db=cat(lambda b, n=name: b["attacks"][n]["measured_snr_db"].float()),
-                min_snr_db=cat(lambda b, n=name: b["attacks"][n]["min_snr_db"].float()) if has_min else None,
-            )
-        for name in batches[0]["sanity_correct"]:
-            records.sanity_level = self.sanity_snr_db
-            records.sanity_correct[name] = cat(lambda b, n=name: b["sanity_correct"][n])
-        for key in batches[0].get("certified", {}):
-            records.certified[key] = np.concatenate([b["certified"][key] for b in batches])
-        return records
 
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         records = self._collect(trainer)
         self.records[stage] = records
-        summary = summarize(records, *self._now, self.worst)
+        summary = self._now.summarize(records)
         for key, value in scalars(summary, stage).items():
             pl_module.log(key, value, sync_dist=False)
         self._results.setdefault("robustness", {})[stage] = summary
-        if stage == "test" and self.certifier is not None and records.certified:
-            certified = summarize_certified(records.label, records.certified, self._now[1], self.certifier)
-            summary["certified"] = certified
+        if "certified" in summary:
+            certified = summary["certified"]
             for key, acc in certified["acc"].items():
                 pl_module.log(f"test/certified/{key}/acc", acc, sync_dist=False)
             pl_module.log("test/certified/clean_acc", certified["smoothed_clean_acc"], sync_dist=False)

@@ -161,8 +161,9 @@ def records_of(
     batches: Sequence[Mapping[str, Any]], attacks: Mapping[str, Attack], snr_levels: Sequence[float], cascade: bool
 ) -> Records:
     """The host-side `Records` of `evaluate_batch` outputs, each with its "label" and "index" (the images' places
-    in the split) added, concatenated in order: the one records builder (a script's single batch, an `Evaluator`'s
-    split, a Lightning process's shard). Everything moves to the host once, here."""
+    in the split) and, when certified, "certified" added, concatenated in order: the one records builder (a
+    script's single batch, an `Evaluator`'s split, a Lightning process's shard). Everything moves to the host
+    once, here."""
 
     def cat(get) -> np.ndarray:
         return torch.cat([get(b) for b in batches], dim=-1).cpu().numpy()
@@ -188,4 +189,6 @@ def records_of(
     for name in batches[0]["sanity_correct"]:
         records.sanity_level = batches[0]["sanity_level"]
         records.sanity_correct[name] = cat(lambda b, n=name: b["sanity_correct"][n])
+    for key in batches[0].get("certified", {}):  # host arrays already (`robustness/certify.py`)
+        records.certified[key] = np.concatenate([b["certified"][key] for b in batches])
     return records

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from adv_smooth.attacks.base import Attack
 from adv_smooth.robustness.attack_configs import check_levels
 from adv_smooth.robustness.batch import evaluate_batch, records_of, weak_to_strong
+from adv_smooth.robustness.certify import Certifier, certificate_arrays, summarize_certified
 from adv_smooth.robustness.curves import summarize
 from adv_smooth.robustness.records import Records
 from adv_smooth.utils.errors import require
@@ -40,6 +41,7 @@ class Evaluator:
             accuracy should approach 0; None: off.
         seed: seeds the generators of the attacks given without one (see the module docstring).
         worst: the summary reports the per-image worst case over the attacks.
+        certifier: also certify each image by randomized smoothing (`robustness/certify.py`); None: off.
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class Evaluator:
         sanity_snr_db: float | None = None,
         seed: int = 0,
         worst: bool = True,
+        certifier: Certifier | None = None,
     ) -> None:
         require(
             isinstance(attacks, Mapping) and len(attacks) > 0 and all(isinstance(a, Attack) for a in attacks.values()),
@@ -64,21 +67,24 @@ class Evaluator:
         self.sanity_snr_db = None if sanity_snr_db is None else float(sanity_snr_db)
         self.seed = seed
         self.worst = bool(worst)
+        self.certifier = certifier
         # the attacks whose generators this engine owns, in a fixed order (each draws its own stream)
         self._own_rng = {name: a for name, a in self.attacks.items() if a.generator is None}
+        self._owns_certifier_rng = certifier is not None and certifier.generator is None
 
     def subset(
         self, names: Iterable[str], snr_levels: Sequence[float], sanity_snr_db: float | None = None
     ) -> Evaluator:
-        """An engine for some of the attacks at other levels (e.g. a validation probe), sharing the attack objects
-        and the seeding of this one: an attack draws the same stream whichever engine runs it."""
+        """An engine for some of the attacks at other levels (e.g. a validation probe; no certification), sharing
+        the attack objects and the seeding of this one: an attack draws the same stream whichever engine runs it."""
         part = Evaluator({n: self.attacks[n] for n in names}, snr_levels, self.cascade, sanity_snr_db, self.seed)
         part.worst, part._own_rng = self.worst, self._own_rng
         return part
 
-    def start(self, stage: int = TEST_STAGE) -> Evaluation:
-        """A fresh evaluation of one split; the attacks' random draws restart from (seed, stage)."""
-        return Evaluation(self, self.seed * 100_003 + stage)
+    def start(self, stage: int = TEST_STAGE, seed: int | None = None) -> Evaluation:
+        """A fresh evaluation of one split; the attacks' random draws restart from (seed, stage) (`seed`: this
+        engine's unless given, e.g. the run's seed known only once a Trainer has set it)."""
+        return Evaluation(self, (self.seed if seed is None else seed) * 100_003 + stage)
 
     def run(self, model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], stage: int = TEST_STAGE) -> Records:
         """Records of `model` over `batches` of (images in [0, 1], labels), on the images' device, in order."""
@@ -88,13 +94,21 @@ class Evaluator:
         return evaluation.records()
 
     def summarize(self, records: Records) -> dict[str, Any]:
-        """The JSON summary of `records` (`robustness/curves.py: summarize`) for these attacks and levels."""
-        return summarize(records, self.attacks, self.levels, self.worst)
+        """The JSON summary of `records` (`robustness/curves.py: summarize`) for these attacks and levels, with the
+        certified accuracies (`certified`) when this engine certified."""
+        summary = summarize(records, self.attacks, self.levels, self.worst)
+        if self.certifier is not None and records.certified:
+            summary["certified"] = summarize_certified(records.label, records.certified, self.levels, self.certifier)
+        return summary
 
     def seed_attacks(self, stage_seed: int, device: torch.device) -> None:
-        """Give each attack without a generator of its own one, seeded from `stage_seed`, on `device`."""
+        """Give each attack without a generator of its own one, seeded from `stage_seed`, on `device` (the
+        certifier's after every attack's stream, so adding it changes no attack's draws)."""
         for i, attack in enumerate(self._own_rng.values()):
             attack.generator = torch.Generator(device=device).manual_seed(stage_seed * 97 + i)
+        if self._owns_certifier_rng:
+            seed = stage_seed * 97 + len(self._own_rng)
+            self.certifier.generator = torch.Generator(device=device).manual_seed(seed)
 
 
 class Evaluation:
@@ -116,6 +130,8 @@ class Evaluation:
             index = torch.arange(self._seen, self._seen + len(y))
         self._seen += len(y)
         out = evaluate_batch(model, x, y, engine.attacks, engine.levels, engine.cascade, engine.sanity_snr_db)
+        if engine.certifier is not None:
+            out["certified"] = certificate_arrays(engine.certifier.certify(model, x))
         out["label"], out["index"] = y, index
         self._batches.append(out)
 
