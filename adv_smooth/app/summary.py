@@ -89,7 +89,28 @@ def robustness_table(robustness: dict[str, Any]) -> list[str]:
         )
     if cascade and len(attacks) > 1:
         lines.append("cascade: each row is robust after its attack and every attack above it")
+    lines += _certified_rows(robustness.get("certified"), keys, fixed)
     for name, entry in attacks.items():
         if "min_snr" in entry:
             lines.append(f"{name}: median minimal adversarial SNR {entry['min_snr']['median_db']:.2f} dB")
     return lines
+
+
+def _certified_rows(certified: dict[str, Any] | None, keys: list[str], fixed: bool) -> list[str]:
+    """The certified accuracy of the smoothed classifier (`eval=certified`) under the attacks' rows: a lower bound
+    where theirs are upper bounds, of another classifier (the smoothed one; its clean column is its own)."""
+    if not certified:
+        return []
+    cells = [certified["acc"].get(k) for k in keys] + ([None] if fixed else [])
+    row = f"{'certified':<14}{100 * certified['smoothed_clean_acc']:>8.2f}"
+    row += "".join(f"{'-':>9}" if v is None else f"{100 * v:>9.2f}" for v in cells)
+    sigma = (
+        f"sigma {certified['sigma']:g}"
+        if certified.get("sigma") is not None
+        else f"sigma at {certified['sigma_snr']:g} dB"
+    )
+    note = (
+        f"certified: the smoothed classifier ({sigma}, n={certified['n']}, alpha={certified['alpha']:g}), a lower "
+        f"bound; {100 * certified['abstain']:.1f} % abstained"
+    )
+    return [row, note]
