@@ -25,6 +25,7 @@ class GaussianNoise(Attack):
 
     name = "noise"
     uses_labels = False
+    uses_gradients = False  # drawn, not searched: the honesty checks compare it as a gradient-free attack
 
     def passes_per_image(self, levels: int) -> float:
         """No pass through the model: the noise is drawn, not searched (see `Attack.passes_per_image`)."""

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from adv_smooth.attacks.base import Attack
+from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, TRAINING_PASS, Attack
 from adv_smooth.attacks.gradients import crafting_mode, loss_and_grad
 from adv_smooth.attacks.space import Space
 from adv_smooth.defenses.adversarial import require_training_budget
@@ -106,6 +106,11 @@ class Trades(Defense):
                 _, _, grad = loss_and_grad(f, point, clean, loss_fn=kl_divergence)
                 delta = attack.threat.project(point - z + attack.threat.step(grad, alpha), eps)
             return space.to_pixel(space.box(z + delta)).detach()
+
+    def extra_passes_per_image(self) -> float:
+        """Crafting (the clean prediction, then `steps` KL gradients) and the adversarial row each image adds to
+        the training pass (see `Defense.extra_passes_per_image`)."""
+        return FORWARD_PASS + self.attack.steps * GRADIENT_PASS + TRAINING_PASS
 
     def prepare_batch(self, model: nn.Module, batch: TrainBatch) -> TrainBatch:
         n = len(batch.targets)

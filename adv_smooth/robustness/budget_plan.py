@@ -26,13 +26,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack
+from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, TRAINING_PASS, Attack  # noqa: F401 (the plan's unit)
 from adv_smooth.robustness.batch import attack_levels
 
-#: One training image: forward, backward through activations and weights, and the update (measured 3.2-3.8
-#: forward passes on the width-16 PreAct ResNet-18 on CPU; 3 is the usual estimate, and a low one keeps the
-#: validation evaluation on the cheap side).
-TRAINING_PASS = 3.0
 #: Fewest images the default plan attacks per evaluation (where the split has them): with 100 images a robust
 #: accuracy has a standard error of at most 5 points, enough to follow a trend between epochs.
 MIN_IMAGES = 100
