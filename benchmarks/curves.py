@@ -5,7 +5,7 @@
 The model is `benchmarks.ensemble`'s small CNN on scikit-learn's 8x8 digits (trained here in seconds, on
 797 images; the 1,000 others are attacked). Per-image SNR budgets at 40 ... 15 dB: FGSM, PGD-10 and APGD-100
 in the L-inf cube, APGD-100 in the L2 ball, their per-image worst case, and FMN's minimal-SNR curve (L2),
-computed by the same `evaluate_batch` / `summarize` / figure code the training callback uses. The numbers
+computed by the same engine (`adv_smooth.robustness.Evaluator`) and figure code the training callback uses. The numbers
 go to benchmarks/results/curves.json.
 """
 
@@ -18,8 +18,8 @@ import torch
 from adv_smooth.attacks import FGSM, PGD
 from adv_smooth.attacks.apgd import APGD
 from adv_smooth.attacks.fmn import FMN
-from adv_smooth.robustness.batch import batch_records, evaluate_batch
-from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure, summarize
+from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure
+from adv_smooth.robustness.evaluator import Evaluator
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import machine_info
 from benchmarks.ensemble import trained_model
@@ -39,8 +39,8 @@ def main() -> dict:
         "apgd_l2": APGD(norm="l2", generator=g().manual_seed(2)),
         "fmn_l2": FMN(norm="l2"),
     }
-    records = batch_records(evaluate_batch(model, x, y, attacks, LEVELS), y, attacks, LEVELS)
-    summary = summarize(records, attacks, LEVELS)
+    engine = Evaluator(attacks, LEVELS)  # the random attacks bring their own generators: the numbers stay put
+    summary = engine.summarize(engine.run(model, [(x, y)]))
     save_figure(accuracy_vs_snr_figure(summary), FIGURE)
     result = {"benchmark": "curves", "levels_db": LEVELS, "summary": summary, "machine": machine_info("cpu")}
     write_json_atomic(OUT, result)
