@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from adv_smooth.app import suggest
-from adv_smooth.config.checks import check_magnitudes
+from adv_smooth.config.bounds import check_magnitudes
 from adv_smooth.config.launchers import check_launcher, check_plugin_targets, missing_plugin_config
 from adv_smooth.utils.conf_dir import config_dir
 from adv_smooth.utils.errors import UserError
