@@ -3,12 +3,11 @@
     from adv_smooth import evaluate_model
     records, summary = evaluate_model(net, (x_test, y_test), preset="default")
 
-The attacks, levels, cascade and sanity check are the `eval` preset's (conf/eval/*.yaml, read by
-`robustness/presets.py`), the engine is the `Evaluator` the Lightning callback runs, and the seeding is the test
-stage's: on the same weights, images and batch size, the per-image records equal
-`python -m adv_smooth.evaluate`'s. No Hydra config, no Trainer: `net` is any `nn.Module` taking images in [0, 1]
-(put its normalization inside it, as `models/external.Normalized` does).
-"""
+The attacks, levels, cascade, sanity check and certification (`preset="certified"`) are the `eval` preset's
+(conf/eval/*.yaml, read by `robustness/presets.py`), the engine is the `Evaluator` the Lightning callback runs, and
+the seeding is the test stage's: on the same weights, images and batch size, the per-image records equal `python -m
+adv_smooth.evaluate`'s. No Hydra config, no Trainer: `net` is any `nn.Module` taking images in [0, 1] (put its
+normalization inside it, as `models/external.Normalized` does)."""
 
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from adv_smooth.robustness.attack_configs import build_attacks
+from adv_smooth.robustness.certify import build_certifier
 from adv_smooth.robustness.evaluator import Evaluator
 from adv_smooth.robustness.presets import load_preset
 from adv_smooth.robustness.records import Records
@@ -69,6 +69,7 @@ def evaluate_model(
         sanity_snr_db=settings["sanity_snr_db"] if sanity_snr_db == FROM_PRESET else sanity_snr_db,
         seed=seed,
         worst=settings["worst"],
+        certifier=build_certifier(settings.get("certify")),
     )
     records = engine.run(model, _batches(data, batch_size, _device_of(model)))
     summary = engine.summarize(records)

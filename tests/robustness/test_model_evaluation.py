@@ -63,7 +63,8 @@ def _command_line_records(weights: Path, out: Path, preset: str) -> Records:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["default", "minimal"])  # independent attacks with the sanity check; a cascade
+# independent attacks with the sanity check; a cascade; the default's attacks and randomized-smoothing certification
+@pytest.mark.parametrize("preset", ["default", "minimal", "certified"])
 def test_a_sequential_in_a_notebook_gets_the_command_lines_records(preset: str, tmp_path: Path) -> None:
     from adv_smooth import evaluate_model
     from adv_smooth.data.digits import DigitsDataModule
@@ -95,6 +96,9 @@ def test_a_sequential_in_a_notebook_gets_the_command_lines_records(preset: str, 
     assert records.sanity_correct.keys() == expected.sanity_correct.keys()
     for name, correct in expected.sanity_correct.items():
         np.testing.assert_array_equal(records.sanity_correct[name], correct, err_msg=name)
+    assert records.certified.keys() == expected.certified.keys() and bool(expected.certified) == (preset == "certified")
+    for key, values in expected.certified.items():
+        np.testing.assert_array_equal(records.certified[key], values, err_msg=key)
     # not a trivial agreement: the images differ, some attack breaks some of them and leaves others
     assert 0 < records.clean.mean() < 1 and records.n == N
     broken = np.concatenate([r.adv_correct.ravel() for r in records.attacks.values()])
