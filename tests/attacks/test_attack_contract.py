@@ -69,8 +69,9 @@ def _attack(cls: type[Attack], norm: str, seed: int = 0) -> Attack:
 
 
 class Counted(nn.Module):
-    """A linear classifier on 3x4x4 images counting its passes in forward-pass units summed over rows: a forward
-    that builds a graph is an input gradient (`GRADIENT_PASS`), one without a plain `FORWARD_PASS`."""
+    """A linear classifier on 3x4x4 images counting its forward and backward calls, each summed over rows; in
+    forward-pass units a forward is `FORWARD_PASS` and a forward with its backward an input gradient
+    (`GRADIENT_PASS`)."""
 
     def __init__(self, classes: int, scale: float = 1.0, margin: float = 0.0) -> None:
         super().__init__()
@@ -81,18 +82,21 @@ class Counted(nn.Module):
             # boundaries through the box centre, plus `margin` in favour of class 0
             self.linear.bias.copy_(-self.linear.weight.sum(dim=1) * 0.5 + 0.05 * torch.randn(classes))
             self.linear.bias[0] += margin
-        self.forwards = self.gradients = 0.0
+        self.forwards = self.backwards = 0
 
     def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled():
-            self.gradients += len(x) * GRADIENT_PASS
-        else:
-            self.forwards += len(x) * FORWARD_PASS
-        return self.linear(x.flatten(1))
+        out = self.linear(x.flatten(1))
+        self.forwards += len(x)
+        if out.requires_grad:  # counted when a backward pass reaches the output
+            out.register_hook(lambda grad: self._backward(len(grad)))
+        return out
+
+    def _backward(self, rows: int) -> None:
+        self.backwards += rows
 
     @property
     def passes(self) -> float:
-        return self.forwards + self.gradients
+        return self.forwards * FORWARD_PASS + self.backwards * (GRADIENT_PASS - FORWARD_PASS)
 
 
 def _images(n: int = 6) -> Tensor:
@@ -105,7 +109,7 @@ def _binary() -> tuple[Counted, Tensor, Tensor]:
     x = _images(16)
     with torch.no_grad():
         y = model(x).argmax(dim=1)
-    model.forwards = model.gradients = 0.0
+    model.forwards = model.backwards = 0
     return model, x, y
 
 
@@ -194,7 +198,7 @@ def test_traits_say_what_the_attack_does(cls: type[Attack], norm: str) -> None:
     attack = _attack(cls, norm)
     (result,) = attack.craft_levels(model, x, y, [25.0])
     per_image = model.passes / len(y)
-    assert attack.uses_gradients == (model.gradients > 0), "uses_gradients: it takes input gradients"
+    assert attack.uses_gradients == (model.backwards > 0), "uses_gradients: it takes input gradients"
     assert attack.iterative == (per_image > GRADIENT_PASS + FORWARD_PASS), "iterative: more than one step a level"
     assert attack.minimal_norm == (result.min_snr_db is not None), "minimal_norm: it reports minimal SNRs"
     if attack.minimal_norm:  # the minimal perturbation fits where the budget is larger: broken there

@@ -46,8 +46,9 @@ CLASSES = [pytest.param(cls, id=cls.__name__) for cls in defense_classes()]
 
 
 class Counted(nn.Module):
-    """The network, counting its passes in forward-pass units summed over rows (a forward building a graph as an
-    input gradient, `GRADIENT_PASS`: what crafting costs; the training pass itself is counted apart)."""
+    """The network, counting its forward and backward calls in forward-pass units summed over rows: a forward is
+    `FORWARD_PASS`, a forward with its backward an input gradient (`GRADIENT_PASS`), what crafting costs (the
+    training pass itself is counted apart)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -55,8 +56,15 @@ class Counted(nn.Module):
         self.passes = 0.0
 
     def forward(self, x: Tensor, **options) -> object:
-        self.passes += len(x) * (GRADIENT_PASS if torch.is_grad_enabled() else FORWARD_PASS)
-        return self.net(x, **options)
+        out = self.net(x, **options)
+        logits = out[0] if isinstance(out, tuple) else out
+        self.passes += len(x) * FORWARD_PASS
+        if logits.requires_grad:  # counted when a backward pass reaches the logits
+            logits.register_hook(lambda grad: self._backward(len(grad)))
+        return out
+
+    def _backward(self, rows: int) -> None:
+        self.passes += rows * (GRADIENT_PASS - FORWARD_PASS)
 
 
 def _network(defense: Defense) -> Counted:
