@@ -104,3 +104,37 @@ def test_a_sequential_in_a_notebook_gets_the_command_lines_records(preset: str, 
     broken = np.concatenate([r.adv_correct.ravel() for r in records.attacks.values()])
     assert (broken == 0).any() and (broken == 1).any()
     assert summary["n"] == N and summary["clean_acc"] == pytest.approx(float(records.clean.mean()))
+
+
+def _tiny() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(48, 5)).eval()
+    x = torch.rand(20, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    return net, x, torch.arange(20) % 5
+
+
+def test_a_loader_of_uint8_batches_is_the_tensors_divided_by_255() -> None:
+    from adv_smooth import evaluate_model
+
+    net, x, y = _tiny()
+    pixels = (x * 255).round().to(torch.uint8)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(pixels, y), batch_size=8)
+    options = {"preset": "report", "snr_levels": [30.0], "sanity_snr_db": None}
+    from_loader, _ = evaluate_model(net, loader, **options)
+    from_tensors, summary = evaluate_model(net, (pixels.float() / 255, y), batch_size=8, **options)
+    assert list(from_loader.attacks) == ["fgsm", "pgd"] and from_loader.sanity_level is None
+    for name, rec in from_tensors.attacks.items():
+        np.testing.assert_array_equal(from_loader.attacks[name].measured_snr_db, rec.measured_snr_db)
+    np.testing.assert_array_equal(from_loader.clean_pred, from_tensors.clean_pred)
+    assert summary["attacks"]["pgd"]["acc"]["snr30"] <= summary["clean_acc"]
+
+
+def test_bad_data_is_one_line() -> None:
+    from adv_smooth import evaluate_model
+    from adv_smooth.utils.errors import UserError
+
+    net, x, y = _tiny()
+    with pytest.raises(UserError, match="20 images but 19 labels"):
+        evaluate_model(net, (x, y[:19]), preset="report")
+    with pytest.raises(UserError, match="preset='fastest' is not an eval preset"):
+        evaluate_model(net, (x, y), preset="fastest")
