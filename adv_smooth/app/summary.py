@@ -113,4 +113,8 @@ def _certified_rows(certified: dict[str, Any] | None, keys: list[str], fixed: bo
         f"certified: the smoothed classifier ({sigma}, n={certified['n']}, alpha={certified['alpha']:g}), a lower "
         f"bound; {100 * certified['abstain']:.1f} % abstained"
     )
+    check = certified.get("check")
+    if check:
+        note += f"; PGD on it inside the radii broke {check['broken']} of {check['checked']} certificates"
+        note += " (must be 0 up to alpha)"
     return [row, note]

@@ -63,6 +63,7 @@ class Certificate:
     snr_db: np.ndarray  # float64, 20 log10(||x|| / radius); +inf when the radius is 0
     sigma: np.ndarray  # float64, the noise level each image was smoothed with
     count: np.ndarray  # int64, draws (of n) that gave the selected class: any other level's bound follows from it
+    broken: np.ndarray | None = None  # int8, PGD on g inside the radius: 1 broke it, 0 held, -1 unchecked; None: off
 
 
 class Certifier:
@@ -73,6 +74,8 @@ class Certifier:
         sigma_snr: the noise level as an SNR in dB instead, per image: sigma * sqrt(D) = ||x|| 10^(-snr/20).
         n0: draws that select the top class; n: draws that bound its probability; alpha: the bound's level.
         batch: the most noisy images in one forward pass (the draws of several images share one pass).
+        check_steps: > 0 checks every certificate with that many PGD steps on the smoothed classifier inside its
+            radius (`robustness/certificate_check.py`), `check_draws` noisy copies a step; 0: off.
         generator: the source of the noise; None until the evaluation seeds one (the global generator otherwise).
     """
 
@@ -84,6 +87,8 @@ class Certifier:
         n: int = 1000,
         alpha: float = 0.001,
         batch: int = 1000,
+        check_steps: int = 0,
+        check_draws: int = 16,
         generator: torch.Generator | None = None,
     ) -> None:
         if sigma is not None and sigma_snr is not None:
@@ -102,7 +107,12 @@ class Certifier:
         require(is_int(batch) and 1 <= batch <= 10**7, f"{KEY}.batch", batch, "an integer in [1, 10000000]")
         self.sigma = None if sigma is None else float(sigma)
         self.sigma_snr = None if sigma_snr is None else float(sigma_snr)
+        require(
+            is_int(check_steps) and 0 <= check_steps <= 10**4, f"{KEY}.check_steps", check_steps, "0 (off) to 10000"
+        )
+        require(is_int(check_draws) and 1 <= check_draws <= 10**5, f"{KEY}.check_draws", check_draws, "1 to 100000")
         self.n0, self.n, self.alpha, self.batch = int(n0), int(n), float(alpha), int(batch)
+        self.check_steps, self.check_draws = int(check_steps), int(check_draws)
         self.generator = generator
 
     def passes_per_image(self) -> int:
@@ -149,6 +159,12 @@ class Certifier:
         certified = p_lower >= 0.5
         radius = np.where(certified, sigma_np * _normal_ppf(np.clip(p_lower, 0.5, 1.0)), 0.0)
         norm = x.detach().flatten(1).double().norm(dim=1).cpu().numpy()
+        broken = None
+        if self.check_steps:
+            from adv_smooth.robustness.certificate_check import broken_inside  # it builds on this module
+
+            with crafting_mode(model, "eval"):
+                broken = broken_inside(self, model, x, top, radius, sigma)
         return Certificate(
             prediction=np.where(certified, top.cpu().numpy(), ABSTAIN).astype(np.int64),
             p_lower=p_lower,
@@ -156,6 +172,7 @@ class Certifier:
             snr_db=radius_to_snr_db(norm, radius),
             sigma=sigma_np,
             count=hits.cpu().numpy().astype(np.int64),
+            broken=broken,
         )
 
 
@@ -184,12 +201,15 @@ def build_certifier(config: object) -> Certifier | None:
         return Certifier(**config)
     except TypeError as e:
         option = str(e).rsplit("argument", 1)[-1].strip(" '")
-        raise UserError(f"{KEY}.{option} is not an option (sigma, sigma_snr, n0, n, alpha, batch)") from None
+        options = "sigma, sigma_snr, n0, n, alpha, batch, check_steps, check_draws"
+        raise UserError(f"{KEY}.{option} is not an option ({options})") from None
 
 
 def certificate_arrays(cert: Certificate) -> dict[str, np.ndarray]:
     """The per-image arrays `Records.certified` keeps (saved in per_image_test.npz as `certified.<name>`)."""
+    checked = {} if cert.broken is None else {"broken": cert.broken}
     return {
+        **checked,
         "prediction": cert.prediction,
         "p_lower": cert.p_lower.astype(np.float64),
         "radius": cert.radius.astype(np.float64),
@@ -221,7 +241,26 @@ def summarize_certified(
         "smoothed_clean_acc": float(right.mean()) if n else math.nan,
         "abstain": float((prediction == ABSTAIN).mean()) if n else math.nan,
         "median_certified_snr_db": float(np.median(right_snr)) if right_snr.size else math.nan,
+        **_check_summary(certified, certifier),
         "acc": {
             level_key(s): v for s, v in certified_accuracy(label, prediction, snr, sorted(levels, reverse=True)).items()
         },
+    }
+
+
+def _check_summary(certified: dict[str, np.ndarray], certifier: Certifier) -> dict[str, object]:
+    """The certificate check's tally (`check`), when it ran: broken must be 0 up to the Monte-Carlo error alpha."""
+    if "broken" not in certified:
+        return {}
+    broken = certified["broken"]
+    checked = int((broken >= 0).sum())
+    return {
+        "check": {
+            "method": "L2 PGD on the soft smoothed classifier inside each certified radius (Salman et al. 2019)",
+            "steps": certifier.check_steps,
+            "draws": certifier.check_draws,
+            "checked": checked,
+            "broken": int((broken == 1).sum()),
+            "expected_at_most": checked * certifier.alpha,
+        }
     }

@@ -25,5 +25,7 @@ def test_certified_row_sits_under_the_attacks_with_its_own_clean_column() -> Non
     assert row.split()[1:] == ["70.00", "60.00", "25.00"]
     assert lines.index(row) > next(i for i, line in enumerate(lines) if line.startswith("worst"))
     assert any("sigma 0.25, n=1000, alpha=0.001" in line and "12.5 % abstained" in line for line in lines)
+    robustness["certified"]["check"] = {"broken": 0, "checked": 7}
+    assert any("broke 0 of 7 certificates" in line for line in robustness_table(robustness))
     del robustness["certified"]
     assert not any(line.startswith("certified") for line in robustness_table(robustness))

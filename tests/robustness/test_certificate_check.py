@@ -1,0 +1,54 @@
+"""The certificate check: PGD on the smoothed classifier never breaks a certificate inside its radius, and breaks
+the same images just outside the true one (the attack is strong enough to mean something)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from adv_smooth.robustness.certificate_check import broken_inside
+from adv_smooth.robustness.certify import Certifier, build_certifier
+from adv_smooth.utils.errors import UserError
+from tests.robustness.test_certify import _linear_problem
+
+
+def test_no_certificate_of_a_linear_classifier_breaks_inside_its_radius() -> None:
+    sigma = 0.5
+    model, x, _ = _linear_problem(40, sigma, seed=3)
+    certifier = Certifier(sigma=sigma, n0=50, n=1000, check_steps=10, check_draws=32)
+    certifier.generator = torch.Generator().manual_seed(11)
+    cert = certifier.certify(model, x)
+    assert cert.broken is not None and (cert.broken >= 0).sum() >= 30, "most images certified and checked"
+    assert (cert.broken[cert.radius == 0] == -1).all()
+    assert (cert.broken == 1).sum() == 0
+
+
+def test_the_same_attack_breaks_them_beyond_the_true_radius() -> None:
+    sigma = 0.5
+    model, x, true_radius = _linear_problem(40, sigma, seed=3)
+    certifier = Certifier(sigma=sigma, n=1000, check_steps=10, check_draws=32)
+    certifier.generator = torch.Generator().manual_seed(12)
+    side = (x.flatten(1) @ model.w + model.b > 0).long()
+    sigmas = certifier.sigmas(x)
+    broken = broken_inside(certifier, model, x, side, 2.0 * true_radius, sigmas)
+    far = true_radius > 0.5 * sigma  # the other side's probability there is Phi(R*/sigma) > 0.69: confidently so
+    assert (broken[far] == 1).all(), broken
+    assert (broken[~far] >= 0).all()
+
+
+def test_summary_counts_the_check_and_options_are_checked() -> None:
+    from adv_smooth.robustness.certify import certificate_arrays, summarize_certified
+
+    model, x, _ = _linear_problem(10, 0.5, seed=4)
+    certifier = build_certifier({"sigma": 0.5, "n0": 20, "n": 200, "check_steps": 3, "check_draws": 8})
+    cert = certifier.certify(model, x)
+    label = (x.flatten(1) @ model.w + model.b > 0).long().numpy()
+    check = summarize_certified(label, certificate_arrays(cert), [40.0], certifier)["check"]
+    assert check["checked"] == int((cert.radius > 0).sum()) and check["broken"] == 0
+    assert (check["steps"], check["draws"]) == (3, 8)
+    for bad in ({"check_steps": -1}, {"check_draws": 0}):
+        with pytest.raises(UserError) as error:
+            build_certifier(bad)
+        assert f"eval.certify.{next(iter(bad))}=" in str(error.value) and "\n" not in str(error.value)
+    assert np.array_equal(certificate_arrays(cert)["broken"], cert.broken)
