@@ -113,8 +113,13 @@ def _certified_rows(certified: dict[str, Any] | None, keys: list[str], fixed: bo
         f"certified: the smoothed classifier ({sigma}, n={certified['n']}, alpha={certified['alpha']:g}), a lower "
         f"bound; {100 * certified['abstain']:.1f} % abstained"
     )
+    rows = [row]
+    if "empirical_acc" in certified:  # the same classifier attacked: the upper bound beside the certified one
+        cells = [certified["empirical_acc"].get(k) for k in keys] + ([None] if fixed else [])
+        attacked = f"{'smoothed PGD':<14}{100 * certified['smoothed_clean_acc']:>8.2f}"
+        rows.append(attacked + "".join(f"{'-':>9}" if v is None else f"{100 * v:>9.2f}" for v in cells))
     check = certified.get("check")
     if check:
         note += f"; PGD on it inside the radii broke {check['broken']} of {check['checked']} certificates"
         note += " (must be 0 up to alpha)"
-    return [row, note]
+    return [*rows, note, *(f"WARNING {w}" for w in certified.get("honesty", []))]

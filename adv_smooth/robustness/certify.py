@@ -64,6 +64,8 @@ class Certificate:
     sigma: np.ndarray  # float64, the noise level each image was smoothed with
     count: np.ndarray  # int64, draws (of n) that gave the selected class: any other level's bound follows from it
     broken: np.ndarray | None = None  # int8, PGD on g inside the radius: 1 broke it, 0 held, -1 unchecked; None: off
+    # empirical attack on g at each SNR level (`empirical`): level key (snr33) -> int8 as `broken`, at that budget
+    empirical: dict[str, np.ndarray] | None = None
 
 
 class Certifier:
@@ -76,6 +78,9 @@ class Certifier:
         batch: the most noisy images in one forward pass (the draws of several images share one pass).
         check_steps: > 0 checks every certificate with that many PGD steps on the smoothed classifier inside its
             radius (`robustness/certificate_check.py`), `check_draws` noisy copies a step; 0: off.
+        empirical: also attack the smoothed classifier with that PGD (`check_steps`, at least 1) at each SNR level
+            of `levels` (the budget radius ||x|| 10^(-s/20)): an upper bound on g's robust accuracy beside the
+            certified lower bound, the same classifier on both sides.
         generator: the source of the noise; None until the evaluation seeds one (the global generator otherwise).
     """
 
@@ -89,6 +94,8 @@ class Certifier:
         batch: int = 1000,
         check_steps: int = 0,
         check_draws: int = 16,
+        empirical: bool = False,
+        levels: list[float] | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         if sigma is not None and sigma_snr is not None:
@@ -113,6 +120,12 @@ class Certifier:
         require(is_int(check_draws) and 1 <= check_draws <= 10**5, f"{KEY}.check_draws", check_draws, "1 to 100000")
         self.n0, self.n, self.alpha, self.batch = int(n0), int(n), float(alpha), int(batch)
         self.check_steps, self.check_draws = int(check_steps), int(check_draws)
+        require(isinstance(empirical, bool), f"{KEY}.empirical", empirical, "true or false")
+        ok = levels is None or (isinstance(levels, (list, tuple)) and all(is_number(v) for v in levels))
+        require(ok, f"{KEY}.levels", levels, "null or a list of SNRs in dB")
+        require(not empirical or bool(levels), f"{KEY}.levels", levels, "the SNR levels to attack at (empirical)")
+        require(not empirical or check_steps > 0, f"{KEY}.check_steps", check_steps, "PGD steps >= 1 (empirical)")
+        self.empirical, self.levels = empirical, [float(v) for v in levels or []]
         self.generator = generator
 
     def passes_per_image(self) -> int:
@@ -159,12 +172,19 @@ class Certifier:
         certified = p_lower >= 0.5
         radius = np.where(certified, sigma_np * _normal_ppf(np.clip(p_lower, 0.5, 1.0)), 0.0)
         norm = x.detach().flatten(1).double().norm(dim=1).cpu().numpy()
-        broken = None
-        if self.check_steps:
+        broken, empirical = None, None
+        if self.check_steps or self.empirical:
             from adv_smooth.robustness.certificate_check import broken_inside  # it builds on this module
 
             with crafting_mode(model, "eval"):
-                broken = broken_inside(self, model, x, top, radius, sigma)
+                if self.check_steps:
+                    broken = broken_inside(self, model, x, top, radius, sigma)
+                if self.empirical:
+                    answered = np.where(certified, 1.0, 0.0)
+                    empirical = {
+                        level_key(s): broken_inside(self, model, x, top, answered * norm * 10 ** (-s / 20), sigma)
+                        for s in self.levels
+                    }
         return Certificate(
             prediction=np.where(certified, top.cpu().numpy(), ABSTAIN).astype(np.int64),
             p_lower=p_lower,
@@ -173,6 +193,7 @@ class Certifier:
             sigma=sigma_np,
             count=hits.cpu().numpy().astype(np.int64),
             broken=broken,
+            empirical=empirical,
         )
 
 
@@ -201,13 +222,14 @@ def build_certifier(config: object) -> Certifier | None:
         return Certifier(**config)
     except TypeError as e:
         option = str(e).rsplit("argument", 1)[-1].strip(" '")
-        options = "sigma, sigma_snr, n0, n, alpha, batch, check_steps, check_draws"
+        options = "sigma, sigma_snr, n0, n, alpha, batch, check_steps, check_draws, empirical, levels"
         raise UserError(f"{KEY}.{option} is not an option ({options})") from None
 
 
 def certificate_arrays(cert: Certificate) -> dict[str, np.ndarray]:
     """The per-image arrays `Records.certified` keeps (saved in per_image_test.npz as `certified.<name>`)."""
     checked = {} if cert.broken is None else {"broken": cert.broken}
+    checked.update({f"empirical_{k}": v for k, v in (cert.empirical or {}).items()})
     return {
         **checked,
         "prediction": cert.prediction,
@@ -242,6 +264,7 @@ def summarize_certified(
         "abstain": float((prediction == ABSTAIN).mean()) if n else math.nan,
         "median_certified_snr_db": float(np.median(right_snr)) if right_snr.size else math.nan,
         **_check_summary(certified, certifier),
+        **_empirical_summary(label, certified, certifier),
         "acc": {
             level_key(s): v for s, v in certified_accuracy(label, prediction, snr, sorted(levels, reverse=True)).items()
         },
@@ -264,3 +287,27 @@ def _check_summary(certified: dict[str, np.ndarray], certifier: Certifier) -> di
             "expected_at_most": checked * certifier.alpha,
         }
     }
+
+
+def _empirical_summary(label: np.ndarray, certified: dict[str, np.ndarray], certifier: Certifier) -> dict[str, object]:
+    """The empirical attack on g (`empirical_acc`, an upper bound per level) and the sandwich's honesty check: an
+    image certified right at a level cannot be broken there by any attack, except with probability alpha."""
+    keys = [k for k in certified if k.startswith("empirical_snr")]
+    if not keys:
+        return {}
+    right = certified["prediction"] == label
+    acc, violations, warnings = {}, {}, []
+    for key in keys:
+        level = key.removeprefix("empirical_")
+        held = right & (certified[key] == 0)
+        acc[level] = float(held.mean()) if len(label) else math.nan
+        s = float(level.removeprefix("snr"))
+        certified_right = right & (certified["snr_db"] <= s)
+        violations[level] = int((certified_right & (certified[key] == 1)).sum())
+        if violations[level]:
+            warnings.append(
+                f"certified: at {s:g} dB PGD on the smoothed classifier broke {violations[level]} image(s) certified "
+                f"there (expected at most {certified_right.sum() * certifier.alpha:.2g} at alpha={certifier.alpha:g}): "
+                "a certificate or the attack's judgement is wrong"
+            )
+    return {"empirical_acc": acc, "violations": violations, "honesty": warnings}

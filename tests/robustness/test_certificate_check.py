@@ -52,3 +52,38 @@ def test_summary_counts_the_check_and_options_are_checked() -> None:
             build_certifier(bad)
         assert f"eval.certify.{next(iter(bad))}=" in str(error.value) and "\n" not in str(error.value)
     assert np.array_equal(certificate_arrays(cert)["broken"], cert.broken)
+
+
+def test_the_sandwich_on_a_linear_classifier_brackets_its_true_robust_accuracy() -> None:
+    """Certified (lower) <= true robust accuracy of g (the share farther from the hyperplane than the level's
+    radius: g is the linear classifier itself) <= PGD on g (upper), at every level; no certified image broken."""
+    from adv_smooth.robustness.certify import certificate_arrays, summarize_certified
+
+    sigma, levels = 0.5, [30.0, 20.0, 15.0]
+    model, x, true_radius = _linear_problem(60, sigma, seed=5)
+    certifier = Certifier(sigma=sigma, n0=50, n=1000, check_steps=10, check_draws=32, empirical=True, levels=levels)
+    certifier.generator = torch.Generator().manual_seed(13)
+    label = (x.flatten(1) @ model.w + model.b > 0).long().numpy()
+    summary = summarize_certified(label, certificate_arrays(certifier.certify(model, x)), levels, certifier)
+    norm = x.flatten(1).norm(dim=1).numpy()
+    for s in levels:
+        key = f"snr{int(s)}"
+        true_acc = float((true_radius > norm * 10 ** (-s / 20)).mean())
+        assert summary["acc"][key] <= true_acc <= summary["empirical_acc"][key], (s, summary)
+        assert summary["empirical_acc"][key] - true_acc <= 0.1, "PGD finds the hyperplane: the bounds are close"
+    assert summary["violations"] == {"snr30": 0, "snr20": 0, "snr15": 0} and summary["honesty"] == []
+    assert summary["acc"]["snr15"] < summary["acc"]["snr30"], "the levels span radii that matter"
+
+
+def test_a_certified_image_broken_at_its_level_is_a_warning() -> None:
+    from adv_smooth.robustness.certify import summarize_certified
+
+    certifier = Certifier(sigma=0.5, check_steps=1, empirical=True, levels=[30.0])
+    certified = {
+        "prediction": np.array([1, 1, 0]),
+        "snr_db": np.array([25.0, 35.0, 20.0]),  # the first is certified at 30 dB, the second not
+        "empirical_snr30": np.array([1, 1, 0], dtype=np.int8),
+    }
+    summary = summarize_certified(np.array([1, 1, 1]), certified, [30.0], certifier)
+    assert summary["violations"] == {"snr30": 1} and summary["empirical_acc"] == {"snr30": 0.0}
+    assert len(summary["honesty"]) == 1 and "broke 1 image(s) certified there" in summary["honesty"][0]
