@@ -140,6 +140,11 @@ def accuracy_vs_snr_figure(summary: Mapping[str, Any]):
     if "worst" in summary:
         points = [(float(k[3:]), v) for k, v in summary["worst"]["acc"].items() if k.startswith("snr")]
         ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="s", color="black", label="worst")
+    certified = summary.get("certified") or {}  # eval=certified: the smoothed classifier's bounds
+    for key, label, marker in (("acc", "certified (smoothed)", "^"), ("empirical_acc", "PGD on the smoothed", "v")):
+        points = sorted((float(k[3:]), v) for k, v in certified.get(key, {}).items())
+        if points:
+            ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker=marker, linestyle="-.", label=label)
     ax.axhline(100 * summary["clean_acc"], color="grey", linestyle="--", label="clean")
     ax.invert_xaxis()
     ax.set_xlabel("SNR (dB)")
