@@ -129,8 +129,12 @@ class Certifier:
         self.generator = generator
 
     def passes_per_image(self) -> int:
-        """Forward passes one image costs: its n0 + n noisy copies."""
-        return self.n0 + self.n
+        """Forward passes one image costs: its n0 + n noisy copies, and for each PGD run on g (the check, and one a
+        level when `empirical`) `check_steps` input gradients (2 passes each) on `check_draws` copies plus n to
+        judge (an upper bound: abstained images are not attacked)."""
+        pgd = 2 * self.check_steps * self.check_draws + self.n
+        runs = (1 if self.check_steps else 0) + (len(self.levels) if self.empirical else 0)
+        return self.n0 + self.n + runs * pgd
 
     def describe(self) -> str:
         noise = f"sigma={self.sigma:g}" if self.sigma is not None else f"sigma at {self.sigma_snr:g} dB SNR"

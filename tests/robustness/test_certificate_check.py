@@ -87,3 +87,10 @@ def test_a_certified_image_broken_at_its_level_is_a_warning() -> None:
     summary = summarize_certified(np.array([1, 1, 1]), certified, [30.0], certifier)
     assert summary["violations"] == {"snr30": 1} and summary["empirical_acc"] == {"snr30": 0.0}
     assert len(summary["honesty"]) == 1 and "broke 1 image(s) certified there" in summary["honesty"][0]
+
+
+def test_the_cost_counts_every_pgd_run() -> None:
+    assert Certifier(n0=100, n=1000).passes_per_image() == 1100
+    assert Certifier(n0=100, n=1000, check_steps=10, check_draws=16).passes_per_image() == 1100 + 320 + 1000
+    both = Certifier(n0=100, n=1000, check_steps=10, check_draws=16, empirical=True, levels=[40.0, 30.0])
+    assert both.passes_per_image() == 1100 + 3 * (320 + 1000)
