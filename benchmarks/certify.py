@@ -40,16 +40,9 @@ DEFAULT_OUT = Path("benchmarks/results/certify.json")
 
 def noisy_digits_model(n: int, sigma: float, device: str) -> tuple[nn.Module, Tensor, Tensor]:
     """The digits CNN trained on noisy images (each epoch's noise fresh), and `n` held-out test images."""
-    from sklearn.datasets import load_digits
+    from benchmarks.ensemble import DigitsCNN, digits_split
 
-    from benchmarks.ensemble import DigitsCNN
-
-    digits = load_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(digits.target)
-    generator = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(y), generator=generator)
-    torch.manual_seed(0)
+    x, y, perm, generator = digits_split(0)
     model = DigitsCNN()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     train = perm[:1400]

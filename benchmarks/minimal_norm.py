@@ -64,16 +64,9 @@ def adv_lib() -> tuple[Callable[..., Tensor], Callable[..., Tensor]]:
 
 # --------------------------------------------------------------------------------------------- models
 def cnn_model(n: int) -> tuple[nn.Module, Tensor, Tensor]:
-    from sklearn.datasets import load_digits
+    from benchmarks.ensemble import DigitsCNN, digits_split, fit
 
-    from benchmarks.ensemble import DigitsCNN, fit
-
-    digits = load_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(digits.target)
-    generator = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(y), generator=generator)
-    torch.manual_seed(0)
+    x, y, perm, generator = digits_split(0)
     model = fit(DigitsCNN(), x, y, perm[:1400], epochs=15, generator=generator)
     test = perm[1400 : 1400 + n]
     return model, x[test], y[test]

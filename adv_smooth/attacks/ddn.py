@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
-from adv_smooth.attacks.fmn import MinimalPerturbation, cosine, minimal_snr_db
+from adv_smooth.attacks.fmn import MinimalPerturbation, cosine, keep_smallest, minimal_snr_db
 from adv_smooth.attacks.gradients import loss_and_grad
 from adv_smooth.utils.errors import is_int, is_number, require
 
@@ -96,10 +96,7 @@ class DDN(Attack):
             if step == 0:  # delta = 0: the clean prediction
                 clean_wrong = adversarial | (logits.argmax(dim=1) != problem.y)
             norm = threat.norm(delta)
-            smaller = adversarial & (norm < best_norm)
-            best_norm = torch.where(smaller, norm, best_norm)
-            best = torch.where(smaller.view(view), delta, best)
-            found |= adversarial
+            best, best_norm, found = keep_smallest(best, best_norm, found, delta, norm, adversarial)
             if step == self.steps:
                 break
             delta = delta + cosine(1.0, self.alpha_final, step, self.steps) * self._direction(grad)

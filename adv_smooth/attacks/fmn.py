@@ -70,6 +70,16 @@ def _logit_gap(logits: Tensor, labels: Tensor) -> Tensor:
     return -margin(logits, labels)
 
 
+def keep_smallest(
+    best: Tensor, best_norm: Tensor, found: Tensor, delta: Tensor, norm: Tensor, adversarial: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The minimum-norm attacks' bookkeeping: per image, `delta` replaces the best so far when it is adversarial and
+    smaller; `found` marks every image broken at least once."""
+    smaller = adversarial & (norm < best_norm)
+    view = (-1,) + (1,) * (delta.dim() - 1)
+    return torch.where(smaller.view(view), delta, best), torch.where(smaller, norm, best_norm), found | adversarial
+
+
 def cosine(start: float, end: float, step: int, steps: int) -> float:
     """Cosine annealing from `start` (step 0) towards `end` (step `steps`)."""
     return end + (start - end) * (1.0 + math.cos(math.pi * step / steps)) / 2.0
@@ -180,10 +190,7 @@ class FMN(Attack):
             loss, logits, grad = loss_and_grad(problem.f, box(z + delta), labels, gap)
             norm = threat.norm(delta)
             adversarial = logits.argmax(dim=1) != labels
-            smaller = adversarial & (norm < best_norm)
-            best_norm = torch.where(smaller, norm, best_norm)
-            best = torch.where(smaller.view(view), delta, best)
-            found |= adversarial
+            best, best_norm, found = keep_smallest(best, best_norm, found, delta, norm, adversarial)
             if step == self.steps:
                 break
             gamma = cosine(self.gamma_init, GAMMA_FINAL, step, self.steps)

@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.ensemble import DigitsCNN, fit
+from benchmarks.ensemble import DigitsCNN, digits_split, fit
 from tests.conftest import compose_config, quiet_trainer
 
 LEVELS = [30, 20]
@@ -23,18 +23,12 @@ KEYS = ["snr30", "snr20"]
 def cascade_run(tmp_path_factory) -> tuple[dict, dict, object]:
     """`eval=strong` (6 attacks, fewer steps and queries) on 300 digits through `trainer.test`, with TensorBoard."""
     import pytorch_lightning as pl
-    from sklearn.datasets import load_digits
 
     from adv_smooth.lightning.module import RobustClassifier
     from adv_smooth.lightning.robustness import from_eval_config
 
     out = tmp_path_factory.mktemp("cascade")
-    digits = load_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(digits.target)
-    g = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(y), generator=g)
-    torch.manual_seed(0)
+    x, y, perm, g = digits_split(0)
     net = fit(DigitsCNN(), x, y, perm[:1400], epochs=10, generator=g)
     test = perm[1400:1700]
     cfg = compose_config("eval=strong", output_dir=out)
