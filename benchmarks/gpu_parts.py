@@ -33,9 +33,7 @@ class SyntheticImages(ImageDataModule):
         self.n, self.n_test, self.n_classes, self.seed = n, n_test, classes, seed
 
     def load_splits(self) -> Splits:
-        g = torch.Generator().manual_seed(self.seed)
-        images = torch.randint(0, 256, (self.n + self.n_test, 3, 32, 32), dtype=torch.uint8, generator=g)
-        labels = torch.randint(0, self.n_classes, (self.n + self.n_test,), generator=g)
+        images, labels = synthetic_uint8(self.n + self.n_test, self.n_classes, self.seed)
         train, test = (images[: self.n], labels[: self.n]), (images[self.n :], labels[self.n :])
         return Splits(train=train, test=test, classes=[str(c) for c in range(self.n_classes)])
 
@@ -82,11 +80,17 @@ def plain_fit(s: dict[str, Any], net, opt, images: Tensor, labels: Tensor, warmu
     return {"wall": clock.wall, "cpu": clock.cpu, "last_loss": last}
 
 
-def device_data(s: dict[str, Any], n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """What the plain loop holds: the same kind of uint8 images and labels, on the GPU."""
+def synthetic_uint8(n: int, classes: int = 10, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """`n` random CIFAR-size uint8 images and labels: the same draws for a seed on both sides of a comparison."""
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
-    return images.to(s["device"]), torch.randint(0, 10, (n,), generator=g).to(s["device"])
+    return images, torch.randint(0, classes, (n,), generator=g)
+
+
+def device_data(s: dict[str, Any], n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """What the plain loop holds: `synthetic_uint8`'s images and labels, on the GPU."""
+    images, labels = synthetic_uint8(n, seed=seed)
+    return images.to(s["device"]), labels.to(s["device"])
 
 
 def project_test(s: dict[str, Any], module: Any, cfg: Any, images: Tensor, labels: Tensor) -> dict[str, Any]:

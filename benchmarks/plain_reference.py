@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from adv_smooth.attacks.budget import snr_eps  # the per-image L-inf budget ||x|| / (10^(snr/20) sqrt(D))
 from adv_smooth.models import PreActResNet
 
 
@@ -41,11 +42,6 @@ def crop_flip(images: Tensor, padding: int = 4) -> Tensor:
     cols = torch.where(torch.rand(n, 1, device=dev) < 0.5, cols.flip(1), cols)
     index = ((dy + torch.arange(h, device=dev))[:, :, None] * x.shape[3] + cols[:, None, :]).view(n, 1, h * w)
     return x.flatten(2).gather(2, index.expand(n, c, h * w)).view(n, c, h, w)
-
-
-def snr_eps(x: Tensor, snr_db: float) -> Tensor:
-    """Per-image L-inf budget ||x|| / (10^(snr/20) sqrt(D)), shaped (N, 1, 1, 1)."""
-    return (x.flatten(1).norm(dim=1) / (10 ** (snr_db / 20) * math.sqrt(x[0].numel()))).view(-1, 1, 1, 1)
 
 
 def input_grad(net: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
