@@ -105,3 +105,23 @@ def test_zero_gradients_sanity_and_minimal_norm_checks() -> None:
     traits = {"pgd": Traits(norm="linf", iterative=True), "fmn": Traits(norm="l2", iterative=True, minimal_norm=True)}
     (w,) = [w for w in check_records(rec, traits) if w["check"] == "minimal_norm_too_weak"]
     assert "pgd breaks 20.0 % of the images at 20 dB that fmn called robust" in w["message"]
+
+
+def test_noise_drawn_at_random_is_chance_not_a_masked_gradient() -> None:
+    """Natural noise on a weak model may score above clean or rise with the noise by luck on a few images: the
+    shape rules stay quiet for it (the same curve from an adversary fires), and an adversary it beats is flagged."""
+    rising = {40: 0.27, 30: 0.30, 20: 0.30}
+    noise = Traits(norm="l2", uses_gradients=False, searched=False)
+    assert check_curves(0.2667, {"noise_gaussian": rising}, {"noise_gaussian": noise}) == []
+    fired = {w["check"] for w in check_curves(0.2667, {"pgd": rising}, {"pgd": ITERATIVE})}
+    assert fired == {"non_monotone", "above_clean"}
+    pgd_l2 = Traits(norm="l2", iterative=True)
+    beaten = check_curves(0.9, {"pgd_l2": {33: 0.6}, "noise": {33: 0.4}}, {"pgd_l2": pgd_l2, "noise": noise})
+    assert [w["check"] for w in beaten] == ["gradient_free_stronger"]
+
+
+def test_traits_of_natural_noise_say_drawn() -> None:
+    from adv_smooth.attacks.natural import NaturalNoise
+    from adv_smooth.attacks.pgd import PGD
+
+    assert Traits.of(NaturalNoise(kind="impulse")).searched is False and Traits.of(PGD()).searched is True
