@@ -3,7 +3,9 @@
 Reads every job's results.json below the given directories, groups the jobs by everything but the seed,
 and prints, per attack, a table shaped like the report's (defense, beta, gamma, m, clean, 50, 45, 40,
 33 dB) with mean ± std over seeds and n. Writes report.md, report.csv and PNG plots (accuracy vs SNR,
-training-loss curves) to --out (default: <first dir>/report). Jobs that failed or have no results.json
+training-loss curves) to --out (default: <first dir>/report); runs evaluated with eval=certified or eval=natural
+add their sections and figures (reporting/bounds.py: certified lower beside empirical upper bounds, the
+adversary beside natural noise at equal SNR). Jobs that failed or have no results.json
 yet are listed under the tables, never silently dropped; rows where an honesty check fired are marked.
 For publication (reporting/publish.py): 95 % confidence intervals in every cell, paired tests against
 --baseline marked ↑/↓, tables.tex + report.tex (booktabs), every figure also as PDF, the minimal-SNR
@@ -16,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from adv_smooth.reporting import publish, reference
+from adv_smooth.reporting import bounds, publish, reference
 from adv_smooth.reporting.figures import companions
 from adv_smooth.reporting.jobs import COMPLETED, Job, find_jobs
 from adv_smooth.reporting.plots import plot_accuracy_vs_snr, plot_training_curves, training_curves
@@ -132,7 +134,8 @@ def report(
     tables = build_tables(groups, split, metric)
     labels = [g.label(extras) for g in groups]
     publication = publish.annotate(groups, tables, labels, baseline, reference)
-    markdown = render(jobs, groups, tables, extras, roots, publication.sections)
+    sections = [*bounds.sections(groups, labels, split), *publication.sections]
+    markdown = render(jobs, groups, tables, extras, roots, sections)
     out = out or roots[0] / "report"
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory: give a directory to write the report into")
@@ -140,6 +143,7 @@ def report(
     files.append(write_text_atomic(out / "report.csv", tables_csv(tables, extras)))
     if plots and groups:
         files += write_plots(groups, tables, extras, out)
+        files += companions(bounds.write_figures(groups, labels, out, split))
     files += companions(publish.write(publication, groups, tables, extras, out, plots))
     return markdown, files
 

@@ -26,6 +26,7 @@ from adv_smooth.reporting.columns import number as _number
 from adv_smooth.reporting.jobs import COMPLETED, Job
 from adv_smooth.robustness.honesty import Traits, check_curves, level_key
 
+CERTIFIED = "certified"  # the smoothed classifier's logged accuracies (eval=certified), not an attack's
 VAL = "val (tested weights)"  # the validation accuracy beside a test table (columns.tested_val_acc)
 
 
@@ -132,13 +133,15 @@ def level_label(level: float) -> str:
 
 
 def attack_levels(jobs: list[Job], split: str, metric: str) -> dict[str, list[float]]:
-    """{attack: [levels, highest SNR first]} found in the jobs' `<split>/<attack>/snr<level>/<metric>` keys."""
+    """{attack: [levels, highest SNR first]} found in the jobs' `<split>/<attack>/snr<level>/<metric>` keys. The
+    certified accuracy (`<split>/certified/...`) is not an attack's: another classifier's lower bound, it has its
+    own section (`reporting/bounds.py`)."""
     pattern = re.compile(rf"^{re.escape(split)}/([^/]+)/snr([-+0-9.eE]+)/{re.escape(metric)}$")
     found: dict[str, set[float]] = {}
     for job in jobs:
         for key in job.scalars():
             match = pattern.match(key)
-            if match:
+            if match and match.group(1) != CERTIFIED:
                 found.setdefault(match.group(1), set()).add(float(match.group(2)))
     return {attack: sorted(levels, reverse=True) for attack, levels in sorted(found.items())}
 

@@ -309,9 +309,10 @@ def _empirical_summary(label: np.ndarray, certified: dict[str, np.ndarray], cert
         certified_right = right & (certified["snr_db"] <= s)
         violations[level] = int((certified_right & (certified[key] == 1)).sum())
         if violations[level]:
-            warnings.append(
+            message = (
                 f"certified: at {s:g} dB PGD on the smoothed classifier broke {violations[level]} image(s) certified "
                 f"there (expected at most {certified_right.sum() * certifier.alpha:.2g} at alpha={certifier.alpha:g}): "
                 "a certificate or the attack's judgement is wrong"
             )
+            warnings.append({"check": "certified_broken", "attack": "certified", "message": message})
     return {"empirical_acc": acc, "violations": violations, "honesty": warnings}

@@ -2,7 +2,7 @@
 
 One engine for every caller: `evaluate_model` (a notebook, any `nn.Module` taking images in [0, 1]), the
 Lightning callback (`lightning/robustness.py`, which only adds sharding across processes and the gathering of
-their records) and scripts. It knows no Lightning and no Hydra: attacks come built.
+their records) and scripts. It knows no Lightning and no config system: attacks come built.
 
 Random attacks get generators of their own, seeded from (seed, stage): their random starts and queries never
 draw from the global generators (which shuffle and augment training data), so which attacks run cannot change
@@ -95,10 +95,12 @@ class Evaluator:
 
     def summarize(self, records: Records) -> dict[str, Any]:
         """The JSON summary of `records` (`robustness/curves.py: summarize`) for these attacks and levels, with the
-        certified accuracies (`certified`) when this engine certified."""
+        certified accuracies (`certified`) when this engine certified; the sandwich's check (an image certified at
+        a level broken there) joins the honesty warnings, so it is warned about and reported like any other."""
         summary = summarize(records, self.attacks, self.levels, self.worst)
         if self.certifier is not None and records.certified:
             summary["certified"] = summarize_certified(records.label, records.certified, self.levels, self.certifier)
+            summary["honesty"] = [*summary["honesty"], *summary["certified"].get("honesty", [])]  # one list warns
         return summary
 
     def seed_attacks(self, stage_seed: int, device: torch.device) -> None:

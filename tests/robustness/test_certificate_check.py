@@ -86,7 +86,7 @@ def test_a_certified_image_broken_at_its_level_is_a_warning() -> None:
     }
     summary = summarize_certified(np.array([1, 1, 1]), certified, [30.0], certifier)
     assert summary["violations"] == {"snr30": 1} and summary["empirical_acc"] == {"snr30": 0.0}
-    assert len(summary["honesty"]) == 1 and "broke 1 image(s) certified there" in summary["honesty"][0]
+    assert len(summary["honesty"]) == 1 and "broke 1 image(s) certified there" in summary["honesty"][0]["message"]
 
 
 def test_the_cost_counts_every_pgd_run() -> None:
@@ -94,3 +94,22 @@ def test_the_cost_counts_every_pgd_run() -> None:
     assert Certifier(n0=100, n=1000, check_steps=10, check_draws=16).passes_per_image() == 1100 + 320 + 1000
     both = Certifier(n0=100, n=1000, check_steps=10, check_draws=16, empirical=True, levels=[40.0, 30.0])
     assert both.passes_per_image() == 1100 + 3 * (320 + 1000)
+
+
+def test_a_broken_certificate_is_one_of_the_runs_honesty_warnings() -> None:
+    """Through the engine: a certificate broken at its level (planted in the records) is a warning of the run's
+    own `honesty` list, which the callback warns about and results.json, the summary and the report carry."""
+    from adv_smooth.attacks.fgsm import FGSM
+    from adv_smooth.robustness.evaluator import Evaluator
+
+    model, x, _ = _linear_problem(12, 0.5, seed=2)
+    y = (x.flatten(1) @ model.w + model.b > 0).long()
+    certifier = Certifier(sigma=0.5, n0=20, n=100, check_steps=1, check_draws=4, empirical=True, levels=[20.0])
+    engine = Evaluator({"fgsm": FGSM()}, [20.0], certifier=certifier)
+    records = engine.run(model, [(x, y)])
+    assert not any(w["check"] == "certified_broken" for w in engine.summarize(records)["honesty"])
+    held = (records.certified["prediction"] == records.label) & (records.certified["snr_db"] <= 20.0)
+    assert held.any(), "some image is certified at 20 dB"
+    records.certified["empirical_snr20"][np.flatnonzero(held)[0]] = 1  # PGD "broke" a certified image
+    (warning,) = [w for w in engine.summarize(records)["honesty"] if w["check"] == "certified_broken"]
+    assert warning["attack"] == "certified" and "broke 1 image(s) certified there" in warning["message"]
