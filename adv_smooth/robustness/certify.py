@@ -131,7 +131,7 @@ class Certifier:
     def passes_per_image(self) -> int:
         """Forward passes one image costs: its n0 + n noisy copies, and for each PGD run on g (the check, and one a
         level when `empirical`) `check_steps` input gradients (2 passes each) on `check_draws` copies plus n to
-        judge (an upper bound: abstained images are not attacked)."""
+        judge (an upper bound: abstained images are not attacked, nor, at a level, those the check settled)."""
         pgd = 2 * self.check_steps * self.check_draws + self.n
         runs = (1 if self.check_steps else 0) + (len(self.levels) if self.empirical else 0)
         return self.n0 + self.n + runs * pgd
@@ -184,9 +184,8 @@ class Certifier:
                 if self.check_steps:
                     broken = broken_inside(self, model, x, top, radius, sigma)
                 if self.empirical:
-                    answered = np.where(certified, 1.0, 0.0)
                     empirical = {
-                        level_key(s): broken_inside(self, model, x, top, answered * norm * 10 ** (-s / 20), sigma)
+                        level_key(s): self._attack_at(model, x, top, sigma, certified, norm, radius, broken, s)
                         for s in self.levels
                     }
         return Certificate(
@@ -199,6 +198,18 @@ class Certifier:
             broken=broken,
             empirical=empirical,
         )
+
+    def _attack_at(self, model, x, top, sigma, certified, norm, radius, broken, snr_db: float) -> np.ndarray:
+        """`broken_inside` at the level's radius for each answered image, except those the check already attacked
+        in a ball at least as large (their certified radius) without breaking them: they held there, so they hold
+        here, and the sandwich's cost falls to the images the levels can still decide (none certified at a weak
+        level, few at a strong one). An image the check broke is attacked again at the level."""
+        level_radius = np.where(certified, norm * 10 ** (-snr_db / 20), 0.0)
+        settled = (broken == 0) & (radius >= level_radius) if broken is not None else np.zeros(len(x), dtype=bool)
+        from adv_smooth.robustness.certificate_check import broken_inside  # it builds on this module
+
+        result = broken_inside(self, model, x, top, np.where(settled, 0.0, level_radius), sigma)
+        return np.where(settled, 0, result).astype(np.int8)
 
 
 def _normal_ppf(p: np.ndarray) -> np.ndarray:

@@ -65,7 +65,8 @@ TINY_TRAIN = [
 
 @pytest.mark.slow
 def test_digits_noise_training_then_certification(tmp_path: Path) -> None:
-    train_dir, n_images, n0, n = tmp_path / "train", 24, 16, 120
+    train_dir, n_images, n0, n, steps, draws = tmp_path / "train", 24, 16, 120, 2, 4
+    passes = n0 + n + 4 * (2 * steps * draws + n)  # CERTIFY, then PGD on g inside each radius and at 3 levels
     code, stderr = run_process("adv_smooth", *TINY_TRAIN, f"hydra.run.dir={train_dir}")
     assert code == 0, stderr[-3000:]
     ckpt = train_dir / "checkpoints" / "last.ckpt"
@@ -73,9 +74,10 @@ def test_digits_noise_training_then_certification(tmp_path: Path) -> None:
     def certify(out: Path) -> tuple[dict, Records]:
         args = [f"ckpt_path={ckpt}", "eval=certified", f"eval.test_subset={n_images}", "eval.test_subset_seed=1"]
         args += [f"eval.certify.n0={n0}", f"eval.certify.n={n}", "eval.certify.batch=500", "eval.attacks.pgd.steps=2"]
+        args += [f"eval.certify.check_steps={steps}", f"eval.certify.check_draws={draws}"]
         code, stderr = run_process("adv_smooth.evaluate", *args, "eval.snr_levels=[40,30,20]", f"hydra.run.dir={out}")
         assert code == 0, stderr[-3000:]
-        cost = f"on {n_images} test images, {n0 + n:,} forward passes an image, {n_images * (n0 + n):,} in all"
+        cost = f"on {n_images} test images, at most {passes:,} forward passes an image, {n_images * passes:,} in all"
         assert cost in stderr, "the cost is printed before the certification starts"
         results = json.loads((out / "results.json").read_text())
         return results, Records.load(out / "per_image_test.npz")
@@ -84,14 +86,20 @@ def test_digits_noise_training_then_certification(tmp_path: Path) -> None:
     block = results["robustness"]["test"]["certified"]
     assert (block["images"], block["n0"], block["n"], block["alpha"]) == (n_images, n0, n, 0.001)
     assert block["sigma"] == 0.3, "certified at the level the network was trained with"
-    assert block["forward_passes"] == n_images * (n0 + n)
+    assert block["forward_passes"] == n_images * passes
+    checked = block["check"]
+    assert checked["checked"] == int((records.certified["radius"] > 0).sum()) and checked["broken"] == 0, checked
+    sandwich = [(block["acc"][k], block["empirical_acc"][k]) for k in ("snr40", "snr30", "snr20")]
+    assert all(low <= high for low, high in sandwich), "the certified lower bound under the attack's upper bound"
+    assert block["violations"] == {"snr40": 0, "snr30": 0, "snr20": 0} and results["honesty"]["warnings"] == []
     curve = [block["acc"][k] for k in ("snr40", "snr30", "snr20")]
     assert curve == sorted(curve, reverse=True) and all(a <= block["smoothed_clean_acc"] for a in curve)
     assert results["metrics"]["test/certified/snr30/acc"] == pytest.approx(block["acc"]["snr30"])
 
     cert = records.certified
     assert records.n == n_images and records.split_size == 449, "the subset's places in the whole split"
-    assert set(cert) == {"prediction", "p_lower", "radius", "snr_db", "sigma", "count"}
+    levels = {"empirical_snr40", "empirical_snr30", "empirical_snr20"}
+    assert set(cert) == {"prediction", "p_lower", "radius", "snr_db", "sigma", "count", "broken"} | levels
     assert all(len(v) == n_images for v in cert.values()) and (cert["sigma"] == 0.3).all()
     answered = cert["prediction"] != ABSTAIN
     phi_inv = torch.special.ndtri(torch.as_tensor(cert["p_lower"][answered])).numpy()
