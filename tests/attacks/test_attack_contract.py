@@ -179,7 +179,7 @@ def test_passes_per_image_is_the_counted_cost(cls: type[Attack], norm: str) -> N
     """Exact where nothing breaks (tiny weights, class 0 far ahead: every search runs to its end), an upper bound
     where images break (an attack may stop early on them)."""
     x = _images()
-    unbreakable = Counted(classes=5, scale=1e-3, margin=5.0)
+    unbreakable = Counted(classes=10, scale=1e-3, margin=5.0)  # 10: every targeted search has its target
     y = torch.zeros(len(x), dtype=torch.long)
     attack = _attack(cls, norm)
     results = attack.craft_levels(unbreakable, x, y, LEVELS)
