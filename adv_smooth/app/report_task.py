@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from adv_smooth.reporting import bounds, publish, reference
+from adv_smooth.reporting import bounds, publish, reference, robustbench
 from adv_smooth.reporting.figures import companions
 from adv_smooth.reporting.jobs import COMPLETED, Job, find_jobs
 from adv_smooth.reporting.plots import plot_accuracy_vs_snr, plot_training_curves, training_curves
@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="put the study's published numbers beside the rows whose settings match (alone: the tables of "
         "the runs' datasets; or name a table to compare with it whatever the dataset)",
+    )
+    parser.add_argument(
+        "--robustbench",
+        action="store_true",
+        help="also write RobustBench's model-info JSON per job (robustbench/<dataset>/<Linf|L2>/<job>.json); only "
+        "for eval=autoattack / eval=autoattack_l2 unchanged, on the whole test split",
     )
     return parser
 
@@ -125,6 +131,7 @@ def report(
     plots: bool = True,
     baseline: str | None = None,
     reference: str | None = None,
+    robustbench_export: bool = False,
 ) -> tuple[str, list[Path]]:
     """Build the report; write report.md, report.csv, the LaTeX, the statistics' CSVs and the figures into
     `out`. Returns (markdown, files)."""
@@ -139,12 +146,14 @@ def report(
     out = out or roots[0] / "report"
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory: give a directory to write the report into")
+    exports = robustbench.model_infos(jobs) if robustbench_export else []  # refused before anything is written
     files = [write_text_atomic(out / "report.md", markdown)]
     files.append(write_text_atomic(out / "report.csv", tables_csv(tables, extras)))
     if plots and groups:
         files += write_plots(groups, tables, extras, out)
         files += companions(bounds.write_figures(groups, labels, out, split))
     files += companions(publish.write(publication, groups, tables, extras, out, plots))
+    files += robustbench.write_model_infos(exports, roots, out)
     return markdown, files
 
 
@@ -152,7 +161,14 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         markdown, files = report(
-            args.dirs, args.out, args.split, args.metric, not args.no_plots, args.baseline, args.reference
+            args.dirs,
+            args.out,
+            args.split,
+            args.metric,
+            not args.no_plots,
+            args.baseline,
+            args.reference,
+            args.robustbench,
         )
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
