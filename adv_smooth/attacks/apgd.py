@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
-from adv_smooth.attacks.gradients import LossFn, cross_entropy, loss_and_grad
+from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem, needs_more_steps
+from adv_smooth.attacks.gradients import LossFn, cross_entropy, loss_and_grad, margin
 from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, require
 
 LOSSES = ("ce", "dlr")
@@ -141,22 +141,26 @@ class APGD(Attack):
             require(logits.shape[1] >= 4, "targets", self.targets, "the targeted DLR loss needs at least 4 classes")
             ranked = logits.argsort(dim=1, descending=True)
             targets = [ranked[:, rank] for rank in range(1, min(self.targets, logits.shape[1] - 1) + 1)]
+        improving = torch.zeros_like(broken)
         for target in targets:
             for _ in range(self.restarts):
                 todo = (~broken).nonzero().squeeze(1)
                 if todo.numel() == 0:
-                    return delta
+                    return delta, improving
                 loss_fn = self._loss_fn(None if target is None else target[todo])
-                delta[todo], broken[todo] = self._run(problem, eps, todo, loss_fn)
-        return delta
+                delta[todo], broken[todo], rising = self._run(problem, eps, todo, loss_fn)
+                improving[todo] |= rising
+        return delta, improving
 
     def _loss_fn(self, target: Tensor | None) -> LossFn:
         if target is not None:
             return targeted_dlr_loss(target)
         return dlr_loss if self.loss == "dlr" else cross_entropy
 
-    def _run(self, problem: Problem, eps: Tensor, todo: Tensor, loss_fn: LossFn) -> tuple[Tensor, Tensor]:
-        """One APGD run on the images `todo`: (their delta, whether it breaks them)."""
+    def _run(self, problem: Problem, eps: Tensor, todo: Tensor, loss_fn: LossFn) -> tuple[Tensor, Tensor, Tensor]:
+        """One APGD run on the images `todo`: (their delta, whether it breaks them, whether it was still closing in
+        on the boundary over the interval between its last two checkpoints: `needs_more_steps`, for the honesty
+        checks)."""
         z, y, labels, eps = problem.z[todo], problem.y[todo], problem.labels[todo], eps[todo]
         box, threat, f_loss = problem.space.box, self.threat, loss_fn
 
@@ -167,12 +171,15 @@ class APGD(Attack):
         x = project(z + start)
         loss, logits, grad = loss_and_grad(problem.f, x, labels, f_loss)
         broken = logits.argmax(dim=1) != y
+        closest = margin(logits, y)  # the smallest margin so far, per image (convergence: `needs_more_steps`)
         x_adv = x.clone()  # first misclassified point per image (else the start)
         x_best, grad_best, loss_best = x.clone(), grad.clone(), loss.clone()
         step = 2.0 * eps * torch.ones_like(eps)
         x_prev = x.clone()
         marks = set(checkpoints(self.steps))
         last_mark = 0
+        closest_at_mark = window_start = closest  # at the last checkpoint, and at the one before
+        window = self.steps
         increases = torch.zeros_like(loss)
         loss_best_at_mark = loss_best.clone()
         reduced_at_mark = torch.ones_like(broken)
@@ -183,6 +190,7 @@ class APGD(Attack):
             moved = project(x + a * (candidate - x) + (1.0 - a) * (x - x_prev))
             x_prev, x = x, moved
             loss, logits, grad = loss_and_grad(problem.f, x, labels, f_loss)
+            closest = torch.minimum(closest, margin(logits, y))
             newly = (logits.argmax(dim=1) != y) & ~broken
             x_adv = torch.where(_per_image(newly, x), x, x_adv)
             broken |= newly
@@ -197,6 +205,7 @@ class APGD(Attack):
                 stalled = ~reduced_at_mark & (loss_best_at_mark >= loss_best)
                 halve = oscillating | stalled
                 reduced_at_mark = halve
+                window_start, closest_at_mark, window = closest_at_mark, closest, i - last_mark
                 loss_best_at_mark = loss_best.clone()
                 step = torch.where(_per_image(halve, step), step / 2.0, step)
                 x = torch.where(_per_image(halve, x), x_best, x)
@@ -204,4 +213,6 @@ class APGD(Attack):
                 increases.zero_()
                 last_mark = i
         x_final = torch.where(_per_image(broken, x), x_adv, x_best)
-        return x_final - z, broken
+        if last_mark < self.steps:  # steps after the last checkpoint: they are the window
+            window_start, window = closest_at_mark, self.steps - last_mark
+        return x_final - z, broken, needs_more_steps(window_start, closest, window)

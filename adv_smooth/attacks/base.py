@@ -90,6 +90,9 @@ class AttackResult:
     eps: Tensor
     z: Tensor  # clean images in the attack space (== x in pixel space)
     min_snr_db: Tensor | None = None
+    # iterative attacks: bool (N,), still improving: at the pace of its last steps the attack would have broken the
+    # image with as many steps again (`needs_more_steps`); None where the attack does not say
+    improving: Tensor | None = None
 
 
 # ------------------------------------------------------------------------------------------ the base class
@@ -195,10 +198,10 @@ class Attack:
             for level in snr_levels:
                 eps = self._eps(z, level)
                 delta = self._perturbation(problem, eps, prepared)
+                delta, improving = delta if isinstance(delta, tuple) else (delta, None)
                 x_adv = space.to_pixel(space.box(z + delta)).detach()
-                results.append(
-                    AttackResult(x_adv=x_adv, delta=delta, eps=eps, z=z, min_snr_db=self._min_snr_db(problem, prepared))
-                )
+                min_snr_db = self._min_snr_db(problem, prepared)
+                results.append(AttackResult(x_adv, delta, eps, z, min_snr_db=min_snr_db, improving=improving))
         return results
 
     def passes_per_image(self, levels: int) -> float:
@@ -217,8 +220,10 @@ class Attack:
         """Work shared by every budget level of one batch (e.g. the clean gradient). Default: nothing."""
         return None
 
-    def _perturbation(self, problem: Problem, eps: Tensor, prepared: Any) -> Tensor:
-        """The perturbation in the attack space, before clamping; `eps` is shaped (N, 1, ..., 1)."""
+    def _perturbation(self, problem: Problem, eps: Tensor, prepared: Any) -> Tensor | tuple[Tensor, Tensor]:
+        """The perturbation in the attack space, before clamping; `eps` is shaped (N, 1, ..., 1). An iterative
+        attack may return (perturbation, improving): per image whether it was still closing in on the boundary at
+        the end (`needs_more_steps`), which the honesty checks read."""
         raise NotImplementedError
 
     def _min_snr_db(self, problem: Problem, prepared: Any) -> Tensor | None:
@@ -245,6 +250,16 @@ class Attack:
 
     def _normal(self, like: Tensor) -> Tensor:
         return self._draw(like, "normal")
+
+
+def needs_more_steps(margin_before: Tensor, margin_at_end: Tensor, window: int) -> Tensor:
+    """bool (N,): at the pace of the attack's last `window` steps, the image's smallest margin so far
+    (logit_y - max_{j != y} logit_j, from `margin_before` to `margin_at_end`) would reach zero within as many steps
+    again: robust only because the attack stopped just short. A loss that merely keeps creeping up on an image far
+    from the boundary (L2 PGD's does) is not flagged; on the digits CNN a longer horizon (another full run) flagged
+    16 % of L2 PGD-10's robust images at 20 dB where 100 steps broke 1 %."""
+    pace = (margin_before - margin_at_end) / max(1, window)
+    return (margin_at_end > 0) & (pace > 0) & (margin_at_end <= pace * window)
 
 
 def _nonnegative(value: object) -> bool:

@@ -5,6 +5,7 @@ Only the input is differentiated (`autograd.grad`), never the weights, and outsi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -69,3 +70,10 @@ def loss_and_grad(
 def input_gradient(f: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor) -> Tensor:
     """Gradient of the cross-entropy of `f(x)` against `labels` with respect to `x` (see `loss_and_grad`)."""
     return loss_and_grad(f, x, labels)[2]
+
+
+def margin(logits: Tensor, labels: Tensor) -> Tensor:
+    """logit_y - max_{j != y} logit_j per sample: <= 0 means misclassified."""
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.scatter(1, labels[:, None], -math.inf).amax(dim=1)
+    return true - others

@@ -17,14 +17,15 @@ kernels on some GPUs.)
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
-from adv_smooth.attacks.gradients import input_gradient, loss_and_grad
+from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem, needs_more_steps
+from adv_smooth.attacks.gradients import input_gradient, loss_and_grad, margin
 from adv_smooth.utils.errors import MAX_FLOAT, MAX_ITERATIONS, is_int, is_number, require
 
 
@@ -121,12 +122,22 @@ class PGD(Attack):
             fgsm_delta = threat.step(prepared, eps)  # the same expression as FGSM(magnitude="sign")
             best.consider(fgsm_delta, *self._evaluate(problem, fgsm_delta), problem.y)
         alpha = self.step_size * eps / self.steps
+        window = max(1, math.ceil(self.steps / 5))  # the last fifth of the steps: still closing in on the boundary?
+        improving = torch.zeros(len(z), dtype=torch.bool, device=z.device)
         for _ in range(self.restarts):
             delta = threat.random_start(z, eps, self._draw) if self.random_start else torch.zeros_like(z)
-            for _ in range(self.steps):
+            closest = torch.full((len(z),), math.inf, dtype=z.dtype, device=z.device)
+            before = closest
+            for step in range(self.steps):
+                if step == self.steps - window:
+                    before = closest  # the smallest margin before the last steps (inf when they are all the steps)
                 point = space.box(z + delta)
                 loss, logits, grad = loss_and_grad(problem.f, point, problem.labels)
                 best.consider(delta, loss, logits, problem.y)
+                closest = torch.minimum(closest, margin(logits, problem.y))
                 delta = threat.project(point - z + threat.step(grad, alpha), eps)
-            best.consider(delta, *self._evaluate(problem, delta), problem.y)
-        return best.delta
+            final_loss, final_logits = self._evaluate(problem, delta)
+            best.consider(delta, final_loss, final_logits, problem.y)
+            closest = torch.minimum(closest, margin(final_logits, problem.y))
+            improving |= torch.isfinite(before) & needs_more_steps(before, closest, window)
+        return best.delta, improving

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from adv_smooth.attacks.base import FORWARD_PASS, Attack, Problem
+from adv_smooth.attacks.gradients import margin
 from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, require
 
 #: (rescaled iteration, divisor of p_init): p = p_init / divisor up to that iteration out of 10,000.
@@ -49,13 +50,6 @@ def square_fraction(p_init: float, iteration: int, queries: int) -> float:
         if it <= threshold:
             return p_init / divisor
     return p_init / P_FINAL_DIVISOR
-
-
-def margin(logits: Tensor, labels: Tensor) -> Tensor:
-    """logit_y - max_{j != y} logit_j per sample: <= 0 means misclassified."""
-    true = logits.gather(1, labels[:, None]).squeeze(1)
-    others = logits.scatter(1, labels[:, None], -math.inf).amax(dim=1)
-    return true - others
 
 
 def _rectangle_bump(rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> Tensor:

@@ -105,8 +105,9 @@ def evaluate_batch(
     iterative gradient attack (an L2 one first) at that very low SNR, where accuracy should approach zero.
 
     Returns {"clean_pred": (N,), "zero_grad": bool (N,), "attacks": {name: {"adv_correct": int8 (L, N),
-    "measured_snr_db": (L, N), "min_snr_db": (N,) | None}}, "sanity_correct": {name: bool (N,)}}, and
-    "sanity_level" when that check ran.
+    "measured_snr_db": (L, N), "min_snr_db": (N,) | None, "improving": int8 (L, N) | None (1: still closing in
+    on the boundary at the end, 0: not, -1: not said or not attacked)}}, "sanity_correct": {name: bool (N,)}},
+    and "sanity_level" when that check ran.
     """
     n = len(y)
     with crafting_mode(model, "eval"):
@@ -119,6 +120,7 @@ def evaluate_batch(
             levels = attack_levels(attack, snr_levels)
             adv_correct = torch.full((len(levels), n), -1, dtype=torch.int8, device=x.device)
             measured = torch.full((len(levels), n), float("nan"), device=x.device)
+            improving = torch.full((len(levels), n), -1, dtype=torch.int8, device=x.device)  # -1: not said
             min_snr = None
             subsets = cascade and not attack.minimal_norm
             if not subsets:
@@ -126,6 +128,8 @@ def evaluate_batch(
                 for i, r in enumerate(results):
                     adv_correct[i] = _correct(model, r.x_adv, y).to(torch.int8)
                     measured[i] = measured_snr_db(x, r.x_adv)
+                    if r.improving is not None:
+                        improving[i] = r.improving.to(torch.int8)
                 min_snr = results[0].min_snr_db
             else:
                 for i, lv in enumerate(levels):
@@ -134,9 +138,16 @@ def evaluate_batch(
                         (r,) = attack.craft_levels(model, x[todo], y[todo], [lv])
                         adv_correct[i, todo] = _correct(model, r.x_adv, y[todo]).to(torch.int8)
                         measured[i, todo] = measured_snr_db(x[todo], r.x_adv)
+                        if r.improving is not None:
+                            improving[i, todo] = r.improving.to(torch.int8)
             for i, lv in enumerate(levels):
                 robust[lv] &= adv_correct[i] != 0
-            out["attacks"][name] = {"adv_correct": adv_correct, "measured_snr_db": measured, "min_snr_db": min_snr}
+            out["attacks"][name] = {
+                "adv_correct": adv_correct,
+                "measured_snr_db": measured,
+                "min_snr_db": min_snr,
+                "improving": improving if attack.iterative and not attack.minimal_norm else None,
+            }
         sane = [
             n
             for n, a in attacks.items()
@@ -180,11 +191,13 @@ def records_of(
     )
     for name, attack in attacks.items():
         has_min = batches[0]["attacks"][name]["min_snr_db"] is not None
+        has_improving = batches[0]["attacks"][name].get("improving") is not None
         records.attacks[name] = AttackRecords(
             levels=attack_levels(attack, snr_levels),
             adv_correct=cat(lambda b, n=name: b["attacks"][n]["adv_correct"]),
             measured_snr_db=cat(lambda b, n=name: b["attacks"][n]["measured_snr_db"].float()),
             min_snr_db=cat(lambda b, n=name: b["attacks"][n]["min_snr_db"].float()) if has_min else None,
+            improving=cat(lambda b, n=name: b["attacks"][n]["improving"]) if has_improving else None,
         )
     for name in batches[0]["sanity_correct"]:
         records.sanity_level = batches[0]["sanity_level"]

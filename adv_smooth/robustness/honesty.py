@@ -15,7 +15,9 @@ way. Each warning names its evidence and the likely cause:
 - accuracy far from zero at a very low SNR, where the perturbation may be larger than the image: the
   attack is broken, not the model robust (Carlini et al. 2019, unbounded-budget sanity check);
 - a fixed-budget attack breaking an image the minimum-norm attack called robust at that level: the
-  minimum-norm attack is too weak, its curve overstates robustness.
+  minimum-norm attack is too weak, its curve overstates robustness;
+- an iterative attack that left more than a tenth of its robust images just short of the boundary and still
+  closing in at its last pace: it stopped before converging, and more steps would break some (Carlini et al. 2019).
 
 Pure functions over numbers and per-image records, shared by the training callback, checkpoint
 evaluation and the sweep report.
@@ -30,6 +32,7 @@ from typing import Any
 TOLERANCE = 0.005  # half a percentage point: below this, differences are sampling noise on small sets
 ZERO_GRAD_SHARE = 0.1  # zero input gradients on more than 10 % of correct images
 SANITY_ACCURACY = 0.1  # accuracy above 10 % where the perturbation may be as large as the image
+STILL_IMPROVING_SHARE = 0.1  # an attack still closing in at the end on more than 10 % of the robust images
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,34 @@ def check_records(records: Any, traits: Mapping[str, Traits], tolerance: float =
                 )
             )
     warnings += _minimal_norm_too_weak(records, traits, tolerance)
+    warnings += _not_converged(records)
+    return warnings
+
+
+def _not_converged(records: Any, share: float = STILL_IMPROVING_SHARE) -> list[dict[str, str]]:
+    """An iterative attack that left more than `share` of its robust images just short of the boundary, still
+    closing in (`adv_smooth.attacks.base.needs_more_steps`), stopped too early there: more steps would likely break
+    some (Carlini et al. 2019: check that the attack converged). Per attack and level, with the counts."""
+    warnings = []
+    for name, rec in records.attacks.items():
+        if rec.improving is None:
+            continue
+        for i, level in enumerate(rec.levels):
+            robust = (rec.adv_correct[i] == 1) & records.clean
+            rising = int((robust & (rec.improving[i] == 1)).sum())
+            if robust.any() and rising > share * robust.sum():
+                where = "at the fixed budget" if level is None else f"at {level:g} dB"
+                warnings.append(
+                    _warning(
+                        "not_converged",
+                        name,
+                        f"{name} {where}: still closing in on the boundary at its last step on {rising} of the "
+                        f"{int(robust.sum())} images it left robust ({100 * rising / robust.sum():.0f} %, more than "
+                        f"{100 * share:.0f} %; at its last pace it would break them within a few more steps): the "
+                        f"attack needed more steps; raise them (e.g. eval.attacks.{name}.steps) before trusting this "
+                        "accuracy",
+                    )
+                )
     return warnings
 
 

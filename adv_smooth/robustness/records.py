@@ -4,7 +4,8 @@ One record per evaluated split holds, for each image, its label, its clean predi
 and level, whether the attacked image is still classified correctly (`adv_correct`: 1 correct, 0
 wrong, -1 not attacked because a cascade had already broken it or it was wrong clean: read a cascade's
 rows through `Records.correct`, which makes them cumulative over the cascade's order), the SNR the
-attack's output measures, and for minimum-norm attacks the image's minimal adversarial SNR. Curves,
+attack's output measures, for minimum-norm attacks the image's minimal adversarial SNR, and for iterative
+attacks whether they were still closing in on the boundary at the end (`improving`). Curves,
 the `worst` cascade, the honesty checks and the report's paired tests are all computed from it.
 
 Saved as a compressed `.npz` (numpy arrays only, no pickle: `np.load(path)` is safe on a file received
@@ -33,6 +34,9 @@ class AttackRecords:
     adv_correct: np.ndarray  # int8 (L, N)
     measured_snr_db: np.ndarray  # float32 (L, N), NaN where not attacked
     min_snr_db: np.ndarray | None = None  # float32 (N,), minimum-norm attacks only
+    # int8 (L, N), iterative attacks: 1 where the attack was still closing in on the boundary at its end
+    # (`attacks.base.needs_more_steps`), 0 where not, -1 where not attacked (the honesty checks' convergence rule)
+    improving: np.ndarray | None = None
 
     def robust(self) -> np.ndarray:
         """(L, N) bool: not broken by this attack (an image it did not attack counts as not broken)."""
@@ -143,6 +147,8 @@ class Records:
             out[f"{name}.measured_snr_db"] = rec.measured_snr_db.astype(np.float32)
             if rec.min_snr_db is not None:
                 out[f"{name}.min_snr_db"] = rec.min_snr_db.astype(np.float32)
+            if rec.improving is not None:
+                out[f"{name}.improving"] = rec.improving.astype(np.int8)
         if self.zero_grad is not None:
             out["zero_grad"] = self.zero_grad
         if self.split_size is not None:
@@ -185,6 +191,7 @@ class Records:
                 arrays[f"{name}.adv_correct"],
                 arrays[f"{name}.measured_snr_db"],
                 arrays.get(f"{name}.min_snr_db"),
+                arrays.get(f"{name}.improving"),
             )
             if f"{name}.sanity_correct" in arrays:
                 records.sanity_correct[name] = arrays[f"{name}.sanity_correct"]
@@ -226,6 +233,7 @@ def merge(parts: list[Records]) -> Records:
             adv_correct=take(lambda p, n=name: p.attacks[n].adv_correct),
             measured_snr_db=take(lambda p, n=name: p.attacks[n].measured_snr_db),
             min_snr_db=None if rec.min_snr_db is None else take(lambda p, n=name: p.attacks[n].min_snr_db),
+            improving=None if rec.improving is None else take(lambda p, n=name: p.attacks[n].improving),
         )
     for name in first.sanity_correct:
         merged.sanity_correct[name] = take(lambda p, n=name: p.sanity_correct[n])
