@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from adv_smooth.run_record import read
 
 
 def _run(args: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> tuple[float, str]:
@@ -49,7 +50,7 @@ def digits_on_gpu(
     script itself.)"""
     run = work / "digits_gpu"
     wall, _ = _run(["-m", "adv_smooth", f"trainer={trainer}", *extra, f"hydra.run.dir={run}"], timeout=400)
-    results = json.loads((run / "results.json").read_text())
+    results = read(run).to_dict()
     ckpt = results["best_checkpoint"] or str(run / "checkpoints" / "last.ckpt")
     cpu_dir = work / "eval_cpu"
     cpu = subprocess.Popen(  # on the host's cores while the GPU evaluations run
@@ -81,11 +82,11 @@ def digits_on_gpu(
                 f"hydra.run.dir={out}",
             ]
         )
-        evals[precision] = {"wall_s": t, **_robustness(json.loads((out / "results.json").read_text()))}
+        evals[precision] = {"wall_s": t, **_robustness(read(out).to_dict())}
     _, err = cpu.communicate(timeout=400)
     if cpu.returncode != 0:
         raise RuntimeError(f"the CPU evaluation exited {cpu.returncode}: {err[-800:]}")
-    evals["cpu"] = _robustness(json.loads((cpu_dir / "results.json").read_text()))
+    evals["cpu"] = _robustness(read(cpu_dir).to_dict())
     fp32, bf16 = evals["32-true"]["acc"], evals["bf16-mixed"]["acc"]
     n_test = results.get("split_sizes", {}).get("test") or 360
     more_robust_in_bf16 = {  # attack@level where bf16 left more images robust than fp32 did (in images)
@@ -131,7 +132,7 @@ def digits_variants(work: Path, variants: dict[str, tuple[str, ...]]) -> dict[st
     for name, overrides in variants.items():
         run = work / f"digits_{name}"
         wall, _ = _run(["-m", "adv_smooth", "trainer=gpu", *overrides, f"hydra.run.dir={run}"], timeout=200)
-        r = json.loads((run / "results.json").read_text())
+        r = read(run).to_dict()
         out[name] = {
             "overrides": list(overrides),
             "test_acc": r["metrics"].get("test/acc"),

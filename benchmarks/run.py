@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from adv_smooth.run_record import read
 from benchmarks import _timing
 from benchmarks.run_data import make_folder, make_tiny_imagenet, time_tiny_imagenet
 
@@ -132,8 +133,8 @@ def runners(size: dict[str, Any], work: Path, env: dict[str, str]) -> dict[str, 
         def project(overrides=overrides, job=job) -> dict[str, Any]:
             run_dir = work / "runs" / f"{job}-{next(counter)}"
             result = timed_process([sys.executable, "-m", "adv_smooth", *overrides, f"hydra.run.dir={run_dir}"], env)
-            results = json.loads((run_dir / "results.json").read_text())
-            result["report"] = {"test_acc": results["metrics"].get("test/acc"), "in_run_s": results["wall_time_s"]}
+            record = read(run_dir)
+            result["report"] = {"test_acc": record.metrics.get("test/acc"), "in_run_s": record.wall_time_s}
             shutil.rmtree(run_dir, ignore_errors=True)
             return result
 

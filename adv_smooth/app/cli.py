@@ -29,7 +29,9 @@ from adv_smooth.app import run_dir
 from adv_smooth.app.command_line import _first_job_request, _is_sweep_config_request, check_command_line
 from adv_smooth.app.console import quiet_console
 from adv_smooth.app.failures import explain, flat
+from adv_smooth.app.provenance import provenance
 from adv_smooth.app.summary import sweep_line
+from adv_smooth.run_record import ABSENT, Provenance, RunRecord
 from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.ranks import launched_rank_zero
 
@@ -175,14 +177,15 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> A
     except Preempted as e:
         note = _record(
             out,
-            {
-                "status": "interrupted",
-                "signal": e.signal_name,
-                "checkpoint": e.checkpoint,
-                "epochs_done": e.epochs_done,
-                "global_step": e.global_step,
-                "error": str(e),
-            },
+            RunRecord(
+                status="interrupted",
+                signal=e.signal_name,
+                checkpoint=e.checkpoint,
+                epochs_done=e.epochs_done,
+                global_step=e.global_step,
+                error=str(e),
+                provenance=_provenance(),
+            ),
         )
         if job is not None:
             job.error = str(e)
@@ -191,7 +194,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> A
     except Exception as e:
         message = explain(e, cfg)
         error = message or f"{type(e).__name__}: {flat(e)}"
-        note = _record(out, {"status": "failed", "error": error})
+        note = _record(out, RunRecord(status="failed", error=error, provenance=_provenance()))
         _report(e, error + note if message else None, job, multirun)
     finally:
         if taken:
@@ -202,7 +205,15 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> A
     return None
 
 
-def _record(out: Path | None, record: dict[str, Any]) -> str:
+def _provenance() -> Provenance:
+    """The failed run's commit and versions; never raises (the error being reported comes first)."""
+    try:
+        return provenance()
+    except Exception:  # noqa: BLE001 - a failure record without provenance beats none
+        return ABSENT
+
+
+def _record(out: Path | None, record: RunRecord) -> str:
     """Write the job's failure record; '' when written, else why not, as a suffix for the one error line."""
     if not launched_rank_zero():  # rank 0 records the run's outcome
         return ""

@@ -22,12 +22,14 @@ from adv_smooth.app import result_set
 from adv_smooth.app.build import build_trainer
 from adv_smooth.app.choices import evaluation_choices
 from adv_smooth.app.evaluated import ensemble_summary, evaluate_members, from_checkpoints, from_weights
+from adv_smooth.app.provenance import provenance
 from adv_smooth.app.results import callback_results, scalar_metrics
 from adv_smooth.app.run_dir import refuse_completed
 from adv_smooth.app.summary import format_summary, written_to
 from adv_smooth.config.targets import check_targets
 from adv_smooth.lightning.robustness import from_eval_config
 from adv_smooth.lightning.test_subset import TestSubset, check_test_subset
+from adv_smooth.run_record import RunRecord, fields_of
 from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.ranks import launched_rank_zero
 
@@ -158,23 +160,25 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.trainer.default_root_dir)
     staging = result_set.prepare(out) if launched_rank_zero() else result_set.staging_dir(out)
     trainer = test_run(run_cfg, target.module, target.datamodule, staging)  # the whole result set, moved in at the end
-    results = {
-        "status": "completed",
-        "task": "evaluate",
-        **target.info,
-        "seed": run_cfg.seed,
-        "choices": evaluation_choices(cfg, overrides),  # the trained run's dataset, model, defense
-        "wall_time_s": round(time.time() - start, 2),
-        "metrics": scalar_metrics(trainer),
-        **callback_results(trainer),
-        "config": OmegaConf.to_container(run_cfg, resolve=True),
-    }
+    info = dict(target.info)
+    fingerprints = info.pop("split_fingerprints", None)
+    record = RunRecord(
+        status="completed",
+        task="evaluate",
+        seed=run_cfg.seed,
+        choices=evaluation_choices(cfg, overrides),  # the trained run's dataset, model, defense
+        wall_time_s=round(time.time() - start, 2),
+        metrics=scalar_metrics(trainer),
+        provenance=provenance(fingerprints=fingerprints),  # the code and libraries that made these numbers
+        **fields_of({**info, **callback_results(trainer)}),
+        config=OmegaConf.to_container(run_cfg, resolve=True),
+    )
     if target.members:  # an ensemble: each member through the same evaluation, in members/<i>/
-        results["members"] = evaluate_members(target, staging, lambda m, d: test_run(run_cfg, m, target.datamodule, d))
-        results["wall_time_s"] = round(time.time() - start, 2)
+        record.members = evaluate_members(target, staging, lambda m, d: test_run(run_cfg, m, target.datamodule, d))
+        record.wall_time_s = round(time.time() - start, 2)
     if not trainer.is_global_zero:  # another DDP process (`ddp` re-runs this command): rank 0 writes the results
-        return results
-    results = result_set.commit(out, results)  # replaces an earlier evaluation's set only now, whole
+        return record.to_dict()
+    results = result_set.commit(out, record).to_dict()  # replaces an earlier evaluation's set only now, whole
     print(format_summary(results))
     if target.members:
         print(ensemble_summary(results))

@@ -30,6 +30,7 @@ from adv_smooth.data.identity import split_fingerprints, split_identity
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.models.ensemble import Ensemble
 from adv_smooth.models.external import Normalized, check_output, load_weights
+from adv_smooth.run_record import Member, fields_of
 from adv_smooth.utils.checkpoints import load_checkpoint, state_mismatch
 from adv_smooth.utils.errors import UserError
 
@@ -180,14 +181,15 @@ def from_weights(cfg: DictConfig) -> Evaluated:
 
 def evaluate_members(
     target: Evaluated, out: Path, test_run: Callable[[RobustClassifier, Path], pl.Trainer]
-) -> list[dict[str, Any]]:
+) -> list[Member]:
     """Each member through the same evaluation as the ensemble (records and figure in `out/members/<i>/`)."""
     from adv_smooth.app.results import callback_results, scalar_metrics
 
     members = []
     for i, (path, module) in enumerate(target.members):
         trainer = test_run(module, out / "members" / str(i))
-        members.append({"ckpt_path": path, "metrics": scalar_metrics(trainer), **callback_results(trainer)})
+        blocks = fields_of(callback_results(trainer), Member, f"member {i}'s results")
+        members.append(Member(ckpt_path=path, metrics=scalar_metrics(trainer), **blocks))
     return members
 
 

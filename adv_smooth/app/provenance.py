@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adv_smooth.data.identity import split_fingerprints
+from adv_smooth.run_record import Provenance
 
 UNKNOWN = "unknown"
 _DISTRIBUTIONS = {
@@ -81,10 +82,13 @@ def split_sizes(datamodule: Any) -> dict[str, int | None]:
     return sizes
 
 
-def provenance(datamodule: Any = None) -> dict[str, Any]:
-    """The block merged into results.json."""
-    record: dict[str, Any] = {**git_state(), "versions": versions()}
+def provenance(datamodule: Any = None, fingerprints: dict[str, Any] | None = None) -> Provenance:
+    """The record's provenance block: commit and versions, with `datamodule` its split sizes and fingerprints
+    (an evaluation passes the `fingerprints` it computed already)."""
+    record = Provenance(**git_state(), versions=versions())
     if datamodule is not None:
-        record["split_sizes"] = split_sizes(datamodule)
-        record["split_fingerprints"] = split_fingerprints(datamodule)
+        record.split_sizes = split_sizes(datamodule)
+        record.split_fingerprints = split_fingerprints(datamodule)
+    if fingerprints is not None:
+        record.split_fingerprints = fingerprints
     return record

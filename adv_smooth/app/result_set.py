@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from adv_smooth.app.run_dir import status
-from adv_smooth.utils.io import STAGING, write_json_atomic
+from adv_smooth.run_record import FILE, RunRecord
+from adv_smooth.utils.io import STAGING
 
-RESULTS = "results.json"
+RESULTS = FILE
 CHECKPOINTS = "checkpoints"
 # Entries of a run dir that belong to its result set (besides what the new set itself brings).
 RESULT_PATTERNS = (RESULTS, "per_image_*.npz", "robustness_*.png", "members")
@@ -66,17 +67,18 @@ def redirect_checkpoints(callbacks: list[Any], out: Path) -> None:
             callback.dirpath = os.path.realpath(staging_dir(out) / CHECKPOINTS)
 
 
-def commit(out: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Write `results` and move the staged set into `out`, replacing the previous set whole; returns the results.
+def commit(out: Path, record: RunRecord) -> RunRecord:
+    """Write `record` and move the staged set into `out`, replacing the previous set whole; returns the record.
 
-    Paths in `results` that point into the staging dir (a checkpoint staged with the set) are rewritten to
+    Paths in the record that point into the staging dir (a checkpoint staged with the set) are rewritten to
     where the files now are.
     """
     staging = staging_dir(out)
     staged = json.dumps(str(staging) + os.sep)[1:-1]
     final = json.dumps(str(out) + os.sep)[1:-1]
-    results = json.loads(json.dumps(results, default=str).replace(staged, final))
-    write_json_atomic(staging / RESULTS, results)
+    text = json.dumps(record.to_dict(), default=str).replace(staged, final)
+    record = RunRecord.from_dict(json.loads(text), staging / RESULTS)
+    record.write(staging)
     (out / RESULTS).unlink(missing_ok=True)  # from here on, no completed run is claimed until the last rename
     arriving = {entry.name for entry in staging.iterdir()}
     for pattern in RESULT_PATTERNS:
@@ -86,7 +88,7 @@ def commit(out: Path, results: dict[str, Any]) -> dict[str, Any]:
     for entry in sorted(staging.iterdir(), key=lambda e: e.name == RESULTS):  # results.json last
         _replace(entry, out / entry.name)
     _remove(staging)
-    return results
+    return record
 
 
 def _replace(source: Path, target: Path) -> None:

@@ -18,10 +18,9 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from adv_smooth.run_record import FILE, RunRecord, read
 from adv_smooth.utils.errors import UserError
-from adv_smooth.utils.io import write_json_atomic
 
 LOCK_NAME = ".lock"
 _HELD: dict[Path, int] = {}  # run dir -> descriptor of its locked .lock, for this process
@@ -112,11 +111,16 @@ def locked(directory: Path) -> Iterator[None]:
 
 def status(directory: Path) -> str | None:
     """The `status` of `directory/results.json`, or None when there is none (or it is unreadable)."""
-    try:
-        results = json.loads((directory / "results.json").read_text())
-    except (OSError, ValueError):
+    if not (directory / FILE).is_file():
         return None
-    return str(results.get("status")) if isinstance(results, dict) else None
+    try:
+        return read(directory / FILE).status
+    except UserError:  # damaged: its own word still counts, so a completed run's file is never replaced
+        try:
+            results = json.loads((directory / FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return str(results.get("status")) if isinstance(results, dict) else None
 
 
 def refuse_completed(directory: Path, resuming: bool, overwrite: bool) -> None:
@@ -129,7 +133,7 @@ def refuse_completed(directory: Path, resuming: bool, overwrite: bool) -> None:
     )
 
 
-def write_record(directory: Path, record: dict[str, Any]) -> str | None:
+def write_record(directory: Path, record: RunRecord) -> str | None:
     """Write a failure / interruption record as results.json; never raises, never replaces a completed one.
 
     Returns why nothing was written (None when it was): the caller is already reporting an error, and a
@@ -138,7 +142,7 @@ def write_record(directory: Path, record: dict[str, Any]) -> str | None:
     if status(directory) == "completed":
         return "the completed results.json there was kept"
     try:
-        write_json_atomic(directory / "results.json", record)
+        record.write(directory)
     except Exception as e:  # noqa: BLE001 - anything here would hide the error being reported
         return f"could not write {directory / 'results.json'}: {type(e).__name__}: {' '.join(str(e).split())}"
     return None

@@ -29,6 +29,7 @@ from adv_smooth.lightning.checkpointing import AtomicCheckpointIO
 from adv_smooth.lightning.fit_record import FitRecord
 from adv_smooth.lightning.preemption import Preempted
 from adv_smooth.lightning.schedules import unreached_milestones
+from adv_smooth.run_record import RunRecord, fields_of
 from adv_smooth.utils.checkpoints import check_state_matches, load_checkpoint
 from adv_smooth.utils.errors import require
 from adv_smooth.utils.ranks import launched_rank_zero
@@ -116,28 +117,28 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except SIGTERMException:  # Lightning's own handler fired (outside the Preemption callback's window)
         raise Preempted(signal.SIGTERM, None, trainer.current_epoch, trainer.global_step) from None
 
-    results = {
-        "status": "completed",
-        "seed": cfg.seed,
-        "choices": hydra_choices(),
-        "best_checkpoint": best,
-        "best_epoch": getattr(trainer.checkpoint_callback, "saved_epochs", {}).get(best),  # 0-based, as Lightning
-        "tested_checkpoint": tested,  # "" = the final weights
-        "epochs": trainer.current_epoch,
-        "wall_time_s": round(record.wall_time_s(), 2),  # every part of a resumed run
-        "wall_time_parts_s": [round(s, 2) for s in record.parts_s()],
-        "best_val_acc": best_val_acc(trainer),
-        "fit": record.fit_metrics(fit_metrics),
-        "metrics": test_metrics,
-        **provenance(datamodule),
-        **callback_results(trainer),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    results["optimized"] = optimized(results, cfg)
+    run = RunRecord(
+        status="completed",
+        seed=cfg.seed,
+        choices=hydra_choices(),
+        best_checkpoint=best,
+        best_epoch=getattr(trainer.checkpoint_callback, "saved_epochs", {}).get(best),  # 0-based, as Lightning
+        tested_checkpoint=tested,  # "" = the final weights
+        epochs=trainer.current_epoch,
+        wall_time_s=round(record.wall_time_s(), 2),  # every part of a resumed run
+        wall_time_parts_s=[round(s, 2) for s in record.parts_s()],
+        best_val_acc=best_val_acc(trainer),
+        fit=record.fit_metrics(fit_metrics),
+        metrics=test_metrics,
+        provenance=provenance(datamodule),
+        **fields_of(callback_results(trainer)),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+    run.optimized = optimized({"fit": run.fit}, cfg)
     if not trainer.is_global_zero:  # another DDP process (`ddp` re-runs this command): rank 0 writes the results
-        return results
-    log_hparams(trainer.loggers, hparams, final_metrics(results), trainer.global_step)
-    results = result_set.commit(out, results)  # with the paths where the files now are
+        return run.to_dict()
+    log_hparams(trainer.loggers, hparams, final_metrics(run.to_dict()), trainer.global_step)
+    results = result_set.commit(out, run).to_dict()  # with the paths where the files now are
     print(format_summary(results))
     print(written_to(out))
     return results

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adv_smooth.run_record import ABSENT, RecordError, read
 from adv_smooth.utils.errors import UserError
 
 COMPLETED = "completed"
@@ -105,16 +106,6 @@ def _is_job(directory: Path) -> bool:
     return (directory / "results.json").is_file() or (directory / ".hydra" / "config.yaml").is_file()
 
 
-_JSON_KINDS = {
-    list: "an array",
-    str: "a string",
-    int: "a number",
-    float: "a number",
-    bool: "a boolean",
-    type(None): "null",
-}
-
-
 def load_job(directory: Path) -> Job:
     """Read one job directory; an unreadable results.json counts as a failure, with the reason."""
     overrides: list[str] = []
@@ -130,15 +121,13 @@ def load_job(directory: Path) -> Job:
     if not results_file.is_file():
         return Job(directory, MISSING, "still running, killed, or never started", overrides=overrides)
     try:
-        results = json.loads(results_file.read_text())
-    except (OSError, ValueError) as e:
-        return Job(directory, FAILED, f"unreadable results.json: {e}", overrides=overrides)
-    if not isinstance(results, dict):
-        kind = _JSON_KINDS.get(type(results), type(results).__name__)
-        return Job(directory, FAILED, f"unreadable results.json: it holds {kind}, not a JSON object", {}, overrides)
-    status = str(results.get("status", COMPLETED))
-    if status != COMPLETED:
-        return Job(directory, FAILED, str(results.get("error", f"status {status!r}")), results, overrides)
+        record = read(results_file)  # validated, an older layout migrated
+    except RecordError as e:
+        return Job(directory, FAILED, f"unreadable results.json: {e.reason}", overrides=overrides)
+    results = record.to_dict()
+    if record.status != COMPLETED:
+        error = record.error if record.error is not ABSENT else f"status {record.status!r}"
+        return Job(directory, FAILED, error, results, overrides)
     return Job(directory, COMPLETED, "", results, overrides)
 
 

@@ -13,6 +13,7 @@ import pytest
 import pytorch_lightning as pl
 
 from adv_smooth.app import result_set
+from adv_smooth.run_record import RunRecord, read
 from adv_smooth.utils.io import STAGING
 from tests.test_bad_inputs import error_lines, run_main
 
@@ -121,9 +122,10 @@ def test_commit_swaps_the_set_and_rewrites_staged_paths(tmp_path: Path) -> None:
     (staging / "per_image_test.npz").write_bytes(b"new records")
     (staging / "members" / "0").mkdir(parents=True)
     (staging / "members" / "0" / "per_image_test.npz").write_bytes(b"member")
-    results = result_set.commit(out, {"status": "completed", "best": str(staging / "checkpoints" / "x.ckpt")})
-    assert results["best"] == str(out / "checkpoints" / "x.ckpt")
-    assert json.loads((out / "results.json").read_text()) == results
+    staged = RunRecord(status="completed", best_checkpoint=str(staging / "checkpoints" / "x.ckpt"))
+    results = result_set.commit(out, staged)
+    assert results.best_checkpoint == str(out / "checkpoints" / "x.ckpt")
+    assert read(out / "results.json") == results
     assert (out / "per_image_test.npz").read_bytes() == b"new records"
     assert not (out / "robustness_test.png").exists()
     assert sorted(p.name for p in (out / "members" / "0").iterdir()) == ["per_image_test.npz"]
