@@ -10,7 +10,7 @@ _register_resolvers()  # conf/logger/tensorboard.yaml names runs with ${run_name
 def __getattr__(name: str):
     """`adv_smooth.evaluate_model`, imported on first use: the command line's start-up does not pay for torch."""
     if name == "evaluate_model":
-        from adv_smooth.robustness.model_evaluation import evaluate_model
+        from adv_smooth.app.model_evaluation import evaluate_model
 
         return evaluate_model
     raise AttributeError(f"module 'adv_smooth' has no attribute {name!r}")

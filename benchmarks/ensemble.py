@@ -22,7 +22,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from adv_smooth.robustness.attack_configs import build_attacks
+from adv_smooth.app.build import build_attacks
 from adv_smooth.robustness.batch import evaluate_batch
 from benchmarks._setup import compose_config
 from benchmarks._timing import format_table, interleaved, load_average, machine_info, summarize, timed

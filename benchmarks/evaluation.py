@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from adv_smooth.robustness.attack_configs import build_attacks, check_levels
+from adv_smooth.app.build import build_attacks, build_callback
+from adv_smooth.robustness.attack_configs import check_levels
 from adv_smooth.robustness.batch import evaluate_batch, weak_to_strong
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._setup import (
@@ -125,7 +125,7 @@ def lightning_evaluate(
     logger: str,
 ) -> dict[str, Any]:
     """`trainer.test` with the real `RobustnessVsSNR` callback; clocked from batch `warmup` to `on_test_end`."""
-    callback = hydra.utils.instantiate(cfg.callbacks.robustness, log_figure=False)
+    callback = build_callback(cfg.callbacks.robustness, log_figure=False)
     window = StepWindow(warmup, device)
     with tempfile.TemporaryDirectory(prefix="bench-") as root:
         trainer = make_trainer(device, precision, [callback, window], logger, 10, Path(root))

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from adv_smooth.app.build import build_callback
 from adv_smooth.data.base import ImageDataModule, Splits
 from benchmarks import plain_reference as plain
 from benchmarks._setup import Batches, build_run, compose_config, make_trainer
@@ -96,7 +96,7 @@ def device_data(s: dict[str, Any], n: int, seed: int = 0) -> tuple[Tensor, Tenso
 def project_test(s: dict[str, Any], module: Any, cfg: Any, images: Tensor, labels: Tensor) -> dict[str, Any]:
     """`trainer.test` with the real `RobustnessVsSNR` callback over float batches already on the GPU; one untimed
     batch first (the window opens at batch 1)."""
-    callback = hydra.utils.instantiate(cfg.callbacks.robustness, log_figure=False)
+    callback = build_callback(cfg.callbacks.robustness, log_figure=False)
     b = s["eval_batch"]
     batches = Batches([(images[i : i + b].float() / 255, labels[i : i + b]) for i in range(0, len(labels), b)])
     batches = Batches([batches[0], *batches.batches])

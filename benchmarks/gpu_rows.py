@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from adv_smooth.app.build import build_callback
 from benchmarks import gpu_parts as parts
 from benchmarks import plain_reference as plain
 from benchmarks._timing import Clock, interleaved, sync
@@ -137,7 +137,7 @@ def epoch(s: dict[str, Any]) -> dict[str, Any]:
     )
     warm = parts.SyntheticImages(4 * s["batch_size"], batch_size=s["batch_size"], val_fraction=0.0, augment=True)
     parts.project_fit(s, module, warm, 0, limit_val_batches=0)  # cuDNN choices, allocator: as the plain warm-up
-    callback = hydra.utils.instantiate(cfg.callbacks.robustness, log_figure=False)
+    callback = build_callback(cfg.callbacks.robustness, log_figure=False)
     t0 = time.perf_counter()
     fit = parts.project_fit(s, module, data, 0, callbacks=[callback])
     total = time.perf_counter() - t0

@@ -39,7 +39,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from adv_smooth.robustness.attack_configs import build_attacks
+from adv_smooth.app.build import build_attacks
 from adv_smooth.robustness.batch import evaluate_batch
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import format_table, interleaved, load_average, machine_info, paired_ratios, summarize

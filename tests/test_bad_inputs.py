@@ -118,6 +118,8 @@ CASES: list[tuple[list[str], str]] = [
     # Raised inside objects Hydra builds (InstantiationException chains, unwrapped to their cause):
     (["defense=smooth", "defense.gamma=-1"], "defense.gamma=-1"),
     (["defense=adv", "defense.labels=false"], "defense.labels=False is invalid"),  # set through an interpolation
+    (["defense=trades", "defense.trades_beta=-1"], "defense.trades_beta=-1 is invalid"),  # Trades' own `beta`
+    (["defense=trades", "defense.steps=-1"], "defense.steps=-1 is invalid"),  # the crafting attack's `steps`
     (["eval.snr_levels=[0]"], "eval.snr_levels=[0]"),
     (["eval.snr_levels=abc"], "eval.snr_levels="),
     (["eval.attacks.pgd.steps=-1"], "eval.attacks.pgd.steps=-1"),

@@ -1,8 +1,14 @@
-"""Turn a composed config into objects. Shared by training and checkpoint evaluation."""
+"""Turn a composed config into objects. Shared by training, checkpoint evaluation, `evaluate_model` and benchmarks.
+
+The library's objects take built objects (a defense its crafting attack, the robustness callback its attacks) and
+know no config: building from `_target_` configs happens here, and only a subclass of `Attack` is ever built from
+an attack config.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import hydra
@@ -10,20 +16,147 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from adv_smooth.app.failures import unknown_option
+from adv_smooth.app.failures import unknown_option, user_key
+from adv_smooth.attacks.base import Attack
 from adv_smooth.config.devices import check_devices
 from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.lightning.distributed import carry_back
+from adv_smooth.lightning.robustness import RobustnessVsSNR, from_eval_config
 from adv_smooth.models.speed import apply_perf, resolve_perf
+from adv_smooth.robustness.attack_configs import default_attacks
 from adv_smooth.utils.errors import UserError
 
 
 def build_defense(cfg: DictConfig) -> Defense:
     """Instantiate every `defense.components.<name>` and chain them (empty = vanilla)."""
     components = cfg.get("components") or {}
-    return Compose(hydra.utils.instantiate(c) for c in components.values())
+    return Compose(_build_component(c) for c in components.values())
+
+
+def _build_component(node: DictConfig) -> Defense:
+    """One defense; a crafting `attack` config (`_recursive_: false` in the YAML) is built here and passed built.
+
+    The defense's own keys are checked first, as a reader of the YAML expects: when the attack cannot be built,
+    the defense is built without it, so that its own refusal (naming `defense.<key>`) comes first.
+    """
+    attack = node.get("attack") if isinstance(node, DictConfig) else None
+    if not (isinstance(attack, DictConfig) and "_target_" in attack):
+        return instantiate_named(node)
+    try:
+        built = build_attack(attack)
+    except UserError:
+        instantiate_named(node, attack=None)  # the defense's own refusal, if any, first
+        raise
+    return instantiate_named(node, attack=built)
+
+
+def instantiate_named(node: DictConfig, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate(node, **kwargs)`; an object's refusal naming its own parameter (`gamma=-1 is
+    invalid: ...`) comes out as one `UserError` naming the user's key (`defense.gamma=-1 is invalid: ...`)."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        while isinstance(cause, InstantiationException):
+            cause = cause.__cause__
+        if not isinstance(cause, UserError):
+            raise
+        key = node._get_full_key(None) or "the config"  # noqa: SLF001 - the node's place in its config
+        raise UserError(_named(node, key, str(cause))) from None
+
+
+def build_attack(config: Any, key: str | None = None) -> Attack:
+    """An attack from its `_target_` config (a `DictConfig` placed in a composed config, or a plain mapping);
+    every refusal is one `UserError` naming the user's key (`key`, or the config's own place).
+
+    The target is imported and vetted as a subclass of `Attack` before anything is called: never call what a
+    config merely names.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import get_object
+
+    if key is None and isinstance(config, DictConfig):
+        root, full = config._get_root(), config._get_full_key(None)  # noqa: SLF001 - the node's place in its config
+        key = user_key(root, full) if full else None
+    key = key or "attack"
+    target = config["_target_"]
+    try:
+        cls = get_object(str(target))  # imports the module; calls nothing
+    except Exception as e:
+        raise UserError(f"{key}: cannot build {target}: {str(e).splitlines()[0]}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Attack)):
+        raise UserError(
+            f"{key}._target_={target!r} is invalid: expected an attack class (a subclass of "
+            "adv_smooth.attacks.base.Attack, e.g. one named in conf/attack/*.yaml)"
+        )
+    settings = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else dict(config)
+    try:
+        return hydra.utils.instantiate(settings, _convert_="all")
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        while cause.__cause__ is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if isinstance(cause, UserError):
+            raise UserError(_named(config, key, str(cause))) from None
+        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+            option = str(cause).rsplit("argument", 1)[-1].strip(" '")
+            if isinstance(config, DictConfig):
+                raise UserError(unknown_option(config._get_root(), key, target, option, cause)) from None  # noqa: SLF001
+            raise UserError(f"{key}.{option} is not an option of {target}") from None
+        message = str(cause).splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise UserError(f"{key}: cannot build {target}: {message}") from None
+
+
+def _named(config: Any, key: str, message: str) -> str:
+    """An object's refusal naming its own parameter (`steps=-1 is invalid: ...`) under the user's key: the option's
+    place in the config, followed back through an interpolation (`...trades.attack.steps` -> `defense.steps`)."""
+    leaf = re.match(r"(\w+)=", message)
+    if not isinstance(config, DictConfig):
+        return f"{key}.{message}"
+    if leaf is not None and leaf.group(1) in config:
+        full = config._get_full_key(leaf.group(1))  # noqa: SLF001
+        return user_key(config._get_root(), full) + message[len(leaf.group(1)) :]  # noqa: SLF001
+    return message  # a message naming no option of this object (or already a key): as it is
+
+
+def build_attacks(attacks: Mapping[str, Any] | None, key: str = "eval.attacks") -> dict[str, Attack]:
+    """`{label: Attack}` from built attacks or `_target_` configs (None: the default attacks); a `UserError` names a
+    bad entry under `key` (`eval.attacks.<label>...`)."""
+    if attacks is None:
+        return default_attacks()
+    if not isinstance(attacks, Mapping):
+        raise UserError(f"{key}={attacks!r} is invalid: a mapping from a label to an attack config")
+    built: dict[str, Attack] = {}
+    for label, attack in attacks.items():
+        if isinstance(attack, Mapping) and "_target_" in attack:
+            attack = build_attack(attack, f"{key}.{label}")
+        if not isinstance(attack, Attack):
+            raise UserError(
+                f"{key}.{label}={attack!r} is invalid: expected an attack config with a _target_ "
+                "(one of conf/attack/*.yaml, e.g. +attack@eval.attacks.{label}=apgd)"
+            )
+        built[str(label)] = attack
+    return built
+
+
+def build_robustness_callback(eval_cfg: Mapping[str, Any], **overrides: Any) -> RobustnessVsSNR:
+    """The robustness callback of an `eval` config group (conf/eval/*.yaml, a plain mapping), its attacks built."""
+    return from_eval_config({**eval_cfg, "attacks": build_attacks(eval_cfg.get("attacks"))}, **overrides)
+
+
+def build_callback(node: DictConfig, **overrides: Any) -> Any:
+    """One callback; the `attacks` it evaluates (`_recursive_: false` in the YAML) built here, named `eval.attacks`."""
+    attacks = node.get("attacks", None) if isinstance(node, DictConfig) and "attacks" in node else None
+    if isinstance(attacks, (DictConfig, Mapping)) and "attacks" not in overrides:
+        root, full = node._get_root(), node._get_full_key("attacks")  # noqa: SLF001 - where the user sets them
+        key = user_key(root, full) if full else "eval.attacks"
+        plain = OmegaConf.to_container(attacks, resolve=True) if isinstance(attacks, DictConfig) else attacks
+        overrides["attacks"] = build_attacks(plain, key)
+    return hydra.utils.instantiate(node, **overrides)
 
 
 def build_datamodule(cfg: DictConfig, load: bool = True) -> ImageDataModule:
@@ -43,9 +176,12 @@ def instantiate_literal(node: DictConfig) -> Any:
     resolved = OmegaConf.to_container(node, resolve=True)
     literal = {k: v for k, v in resolved.items() if isinstance(v, str) and "${" in v and not str(k).startswith("_")}
     if not literal:
-        return hydra.utils.instantiate(node)
+        return instantiate_named(node)
     rest = OmegaConf.create({k: v for k, v in resolved.items() if k not in literal})
-    return hydra.utils.instantiate(rest, _partial_=True)(**literal)
+    try:
+        return hydra.utils.instantiate(rest, _partial_=True)(**literal)
+    except UserError as e:  # the object's own refusal, naming its parameter: under the node's key
+        raise UserError(_named(node, node._get_full_key(None) or "the config", str(e))) from None  # noqa: SLF001
 
 
 def load_data(datamodule: ImageDataModule) -> ImageDataModule:
@@ -60,7 +196,7 @@ def build_module(
 ) -> RobustClassifier:
     """The network gets its data facts from the datamodule, its options from the defense, speed switches from `perf`
     (`auto` decided for `trainer`'s device and planned steps; without a trainer, `auto` is off)."""
-    net = hydra.utils.instantiate(
+    net = instantiate_named(
         cfg.model,
         num_classes=datamodule.num_classes,
         in_channels=datamodule.channels,
@@ -95,7 +231,7 @@ def build_list(cfg: DictConfig | None) -> list[Any]:
     """Callbacks / loggers: every entry with a `_target_` (null entries disable a default)."""
     if not cfg:
         return []
-    return [hydra.utils.instantiate(c) for c in cfg.values() if c is not None and "_target_" in c]
+    return [build_callback(c) for c in cfg.values() if c is not None and "_target_" in c]
 
 
 def build_trainer(cfg: DictConfig | dict[str, Any], **objects: Any) -> pl.Trainer:

@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from adv_smooth.app import result_set
-from adv_smooth.app.build import build_trainer
+from adv_smooth.app.build import build_robustness_callback, build_trainer
 from adv_smooth.app.choices import evaluation_choices
 from adv_smooth.app.evaluated import ensemble_summary, evaluate_members, from_checkpoints, from_weights
 from adv_smooth.app.provenance import provenance
@@ -27,7 +27,6 @@ from adv_smooth.app.results import callback_results, scalar_metrics
 from adv_smooth.app.run_dir import refuse_completed
 from adv_smooth.app.summary import format_summary, written_to
 from adv_smooth.config.targets import check_targets
-from adv_smooth.lightning.robustness import from_eval_config
 from adv_smooth.lightning.test_subset import TestSubset, check_test_subset
 from adv_smooth.run_record import RunRecord, fields_of
 from adv_smooth.utils.errors import UserError
@@ -100,7 +99,7 @@ def apply_overrides(train_cfg: DictConfig, cfg: DictConfig, overrides: list[str]
 
 def test_run(run_cfg: DictConfig, module: pl.LightningModule, datamodule: Any, out: Path) -> pl.Trainer:
     """The test split through `module` with a fresh robustness callback writing into `out`; returns the trainer."""
-    robustness = from_eval_config(
+    robustness = build_robustness_callback(
         OmegaConf.to_container(run_cfg.eval, resolve=True),
         val_subset=0,
     )
@@ -144,7 +143,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     refuse_completed(Path(cfg.trainer.default_root_dir), resuming=False, overwrite=cfg.get("overwrite") is True)
     # Validate the attack settings before reading anything (names, SNR levels, the test subset).
-    from_eval_config(OmegaConf.to_container(cfg.eval, resolve=True))
+    build_robustness_callback(OmegaConf.to_container(cfg.eval, resolve=True))
     check_test_subset(cfg.eval.get("test_subset"), cfg.eval.get("test_subset_seed"))
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     if cfg.get("weights") is not None:  # any network (models/external.py): the command line's own config

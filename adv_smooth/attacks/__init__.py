@@ -1,7 +1,7 @@
 """Attacks: small objects, pure torch, that perturb images in [0, 1] at a per-image budget (see `base.Attack`).
 
 There is no registry: an attack is one module here plus one YAML in `conf/attack/` naming its class as
-`_target_`; the entry points build it with `hydra.utils.instantiate`. The names below are re-exported
+`_target_`; the entry points build it (`adv_smooth/app/build.py`). The names below are re-exported
 for convenience only.
 """
 

@@ -12,6 +12,7 @@ schedule) and files on disk (dataset.root, ckpt_path). A key that a group does n
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,6 @@ from adv_smooth.utils.errors import (
 )
 
 Rule = tuple[Callable[[Any], bool], str]  # (accepts value, what is allowed)
-
-# Datasets whose images ship inside a Python package: no files under `dataset.root` are needed.
-BUNDLED_DATASETS = frozenset({"adv_smooth.data.digits.DigitsDataModule"})
 
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed outside [0, 2**32 - 1]
 CHECKPOINT_CHOICES = ("best", "last")  # eval.checkpoint: the weights the test split sees
@@ -147,7 +145,7 @@ def check_config(cfg: DictConfig) -> None:
     _check({key: cfg[key] for key in TOP if key in cfg}, "", TOP)
     dataset = _plain(cfg.dataset)  # its values: the data module's constructor (see `app.train_task`)
     _check_data_root(dataset)
-    _check_own_options(_plain(cfg.model))
+    _check_own_options(_plain(cfg.model), "model")
     _check(_plain(cfg.optim), "optim.", OPTIM)
     eval_cfg = _plain(cfg.get("eval"))
     _check(eval_cfg, "eval.", EVAL)
@@ -175,7 +173,7 @@ def _check(values: Mapping[str, Any], prefix: str, rules: Mapping[str, Rule]) ->
             require(accepts(values[key]), prefix + key, values[key], allowed)
 
 
-def _check_own_options(node: Mapping[str, Any]) -> None:
+def _check_own_options(node: Mapping[str, Any], key: str) -> None:
     """Run the `check_options` of the class a node names (the model's), if it has one: the object's own rules,
     before the data that building it needs. A target that cannot be imported is left to `instantiate`."""
     import hydra
@@ -185,13 +183,18 @@ def _check_own_options(node: Mapping[str, Any]) -> None:
     except Exception:  # noqa: BLE001 - reported by instantiate, with the key, when the object is built
         return
     check = getattr(target, "check_options", None)
-    if callable(check):
-        check(**{key: value for key, value in node.items() if key != "_target_"})
+    if callable(check):  # the options it checks; a key the class does not take is refused when it is built
+        takes = inspect.signature(check).parameters
+        try:
+            check(**{name: value for name, value in node.items() if name in takes})
+        except UserError as e:  # it names its parameter (`width=0 is invalid`); the user set `model.width`
+            raise UserError(f"{key}.{e}") from None
 
 
 def _check_data_root(dataset: Mapping[str, Any]) -> None:
     """With download off, a dataset that reads files needs its root folder; the files are its business."""
-    if dataset.get("download", True) or dataset.get("_target_") in BUNDLED_DATASETS:
+    cls = _dataset_class(dataset)
+    if dataset.get("download", True) or (cls is not None and not cls.needs_files):
         return
     root = dataset.get("root")
     problem = folder_problem(Path(str(root)).expanduser()) if root else "is not set"
@@ -226,7 +229,8 @@ def _check_validation_split(dataset: Mapping[str, Any], eval_cfg: Mapping[str, A
     """`val_fraction=0` (train on everything, as LPN did) leaves nothing to pick a best checkpoint on."""
     if dataset.get("val_fraction") != 0 or eval_cfg.get("checkpoint", "best") != "best":
         return
-    if dataset.get("extra") or _has_val_folder(dataset):  # SVHN's extra[:N] / a folder's val/: a split of their own
+    cls = _dataset_class(dataset)
+    if cls is not None and cls.ships_val_split(dataset):  # SVHN's extra[:N] / a folder's val/: a split of their own
         return
     raise UserError(
         "eval.checkpoint='best' is invalid: dataset.val_fraction=0 leaves no validation split to choose the best "
@@ -234,10 +238,18 @@ def _check_validation_split(dataset: Mapping[str, Any], eval_cfg: Mapping[str, A
     )
 
 
-def _has_val_folder(dataset: Mapping[str, Any]) -> bool:
-    root = dataset.get("root")
-    folder = dataset.get("_target_") == "adv_smooth.data.folder.FolderDataModule"
-    return folder and bool(root) and (Path(str(root)).expanduser() / "val").is_dir()
+def _dataset_class(dataset: Mapping[str, Any]) -> Any:
+    """The data module class `dataset._target_` names (its facts: `needs_files`, `ships_val_split`), or None when
+    it is not one (building it reports that)."""
+    import hydra
+
+    from adv_smooth.data.base import ImageDataModule
+
+    try:
+        cls = hydra.utils.get_class(str(dataset["_target_"])) if dataset.get("_target_") else None
+    except Exception:  # noqa: BLE001 - reported by instantiate, with the key, when the object is built
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, ImageDataModule) else None
 
 
 def _check_trainer(trainer: Mapping[str, Any]) -> None:

@@ -7,16 +7,17 @@ slices a batch of indices, and conversion to float + augmentation happen on the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from adv_smooth.data.identity import TRAINING_ONLY
 from adv_smooth.data.resident import ON_DEVICE, DeviceBatches, resident_device, to_device
 from adv_smooth.data.sharding import shard_loader
 from adv_smooth.utils.errors import is_number, require, require_bool, require_int
@@ -113,6 +114,18 @@ class ImageDataModule(pl.LightningDataModule):
     ordinary augmentation as future work: this is it.
     """
 
+    #: Whether the images are read from files under `root` (False: they ship inside a Python package).
+    needs_files: ClassVar[bool] = True
+    #: The options that change where the files are or how a run feeds the images to its network (loading,
+    #: batching, augmentation, the normalization inside the model), not which images each split holds.
+    training_only_keys: ClassVar[frozenset[str]] = TRAINING_ONLY
+
+    @classmethod
+    def ships_val_split(cls, options: Mapping[str, Any]) -> bool:
+        """Whether the dataset configured by `options` brings a validation split of its own (then nothing is carved
+        out of the training images, whatever `val_fraction` says)."""
+        return False
+
     def __init__(
         self,
         root: str | Path = "data",
@@ -135,30 +148,30 @@ class ImageDataModule(pl.LightningDataModule):
         super().__init__()
         require(
             on_device in ON_DEVICE and (on_device == "auto" or isinstance(on_device, bool)),
-            "dataset.on_device",
+            "on_device",
             on_device,
             "auto (keep the images on a single GPU when they fit), true or false",
         )
-        require_int("dataset.batch_size", batch_size, 1)
-        require_int("dataset.eval_batch_size", eval_batch_size, 1, allow_none=True)
+        require_int("batch_size", batch_size, 1)
+        require_int("eval_batch_size", eval_batch_size, 1, allow_none=True)
         require(
             is_number(val_fraction) and 0 <= val_fraction < 1,
-            "dataset.val_fraction",
+            "val_fraction",
             val_fraction,
             "a fraction in [0, 1)",
         )
         require(
             is_number(unaugmented_fraction) and 0 <= unaugmented_fraction <= 1,
-            "dataset.unaugmented_fraction",
+            "unaugmented_fraction",
             unaugmented_fraction,
             "a number in [0, 1]: the share of each training batch left un-augmented",
         )
-        require_int("dataset.split_seed", split_seed, 0)
-        require_int("dataset.num_workers", num_workers, 0)
-        require_int("dataset.padding", padding, 0, allow_none=True)
+        require_int("split_seed", split_seed, 0)
+        require_int("num_workers", num_workers, 0)
+        require_int("padding", padding, 0, allow_none=True)
         for key, flag in (("augment", augment), ("flip", flip), ("normalize", normalize), ("download", download)):
-            require_bool(f"dataset.{key}", flag)
-        require(root is not None and isinstance(root, (str, Path)), "dataset.root", root, "a folder path")
+            require_bool(key, flag)
+        require(root is not None and isinstance(root, (str, Path)), "root", root, "a folder path")
         for key, stats, positive in (("mean", mean, False), ("std", std, True)):
             require(
                 stats is None
@@ -168,7 +181,7 @@ class ImageDataModule(pl.LightningDataModule):
                     and len(stats) > 0
                     and all(is_number(v) and (v > 0 or not positive) for v in stats)
                 ),
-                f"dataset.{key}",
+                key,
                 list(stats) if isinstance(stats, Sequence) and not isinstance(stats, str) else stats,
                 f"null, or a list of {'positive ' if positive else ''}numbers, one per image channel",
             )
@@ -183,7 +196,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.flip = flip
         self.padding = padding
         self.normalize = normalize
-        # Hydra hands lists over as ListConfig: store plain float tuples, as the properties promise.
+        # Any sequence (a config list too): store plain float tuples, as the properties promise.
         self._mean = None if mean is None else tuple(float(v) for v in mean)
         self._std = None if std is None else tuple(float(v) for v in std)
         self.num_workers = num_workers

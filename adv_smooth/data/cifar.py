@@ -46,7 +46,7 @@ class CifarDataModule(ImageDataModule):
     """
 
     def __init__(self, variant: str = "cifar10", **kwargs) -> None:
-        require(variant in VARIANTS, "dataset.variant", variant, f"one of {', '.join(VARIANTS)}")
+        require(variant in VARIANTS, "variant", variant, f"one of {', '.join(VARIANTS)}")
         super().__init__(**kwargs)
         self.variant = variant
         self.source = VARIANTS[variant]

@@ -16,11 +16,13 @@ from adv_smooth.utils.errors import is_number, require, require_int
 class DigitsDataModule(ImageDataModule):
     """Digits with a fixed stratified-by-shuffle test split (`test_fraction`, `split_seed`)."""
 
+    needs_files = False  # scikit-learn ships the images
+
     def __init__(self, size: int = 32, test_fraction: float = 0.25, **kwargs) -> None:
-        require_int("dataset.size", size, 1)
+        require_int("size", size, 1)
         require(
             is_number(test_fraction) and 0 < test_fraction < 1,
-            "dataset.test_fraction",
+            "test_fraction",
             test_fraction,
             "a number in (0, 1)",
         )

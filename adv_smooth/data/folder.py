@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -124,6 +125,12 @@ def _scan(folder: Path, boundary: _Boundary) -> dict[str, list[Path]]:
 class FolderDataModule(ImageDataModule):
     """ImageFolder-style data at `root` (which is the dataset folder itself, not a parent)."""
 
+    @classmethod
+    def ships_val_split(cls, options: Mapping[str, Any]) -> bool:
+        """A `val/` folder under `root` is the validation split."""
+        root = options.get("root")
+        return bool(root) and (Path(str(root)).expanduser() / "val").is_dir()
+
     def __init__(
         self,
         root: str | Path | None = None,
@@ -133,18 +140,18 @@ class FolderDataModule(ImageDataModule):
     ) -> None:
         require(
             root is not None and str(root) != "",
-            "dataset.root",
+            "root",
             root,
             "the folder holding train/<class>/ and test/<class>/ (dataset=folder has no default)",
         )
         sizes = (size, size) if isinstance(size, int) else tuple(size)
         require(
             len(sizes) == 2 and all(isinstance(s, int) and s >= 1 for s in sizes),
-            "dataset.size",
+            "size",
             size,
             "a positive integer or [height, width]",
         )
-        require(channels in MODES, "dataset.channels", channels, "1 (grayscale) or 3 (RGB)")
+        require(channels in MODES, "channels", channels, "1 (grayscale) or 3 (RGB)")
         super().__init__(root=root, **kwargs)
         self.size: tuple[int, int] = sizes  # type: ignore[assignment]
         self.channels_wanted = channels

@@ -10,7 +10,9 @@ every other dataset). torchvision already maps the label 10 of digit 0 to 0 and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +34,11 @@ class SvhnDataModule(ImageDataModule):
     horizontal flip (a mirrored digit is a different picture).
     """
 
+    @classmethod
+    def ships_val_split(cls, options: Mapping[str, Any]) -> bool:
+        """`extra=true`: `extra[:extra_val_size]` is the validation split."""
+        return bool(options.get("extra"))
+
     def __init__(
         self,
         extra: bool = False,
@@ -42,11 +49,11 @@ class SvhnDataModule(ImageDataModule):
     ) -> None:
         require(
             isinstance(extra_val_size, int) and extra_val_size >= 1,
-            "dataset.extra_val_size",
+            "extra_val_size",
             extra_val_size,
             "an integer >= 1",
         )
-        require_bool("dataset.extra", extra)
+        require_bool("extra", extra)
         super().__init__(flip=flip, normalize=normalize, **kwargs)
         self.extra = extra
         self.extra_val_size = extra_val_size

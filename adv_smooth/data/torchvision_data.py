@@ -35,7 +35,7 @@ def _dataset_class(name: object) -> type:
     classes = sorted(n for n in tv_datasets.__all__ if isinstance(getattr(tv_datasets, n, None), type))
     require(
         isinstance(name, str) and name in classes,
-        "dataset.name",
+        "name",
         name,
         f"a torchvision.datasets class: {', '.join(classes)}",
     )

@@ -8,10 +8,10 @@ default); the report's code put it on the clean half (`adv_weight=1, clean_weigh
 
 Decisions:
 
-* The crafting attack is any `adv_smooth.attacks.base.Attack` (`attack`, built by Hydra from a
-  `_target_` config), by default `FGSM`, the same class the evaluation uses, so training and evaluation
-  budgets and magnitude laws cannot drift apart. The budget stays here (`snr`, `eps_255`, `budget_mode`):
-  the defense sets it on a copy of the attack, whatever the attack's own config said.
+* The crafting attack is any `adv_smooth.attacks.base.Attack` (`attack`, passed built; the entry points
+  build it from the defense's `_target_` config), by default `FGSM`, the same class the evaluation uses, so
+  training and evaluation budgets and magnitude laws cannot drift apart. The budget stays here (`snr`,
+  `eps_255`, `budget_mode`): the defense sets it on a copy of the attack, whatever the attack's own config said.
 * The first `round(fraction * n)` samples are replaced (Python's round, half to even): training
   batches are already shuffled by the loader, so a permutation would add nothing but a gather.
 * Crafting runs with `bn_mode="eval"` by default: BatchNorm uses its running statistics and does not
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,20 +70,12 @@ def mean_snr_eps(batches: Iterable[Any], snr_db: float, norm: str = "linf") -> f
     return total / count
 
 
-def _instantiate(config: Mapping[str, Any]) -> Any:
-    """Build the crafting attack from its `_target_` config (the YAML passes it unbuilt, `_recursive_: false`,
-    so this defense's own keys are checked first and their errors name `defense.<key>`)."""
-    import hydra
-
-    return hydra.utils.instantiate(config, _convert_="all")
-
-
 def require_training_budget(snr: object, eps_255: object) -> None:
     """The training adversaries' budget: an SNR in dB, or a fixed L-inf `eps_255` that overrides it."""
-    require(is_number(snr) and snr > 0, "defense.snr", snr, "an SNR in dB > 0")
+    require(is_number(snr) and snr > 0, "snr", snr, "an SNR in dB > 0")
     require(
         eps_255 is None or (is_number(eps_255) and eps_255 > 0),
-        "defense.eps_255",
+        "eps_255",
         eps_255,
         "null (use the SNR budget) or an L-inf budget > 0 in 1/255 units",
     )
@@ -94,9 +86,9 @@ class AdversarialTraining(Defense):
     """Replace a fraction of every batch by adversarial examples; weigh clean and adversarial CE separately.
 
     The budget is `snr` dB per image, or a plain L-inf `eps_255` (in 1/255 units) when given, which
-    then overrides `snr` and `budget_mode`. `attack` crafts the examples: an `Attack`, or its `_target_`
-    config (built after this defense's checks), or None: FGSM with `magnitude` and `labels`, crafted in eval
-    mode. A given attack brings its own magnitude, labels and bn_mode (the YAML feeds it the same keys).
+    then overrides `snr` and `budget_mode`. `attack` crafts the examples: a built `Attack`, or None: FGSM with
+    `magnitude` and `labels`, crafted in eval mode. A given attack brings its own magnitude, labels and bn_mode
+    (the YAML feeds it the same keys).
     After construction `attack` is the crafting attack with this defense's budget set on it.
     """
 
@@ -109,52 +101,46 @@ class AdversarialTraining(Defense):
     clean_weight: float = 1.0
     budget_mode: str = "per_image"
     separate_passes: bool = False
-    attack: Attack | Mapping[str, Any] | None = None
+    attack: Attack | None = None
 
     def __post_init__(self) -> None:
         require(
             is_number(self.fraction) and 0 < self.fraction <= 1,
-            "defense.fraction",
+            "fraction",
             self.fraction,
             "a fraction in (0, 1]",
         )
         require_training_budget(self.snr, self.eps_255)
-        require(self.magnitude in MAGNITUDES, "defense.magnitude", self.magnitude, f"one of {list(MAGNITUDES)}")
+        require(self.magnitude in MAGNITUDES, "magnitude", self.magnitude, f"one of {list(MAGNITUDES)}")
         self.labels = label_mode(self.labels)
-        require(self.labels in LABELS, "defense.labels", self.labels, f"one of {list(LABELS)}")
-        require(
-            self.budget_mode in BUDGET_MODES, "defense.budget_mode", self.budget_mode, f"one of {list(BUDGET_MODES)}"
-        )
+        require(self.labels in LABELS, "labels", self.labels, f"one of {list(LABELS)}")
+        require(self.budget_mode in BUDGET_MODES, "budget_mode", self.budget_mode, f"one of {list(BUDGET_MODES)}")
         for key in ("adv_weight", "clean_weight"):
             value = getattr(self, key)
-            require(is_number(value) and value >= 0, f"defense.{key}", value, "a number >= 0")
+            require(is_number(value) and value >= 0, key, value, "a number >= 0")
         require(
             self.adv_weight > 0 or self.fraction < 1,
-            "defense.adv_weight",
+            "adv_weight",
             self.adv_weight,
             "> 0 when fraction = 1 (every sample would weigh 0)",
         )
         require(
             self.adv_weight + self.clean_weight > 0,
-            "defense.clean_weight",
+            "clean_weight",
             self.clean_weight,
             "> 0 when adv_weight = 0 (every sample would weigh 0)",
         )
-        require(
-            isinstance(self.separate_passes, bool), "defense.separate_passes", self.separate_passes, "true or false"
-        )
-        if isinstance(self.attack, Mapping) and "_target_" in self.attack:  # built here, after the checks above
-            self.attack = _instantiate(self.attack)
+        require(isinstance(self.separate_passes, bool), "separate_passes", self.separate_passes, "true or false")
         require(
             self.attack is None or isinstance(self.attack, Attack),
-            "defense.attack",
+            "attack",
             self.attack,
-            "null (FGSM) or an attack config with a _target_ (an adv_smooth.attacks.base.Attack)",
+            "null (FGSM) or an attack (an adv_smooth.attacks.base.Attack)",
         )
         self._template = self.attack or FGSM(magnitude=self.magnitude, labels=self.labels, bn_mode="eval")
         require(
             self.eps_255 is None or self._template.norm == "linf",
-            "defense.eps_255",
+            "eps_255",
             self.eps_255,
             f"null with an {self._template.norm} attack (eps_255 is an L-inf budget)",
         )

@@ -47,12 +47,12 @@ class GaussianAugmentation(Defense):
         if self.sigma is not None:
             require(
                 is_number(self.sigma) and 0 < self.sigma <= 100,
-                "defense.noise_sigma",
+                "sigma",
                 self.sigma,
                 "a level in (0, 100]",
             )
         else:
-            require(is_number(self.snr) and abs(self.snr) <= 200, "defense.noise_snr", self.snr, "an SNR in dB")
+            require(is_number(self.snr) and abs(self.snr) <= 200, "snr", self.snr, "an SNR in dB")
 
     def levels(self, x: Tensor) -> Tensor:
         """(N, 1, ..., 1): each image's noise level, broadcastable against `x`."""

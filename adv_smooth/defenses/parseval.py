@@ -88,13 +88,13 @@ class Parseval(Defense):
     def __post_init__(self) -> None:
         require(
             isinstance(self.beta, (int, float)) and 0 <= self.beta < float("inf"),
-            "defense.beta",
+            "beta",
             self.beta,
             "a finite number >= 0",
         )
         require(
             isinstance(self.row_fraction, (int, float)) and 0 < self.row_fraction <= 1,
-            "defense.row_fraction",
+            "row_fraction",
             self.row_fraction,
             "a fraction in (0, 1]",
         )

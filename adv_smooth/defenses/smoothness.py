@@ -17,11 +17,7 @@ from torch import Tensor
 
 from adv_smooth.defenses.base import Defense, TrainBatch
 from adv_smooth.defenses.laplacian import laplacian_smoothness
-from adv_smooth.utils.errors import UserError, require
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+from adv_smooth.utils.errors import UserError, is_int, require
 
 
 @dataclass
@@ -40,21 +36,21 @@ class LaplacianSmoothness(Defense):
     knn_self: bool = False  # True: k counts the node itself, as the original code did (k - 1 others)
 
     def __post_init__(self) -> None:
-        require(isinstance(self.gamma, (int, float)) and self.gamma >= 0, "defense.gamma", self.gamma, "a number >= 0")
-        require(_is_int(self.m) and self.m >= 1, "defense.m", self.m, "an integer >= 1")
-        require(_is_int(self.k) and self.k >= 0, "defense.k", self.k, "an integer >= 0 (0 = dense graph)")
-        require(isinstance(self.knn_self, bool), "defense.knn_self", self.knn_self, "true or false")
+        require(isinstance(self.gamma, (int, float)) and self.gamma >= 0, "gamma", self.gamma, "a number >= 0")
+        require(is_int(self.m) and self.m >= 1, "m", self.m, "an integer >= 1")
+        require(is_int(self.k) and self.k >= 0, "k", self.k, "an integer >= 0 (0 = dense graph)")
+        require(isinstance(self.knn_self, bool), "knn_self", self.knn_self, "true or false")
         require(
             not (self.knn_self and self.k == 1),
-            "defense.k",
+            "k",
             self.k,
             "0 (dense graph) or >= 2 with defense.knn_self=true (k=1 keeps only the node itself: an empty graph)",
         )
         if self.layers is not None:
             self.layers = list(self.layers)
             require(
-                all(_is_int(i) for i in self.layers) and len(self.layers) >= 2,
-                "defense.layers",
+                all(is_int(i) for i in self.layers) and len(self.layers) >= 2,
+                "layers",
                 self.layers,
                 "null (all taps) or a list of at least 2 integer tap indices",
             )
@@ -72,7 +68,7 @@ class LaplacianSmoothness(Defense):
             n = len(activations)
             require(
                 all(-n <= i < n for i in self.layers),
-                "defense.layers",
+                "defense.layers",  # checked in training, where no builder maps a parameter to its key
                 self.layers,
                 f"indices into the model's {n} tapped activations",
             )

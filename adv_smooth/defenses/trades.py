@@ -7,7 +7,7 @@ the inner maximization being TRADES' own: projected steps on the KL divergence f
 
 Decisions:
 
-* The ball, the budget and the step come from an attack object (`attack`, a `_target_` config, by default
+* The ball, the budget and the step come from an attack object (`attack`, passed built; the YAML's is
   conf/attack/pgd.yaml): its threat model (`norm: linf | l2`), its steps and step size, and the per-image
   SNR budget this defense sets on it (`snr`, or a fixed L-inf `eps_255`), so TRADES searches exactly the
   set PGD training and the evaluation use. Only the loss differs, so the loop is written here against the
@@ -28,9 +28,7 @@ Decisions:
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -59,28 +57,24 @@ class Trades(Defense):
     beta: float = 6.0
     snr: float = 33.0
     eps_255: float | None = None
-    attack: Attack | Mapping[str, Any] | None = None
+    attack: Attack | None = None
 
     def __post_init__(self) -> None:
-        require(is_number(self.beta) and self.beta >= 0, "defense.trades_beta", self.beta, "a number >= 0")
+        require(is_number(self.beta) and self.beta >= 0, "beta", self.beta, "a number >= 0")
         require_training_budget(self.snr, self.eps_255)
-        if isinstance(self.attack, Mapping) and "_target_" in self.attack:
-            import hydra
-
-            self.attack = hydra.utils.instantiate(self.attack, _convert_="all")
         if self.attack is None:
             from adv_smooth.attacks.pgd import PGD
 
             self.attack = PGD(steps=10, step_size=2.5, include_fgsm=False)
         require(
             isinstance(self.attack, Attack) and hasattr(self.attack, "steps") and hasattr(self.attack, "step_size"),
-            "defense.attack",
+            "attack",
             self.attack,
             "an iterative attack config with steps and step_size (e.g. conf/attack/pgd.yaml)",
         )
         require(
             self.eps_255 is None or self.attack.norm == "linf",
-            "defense.eps_255",
+            "eps_255",
             self.eps_255,
             f"null with an {self.attack.norm} attack (eps_255 is an L-inf budget)",
         )

@@ -31,24 +31,25 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from adv_smooth.attacks.base import Attack
 from adv_smooth.data.sharding import sample_order
 from adv_smooth.lightning.distributed import gather_objects
 from adv_smooth.lightning.test_subset import SubsetImages
 from adv_smooth.lightning.validation_plan import plan_for, validation_request
-from adv_smooth.robustness.attack_configs import build_attacks, check_levels
+from adv_smooth.robustness.attack_configs import check_levels, default_attacks
 from adv_smooth.robustness.batch import weak_to_strong
 from adv_smooth.robustness.certify import build_certifier
 from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure, scalars
 from adv_smooth.robustness.evaluator import TEST_STAGE, Evaluation, Evaluator
 from adv_smooth.robustness.records import Records, merge
-from adv_smooth.utils.errors import require
+from adv_smooth.utils.errors import is_int, require
 
 RECORDS_FILE = "per_image_{stage}.npz"
 FIGURE_FILE = "robustness_test.png"
 
 
 def from_eval_config(eval_cfg: Mapping[str, Any], **overrides: Any) -> RobustnessVsSNR:
-    """The callback for an `eval` config group (conf/eval/*.yaml), e.g. for checkpoint evaluation."""
+    """The callback for an `eval` config group (conf/eval/*.yaml, its `attacks` built)."""
     keys = ("snr_levels", "val_subset", "val_every_n_epochs", "val_attacks", "val_snr_levels", "val_budget")
     keys += ("cascade", "worst", "sanity_snr_db", "certify")
     options = {k: eval_cfg[k] for k in keys if k in eval_cfg}
@@ -59,7 +60,8 @@ class RobustnessVsSNR(pl.Callback):
     """Robust accuracy vs SNR for each configured attack (`attacks: {label: attack}`), with per-image records.
 
     Args:
-        attacks: label -> `Attack` (or its `_target_` config); default FGSM and 10-step PGD in L-inf.
+        attacks: label -> built `Attack` (the entry points build them from `eval.attacks`); default FGSM and
+            10-step PGD in L-inf.
         snr_levels: the SNR budgets in dB.
         val_subset / val_every_n_epochs / val_attacks / val_snr_levels: the validation-time evaluation: images
             (0: none), epochs between evaluations, attack labels and levels ("all": the test's); None: from
@@ -76,7 +78,7 @@ class RobustnessVsSNR(pl.Callback):
 
     def __init__(
         self,
-        attacks: Mapping[str, Any] | None = None,
+        attacks: Mapping[str, Attack] | None = None,
         snr_levels: Sequence[float] = (50, 45, 40, 33),
         val_subset: int | None = None,
         val_every_n_epochs: int | None = None,
@@ -98,7 +100,9 @@ class RobustnessVsSNR(pl.Callback):
             sanity_snr_db,
             "null or a finite SNR in dB (e.g. 0)",
         )
-        self.attacks = build_attacks(attacks)
+        self.attacks = default_attacks() if attacks is None else dict(attacks)
+        for label, attack in self.attacks.items():
+            require(isinstance(attack, Attack), f"eval.attacks.{label}", attack, "a built attack (an Attack)")
         require(len(self.attacks) > 0, "eval.attacks", {}, "at least one attack")
         self.levels = weak_to_strong(levels)
         self.val_request = validation_request(
@@ -113,7 +117,7 @@ class RobustnessVsSNR(pl.Callback):
         self.save_records = bool(save_records)
         self.results_dir: str | None = None  # where records and figure go (the task's staging dir); None: the run dir
         require(
-            seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
+            seed is None or is_int(seed),
             "seed",
             seed,
             "null (the run's seed) or an integer",
@@ -169,7 +173,7 @@ class RobustnessVsSNR(pl.Callback):
             images = len(getattr(trainer.test_dataloaders, "dataset", ()))
             rank_zero_info(
                 f"certification: {self.certifier.describe()} on {images} test images, "
-                f"{self.certifier.passes_per_image():,} forward passes an image, "
+                f"at most {self.certifier.passes_per_image():,} forward passes an image, "
                 f"{images * self.certifier.passes_per_image():,} in all"
             )
 

@@ -114,7 +114,7 @@ class CosineRestarts(torch.optim.lr_scheduler.LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         require(
-            isinstance(cycles, int) and not isinstance(cycles, bool) and cycles >= 1,
+            is_int(cycles) and cycles >= 1,
             "optim.cycles",
             cycles,
             "an integer >= 1",

@@ -19,19 +19,15 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from adv_smooth.utils.errors import require
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+from adv_smooth.utils.errors import is_int, require
 
 
 class Snapshots(pl.Callback):
     """Save `snapshot<k>.ckpt` at the end of each of `cycles` equal cycles of `epochs` epochs."""
 
     def __init__(self, cycles: int, epochs: int, dirpath: str | None = None) -> None:
-        require(_positive_int(cycles), "optim.cycles", cycles, "an integer >= 1")
-        require(_positive_int(epochs), "trainer.max_epochs", epochs, "an integer >= 1 with snapshot cycles")
+        require(is_int(cycles) and cycles >= 1, "optim.cycles", cycles, "an integer >= 1")
+        require(is_int(epochs) and epochs >= 1, "trainer.max_epochs", epochs, "an integer >= 1 with snapshot cycles")
         require(
             epochs % cycles == 0,
             "optim.cycles",

@@ -26,7 +26,7 @@ from adv_smooth.robustness.budget_plan import (
     plan_validation,
     probe,
 )
-from adv_smooth.utils.errors import require
+from adv_smooth.utils.errors import is_int, is_number, require
 
 ALL = "all"
 
@@ -43,11 +43,11 @@ class ValidationRequest:
 
 
 def _int(value: object, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+    return is_int(value) and value >= low
 
 
 def _positive(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return is_number(value) and value > 0
 
 
 def _listed(value: object) -> bool:

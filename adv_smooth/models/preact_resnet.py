@@ -118,27 +118,26 @@ def check_options(
     stem_pool: Any = False,
     scaled_conv: Any = False,
     final_bn: Any = True,
-    **_: Any,
 ) -> None:
-    """The architecture's options, each against what it allows, under the user's config keys (`model.*`).
+    """The architecture's options, each against what it allows (an error names the parameter).
 
     The constructor calls it; so do the start-up checks, before any data is loaded: the network itself is
     built after the data, which supplies its class count and statistics.
     """
-    require(is_int(width) and 1 <= width <= MAX_WIDTH, "model.width", width, f"an integer in [1, {MAX_WIDTH}]")
+    require(is_int(width) and 1 <= width <= MAX_WIDTH, "width", width, f"an integer in [1, {MAX_WIDTH}]")
     require(
         isinstance(blocks, Sequence)
         and not isinstance(blocks, str)
         and 0 < len(blocks) <= MAX_STAGES
         and all(is_int(b) and 1 <= b <= MAX_BLOCKS for b in blocks),
-        "model.blocks",
+        "blocks",
         list(blocks) if isinstance(blocks, Sequence) and not isinstance(blocks, str) else blocks,
         f"a list of 1 to {MAX_STAGES} integers in [1, {MAX_BLOCKS}] (blocks per stage)",
     )
-    require_choice("model.block", block, get_args(BlockName))
-    require_choice("model.residual", residual, get_args(Residual))
+    require_choice("block", block, get_args(BlockName))
+    require_choice("residual", residual, get_args(Residual))
     for key, value in (("stem_pool", stem_pool), ("scaled_conv", scaled_conv), ("final_bn", final_bn)):
-        require_bool(f"model.{key}", value)
+        require_bool(key, value)
 
 
 class PreActResNet(nn.Module):

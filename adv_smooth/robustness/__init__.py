@@ -1,10 +1,8 @@
-"""Robustness science: the evaluation engine (`Evaluator`, `evaluate_model`), the per-batch evaluation, per-image
-records, curves and figures, honesty checks."""
+"""Robustness science: the evaluation engine (`Evaluator`; `adv_smooth.evaluate_model` runs it with an `eval`
+preset), the per-batch evaluation, per-image records, curves and figures, honesty checks."""
 
 _LAZY = {
     "Evaluator": "adv_smooth.robustness.evaluator",
-    "evaluate_model": "adv_smooth.robustness.model_evaluation",
-    "ModelEvaluation": "adv_smooth.robustness.model_evaluation",
     "Records": "adv_smooth.robustness.records",
 }
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from adv_smooth.app.build import build_attacks
 from adv_smooth.attacks import FGSM, PGD, Attack, GaussianNoise
-from adv_smooth.robustness.attack_configs import build_attacks
 from adv_smooth.robustness.batch import cumulative_correct, robust_predictions
 from adv_smooth.utils.errors import UserError
 

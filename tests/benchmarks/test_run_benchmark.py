@@ -9,7 +9,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from adv_smooth.robustness.attack_configs import build_attacks
+from adv_smooth.app.build import build_attacks
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks import plain_run, run, run_data
 

@@ -117,7 +117,7 @@ def test_no_unaugmented_rows_without_augmentation_or_at_evaluation() -> None:
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.5, True])
 def test_unaugmented_fraction_outside_unit_interval_is_refused(fraction: object) -> None:
-    with pytest.raises(UserError, match=r"dataset.unaugmented_fraction=.* is invalid: a number in \[0, 1\]"):
+    with pytest.raises(UserError, match=r"^unaugmented_fraction=.* is invalid: a number in \[0, 1\]"):
         _Fixed(unaugmented_fraction=fraction)
 
 

@@ -55,7 +55,7 @@ def test_cifar100_uses_fine_labels(tmp_path: Path, trust_checksums: None) -> Non
 
 
 def test_unknown_variant_is_rejected() -> None:
-    with pytest.raises(UserError, match="dataset.variant='cifar1000'"):
+    with pytest.raises(UserError, match="^variant='cifar1000'"):
         CifarDataModule(variant="cifar1000")
 
 

@@ -45,7 +45,7 @@ def test_layouts_become_nchw() -> None:
 
 
 def test_only_a_torchvision_class_can_be_named() -> None:
-    with pytest.raises(UserError, match=r"dataset.name='os.system' is invalid: a torchvision.datasets class"):
+    with pytest.raises(UserError, match=r"^name='os.system' is invalid: a torchvision.datasets class"):
         TorchvisionDataModule(name="os.system")
 
 

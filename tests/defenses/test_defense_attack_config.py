@@ -68,5 +68,5 @@ def test_l2_attack_with_dataset_mean_gets_the_mean_l2_radius() -> None:
 
 
 def test_eps_255_needs_an_linf_attack() -> None:
-    with pytest.raises(UserError, match=r"defense.eps_255=4.0 is invalid: null with an l2 attack"):
+    with pytest.raises(UserError, match=r"^eps_255=4.0 is invalid: null with an l2 attack"):
         AdversarialTraining(attack=PGD(norm="l2"), eps_255=4.0)

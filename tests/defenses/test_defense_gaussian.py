@@ -69,9 +69,9 @@ def test_snr_preset_reaches_certification_config() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"sigma": 0.0}, "defense.noise_sigma=0.0 is invalid"),
-        ({"sigma": -1.0}, "defense.noise_sigma=-1.0 is invalid"),
-        ({"sigma": None, "snr": float("nan")}, "defense.noise_snr=nan is invalid"),
+        ({"sigma": 0.0}, "sigma=0.0 is invalid"),
+        ({"sigma": -1.0}, "sigma=-1.0 is invalid"),
+        ({"sigma": None, "snr": float("nan")}, "snr=nan is invalid"),
         ({"sigma": 0.2, "snr": 10.0}, "set exactly one"),
         ({"sigma": None}, "set exactly one"),
     ],

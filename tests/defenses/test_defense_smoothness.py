@@ -174,16 +174,16 @@ def test_too_few_clean_samples() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
-        ({"gamma": -1.0}, "defense.gamma"),
-        ({"m": 0}, "defense.m"),
-        ({"m": 1.5}, "defense.m"),
-        ({"m": True}, "defense.m"),
-        ({"k": -1}, "defense.k"),
-        ({"k": 2.0}, "defense.k"),
-        ({"layers": [3]}, "defense.layers"),
-        ({"layers": ["a", "b"]}, "defense.layers"),
+        ({"gamma": -1.0}, "gamma"),
+        ({"m": 0}, "m"),
+        ({"m": 1.5}, "m"),
+        ({"m": True}, "m"),
+        ({"k": -1}, "k"),
+        ({"k": 2.0}, "k"),
+        ({"layers": [3]}, "layers"),
+        ({"layers": ["a", "b"]}, "layers"),
     ],
 )
 def test_validation(kwargs: dict, key: str) -> None:
-    with pytest.raises(UserError, match=key):
+    with pytest.raises(UserError, match=rf"^{key}="):
         LaplacianSmoothness(**kwargs)

@@ -24,8 +24,8 @@ def cascade_run(tmp_path_factory) -> tuple[dict, dict, object]:
     """`eval=strong` (6 attacks, fewer steps and queries) on 300 digits through `trainer.test`, with TensorBoard."""
     import pytorch_lightning as pl
 
+    from adv_smooth.app.build import build_robustness_callback
     from adv_smooth.lightning.module import RobustClassifier
-    from adv_smooth.lightning.robustness import from_eval_config
 
     out = tmp_path_factory.mktemp("cascade")
     x, y, perm, g = digits_split(0)
@@ -35,7 +35,7 @@ def cascade_run(tmp_path_factory) -> tuple[dict, dict, object]:
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
     for label, attack in eval_cfg["attacks"].items():
         attack.update({"queries": 40} if "square" in label else {"steps": 8})
-    callback = from_eval_config(eval_cfg, snr_levels=LEVELS, sanity_snr_db=None, seed=0)
+    callback = build_robustness_callback(eval_cfg, snr_levels=LEVELS, sanity_snr_db=None, seed=0)
     logger = pl.loggers.TensorBoardLogger(str(out), name="tb", version="")
     trainer = quiet_trainer(callbacks=[callback], default_root_dir=str(out), logger=logger)
     with torch.random.fork_rng():

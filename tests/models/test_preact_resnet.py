@@ -54,7 +54,7 @@ def test_parseval_options_change_the_forward() -> None:
 
 
 def test_unknown_block_is_refused() -> None:
-    with pytest.raises(UserError, match="model.block='wide' is invalid: one of basic, bottleneck"):
+    with pytest.raises(UserError, match="^block='wide' is invalid: one of basic, bottleneck"):
         PreActResNet(block="wide")
 
 

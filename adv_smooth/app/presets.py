@@ -23,7 +23,7 @@ def preset_names(conf: str | Path | None = None) -> list[str]:
 
 
 def load_preset(name: str, conf: str | Path | None = None) -> dict[str, Any]:
-    """The `eval` preset `name` as a plain dict, its attacks as `_target_` configs (see `attack_configs`)."""
+    """The `eval` preset `name` as a plain dict, its attacks as `_target_` configs (for `build.build_attacks`)."""
     root = Path(conf or config_dir())
     if name not in preset_names(root):
         raise UserError(f"preset={name!r} is not an eval preset (one of {preset_names(root)})")

@@ -1,4 +1,4 @@
-"""The `eval` presets read without Hydra (`robustness/presets.py`) hold exactly what Hydra composes from the same
+"""The `eval` presets read without Hydra (`app/presets.py`) hold exactly what Hydra composes from the same
 files: one source of truth for `evaluate_model` and the command line."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adv_smooth.robustness.presets import load_preset, preset_names
+from adv_smooth.app.presets import load_preset, preset_names
 from adv_smooth.utils.errors import UserError
 from tests.conftest import compose_config
 

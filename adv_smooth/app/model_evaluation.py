@@ -4,7 +4,7 @@
     records, summary = evaluate_model(net, (x_test, y_test), preset="default")
 
 The attacks, levels, cascade, sanity check and certification (`preset="certified"`) are the `eval` preset's
-(conf/eval/*.yaml, read by `robustness/presets.py`), the engine is the `Evaluator` the Lightning callback runs, and
+(conf/eval/*.yaml, read by `app/presets.py`), the engine is the `Evaluator` the Lightning callback runs, and
 the seeding is the test stage's: on the same weights, images and batch size, the per-image records equal `python -m
 adv_smooth.evaluate`'s. No Hydra config, no Trainer: `net` is any `nn.Module` taking images in [0, 1] (put its
 normalization inside it, as `models/external.Normalized` does)."""
@@ -18,10 +18,10 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from adv_smooth.robustness.attack_configs import build_attacks
+from adv_smooth.app.build import build_attacks
+from adv_smooth.app.presets import load_preset
 from adv_smooth.robustness.certify import build_certifier
 from adv_smooth.robustness.evaluator import Evaluator
-from adv_smooth.robustness.presets import load_preset
 from adv_smooth.robustness.records import Records
 from adv_smooth.utils.errors import UserError
 
