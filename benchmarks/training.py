@@ -22,7 +22,7 @@ cases and both paths (see `_timing.py`). Overheads are medians of per-repetition
 
 Also measured: the loss-level fast paths (the factored smoothness loss against explicit n x n Laplacian
 powers; the Parseval retraction batched over layers against one layer at a time), and a host-sync audit of
-a few steps of a tiny model (`adv_smooth.utils.host_sync.HostSyncAudit`): every Python-level call that would make the
+a few steps of a tiny model (`benchmarks/host_syncs.py: HostSyncAudit`): every Python-level call that would make the
 host wait for a GPU, per step and by call site, for both paths.
 
 Synthetic data of the real shapes (32x32x3 for 10 classes, 64x64x3 for 200): speed does not depend on the

@@ -11,10 +11,9 @@ import pytorch_lightning as pl
 import torch
 
 from adv_smooth.data import resident
-from adv_smooth.data.base import TensorImages
+from adv_smooth.data.base import ImageDataModule, Splits, TensorImages
 from adv_smooth.data.resident import DeviceBatches, resident_device
 from adv_smooth.utils.errors import UserError
-from benchmarks.gpu_parts import SyntheticImages
 
 
 def test_batches_cover_the_split_once_in_order_or_shuffled() -> None:
@@ -37,9 +36,22 @@ def test_rule_keeps_cpu_runs_ddp_and_false_on_the_host() -> None:
     assert resident_device(True, cuda, 1, 10) == cuda
 
 
+class _Random(ImageDataModule):
+    """`n` random 32x32 uint8 images to train on (the validation split carved by `val_fraction`), `n_test` to test."""
+
+    def __init__(self, n: int, n_test: int = 0, **options) -> None:
+        super().__init__(root=".", download=False, **options)
+        self.n, self.n_test = n, n_test
+
+    def load_splits(self) -> Splits:
+        x = torch.randint(0, 256, (self.n + self.n_test, 3, 32, 32), dtype=torch.uint8)
+        y = torch.arange(self.n + self.n_test) % 10
+        return Splits(train=(x[: self.n], y[: self.n]), test=(x[self.n :], y[self.n :]), classes=list("0123456789"))
+
+
 def test_bad_value_is_one_line() -> None:
-    with pytest.raises(UserError, match=r"dataset.on_device='yes' is invalid: auto .*, true or false"):
-        SyntheticImages(8, on_device="yes")
+    with pytest.raises(UserError, match=r"^on_device='yes' is invalid: auto .*, true or false"):
+        _Random(8, on_device="yes")
 
 
 class _Tiny(pl.LightningModule):
@@ -70,7 +82,7 @@ class _Tiny(pl.LightningModule):
 def test_lightning_fits_validates_and_tests_on_resident_batches(monkeypatch) -> None:
     monkeypatch.setattr(resident, "resident_device", lambda on_device, device, world, nbytes: device)
     monkeypatch.setattr("adv_smooth.data.base.resident_device", resident.resident_device)
-    data = SyntheticImages(40, n_test=12, batch_size=16, eval_batch_size=8, val_fraction=0.25, augment=True)
+    data = _Random(40, n_test=12, batch_size=16, eval_batch_size=8, val_fraction=0.25, augment=True)
     module = _Tiny()
     trainer = pl.Trainer(
         accelerator="cpu",
