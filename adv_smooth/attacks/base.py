@@ -111,6 +111,10 @@ class Attack:
         labels: "true" or "predicted" (craft against the model's own argmax predictions).
         bn_mode: "eval" (craft in eval mode, restore modes afterwards) or "keep".
         generator: a `torch.Generator` on the images' device for the random laws (None: global RNG).
+        eot_samples: forward passes averaged per evaluation of the model (Expectation over Transformation, Athalye
+            et al. 2018): the attack sees the mean logits of that many draws of a randomized model (dropout left
+            on, random input transforms), whose gradient is the expectation's; 1 (default) for a deterministic one.
+            The evaluation engine raises it for a model it finds random (`robustness/batch.py`).
     """
 
     name: str = "attack"
@@ -131,8 +135,15 @@ class Attack:
         labels: str = "true",
         bn_mode: str = "eval",
         generator: torch.Generator | None = None,
+        eot_samples: int = 1,
     ) -> None:
         require(norm in NORMS, "norm", norm, f"expected one of {list(NORMS)}")
+        require(
+            isinstance(eot_samples, int) and not isinstance(eot_samples, bool) and 1 <= eot_samples <= 10_000,
+            "eot_samples",
+            eot_samples,
+            "an integer in [1, 10000] (forward passes averaged per evaluation)",
+        )
         require(budget in BUDGETS, "budget", budget, f"expected one of {list(BUDGETS)}")
         require(space in SPACES, "space", space, f"expected one of {list(SPACES)}")
         labels = label_mode(labels)
@@ -151,6 +162,7 @@ class Attack:
         self.labels = labels
         self.bn_mode = bn_mode
         self.generator = generator
+        self.eot_samples = eot_samples
 
     @property
     def threat(self) -> ThreatModel:
@@ -189,7 +201,10 @@ class Attack:
             z = space.from_pixel(x.detach())
 
             def f(z_in: Tensor) -> Tensor:
-                return model(space.to_pixel(z_in))
+                if self.eot_samples == 1:
+                    return model(space.to_pixel(z_in))
+                pixels = space.to_pixel(z_in)  # EOT: the mean logits of `eot_samples` draws of a random model
+                return torch.stack([model(pixels) for _ in range(self.eot_samples)]).mean(dim=0)
 
             labels = f(z).argmax(dim=1) if (self.uses_labels and self.labels == "predicted") else y
             problem = Problem(f=f, z=z, y=y, labels=labels, space=space)

@@ -9,7 +9,8 @@ definition cannot hide a non-monotone attack (the report's "accuracy rises with 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 
 from adv_smooth.attacks.base import Attack
 from adv_smooth.attacks.budget import measured_snr_db
-from adv_smooth.attacks.gradients import crafting_mode, input_gradient
+from adv_smooth.attacks.gradients import crafting_mode, loss_and_grad
 from adv_smooth.robustness.records import AttackRecords, Records
 
 
@@ -86,6 +87,33 @@ def attack_levels(attack: Attack, snr_levels: Sequence[float]) -> list[float | N
     return [None] if attack.budget == "fixed" else weak_to_strong(snr_levels)
 
 
+#: Logits of two identical passes differing by more than this (relative to 1 + their size) mean a random model;
+#: below it, the last bits a GPU's nondeterministic kernels may change.
+RANDOM_TOLERANCE = 1e-4
+
+
+def randomized(first: Tensor, second: Tensor) -> Tensor:
+    """bool (N,): two identical passes gave these different logits: a model with dropout left on, random input
+    transforms or a smoothed classifier, which plain gradient attacks overstate (Athalye et al. 2018)."""
+    scale = 1.0 + torch.maximum(first.abs(), second.abs()).amax(dim=1)
+    return (first - second).abs().amax(dim=1) > RANDOM_TOLERANCE * scale
+
+
+@contextmanager
+def expectation_over(attacks: Mapping[str, Attack], samples: int, on: bool) -> Iterator[None]:
+    """Within: every attack averages `samples` passes per evaluation of the model (EOT) when `on`, their own
+    setting restored after."""
+    before = {name: attack.eot_samples for name, attack in attacks.items()}
+    if on:
+        for attack in attacks.values():
+            attack.eot_samples = max(attack.eot_samples, samples)
+    try:
+        yield
+    finally:
+        for name, attack in attacks.items():
+            attack.eot_samples = before[name]
+
+
 def evaluate_batch(
     model: nn.Module,
     x: Tensor,
@@ -94,6 +122,7 @@ def evaluate_batch(
     snr_levels: Sequence[float],
     cascade: bool = False,
     sanity_level: float | None = None,
+    eot_samples: int = 20,
 ) -> dict[str, Any]:
     """Per-image outcomes of every attack on one batch, on the device (no read-back).
 
@@ -103,62 +132,85 @@ def evaluate_batch(
     the per-image "worst" verdict is the same as running them all, for less work; minimum-norm attacks
     always see every image (their minimal SNR is level-free). `sanity_level`: also run the first
     iterative gradient attack (an L2 one first) at that very low SNR, where accuracy should approach zero.
+    Before the attacks two identical passes (the clean one and the zero-gradient check's) test whether the model is
+    random (`randomized`); if it is, on any
+    image of the batch, every attack averages `eot_samples` passes per evaluation (EOT) and "randomized" (bool
+    (N,)) and "eot_samples" say so.
 
     Returns {"clean_pred": (N,), "zero_grad": bool (N,), "attacks": {name: {"adv_correct": int8 (L, N),
     "measured_snr_db": (L, N), "min_snr_db": (N,) | None, "improving": int8 (L, N) | None (1: still closing in
     on the boundary at the end, 0: not, -1: not said or not attacked)}}, "sanity_correct": {name: bool (N,)}},
     and "sanity_level" when that check ran.
     """
-    n = len(y)
     with crafting_mode(model, "eval"):
         with torch.no_grad():
-            clean_pred = model(x).argmax(dim=1)
-        zero_grad = input_gradient(model, x, y).flatten(1).abs().amax(dim=1) == 0
+            logits = model(x)
+        _, again, grad = loss_and_grad(model, x, y)  # the zero-gradient check's pass is the randomness check's too
+        clean_pred, random = logits.argmax(dim=1), randomized(logits, again)
+        zero_grad = grad.flatten(1).abs().amax(dim=1) == 0
         robust = {lv: clean_pred == y for lv in [*weak_to_strong(snr_levels), None]}  # None: fixed budgets
         out: dict[str, Any] = {"clean_pred": clean_pred, "zero_grad": zero_grad, "attacks": {}, "sanity_correct": {}}
-        for name, attack in attacks.items():
-            levels = attack_levels(attack, snr_levels)
-            adv_correct = torch.full((len(levels), n), -1, dtype=torch.int8, device=x.device)
-            measured = torch.full((len(levels), n), float("nan"), device=x.device)
-            improving = torch.full((len(levels), n), -1, dtype=torch.int8, device=x.device)  # -1: not said
-            min_snr = None
-            subsets = cascade and not attack.minimal_norm
-            if not subsets:
-                results = attack.craft_levels(model, x, y, levels)
-                for i, r in enumerate(results):
-                    adv_correct[i] = _correct(model, r.x_adv, y).to(torch.int8)
-                    measured[i] = measured_snr_db(x, r.x_adv)
-                    if r.improving is not None:
-                        improving[i] = r.improving.to(torch.int8)
-                min_snr = results[0].min_snr_db
-            else:
-                for i, lv in enumerate(levels):
-                    todo = robust[lv].nonzero().squeeze(1)
-                    if todo.numel():
-                        (r,) = attack.craft_levels(model, x[todo], y[todo], [lv])
-                        adv_correct[i, todo] = _correct(model, r.x_adv, y[todo]).to(torch.int8)
-                        measured[i, todo] = measured_snr_db(x[todo], r.x_adv)
-                        if r.improving is not None:
-                            improving[i, todo] = r.improving.to(torch.int8)
-            for i, lv in enumerate(levels):
-                robust[lv] &= adv_correct[i] != 0
-            out["attacks"][name] = {
-                "adv_correct": adv_correct,
-                "measured_snr_db": measured,
-                "min_snr_db": min_snr,
-                "improving": improving if attack.iterative and not attack.minimal_norm else None,
-            }
-        sane = [
-            n
-            for n, a in attacks.items()
-            if a.iterative and a.uses_gradients and a.budget == "snr" and not a.minimal_norm
-        ]
-        if sanity_level is not None and sane:
-            name = sorted(sane, key=lambda n: attacks[n].norm != "l2")[0]  # the L2 ball holds the cube
-            (r,) = attacks[name].craft_levels(model, x, y, [sanity_level])
-            out["sanity_correct"][name] = _correct(model, r.x_adv, y)
-            out["sanity_level"] = sanity_level
+        out["randomized"] = random
+        eot = bool(random.any()) and eot_samples > 1
+        out["eot_samples"] = eot_samples if eot else 1
+        with expectation_over(attacks, eot_samples, eot):
+            _attack_all(model, x, y, attacks, snr_levels, cascade, sanity_level, robust, out)
     return out
+
+
+def _attack_all(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    attacks: Mapping[str, Attack],
+    snr_levels: Sequence[float],
+    cascade: bool,
+    sanity_level: float | None,
+    robust: dict[float | None, Tensor],
+    out: dict[str, Any],
+) -> None:
+    """`evaluate_batch`'s attacks, filling `out` (see there)."""
+    n = len(y)
+    for name, attack in attacks.items():
+        levels = attack_levels(attack, snr_levels)
+        adv_correct = torch.full((len(levels), n), -1, dtype=torch.int8, device=x.device)
+        measured = torch.full((len(levels), n), float("nan"), device=x.device)
+        improving = torch.full((len(levels), n), -1, dtype=torch.int8, device=x.device)  # -1: not said
+        min_snr = None
+        subsets = cascade and not attack.minimal_norm
+        if not subsets:
+            results = attack.craft_levels(model, x, y, levels)
+            for i, r in enumerate(results):
+                adv_correct[i] = _correct(model, r.x_adv, y).to(torch.int8)
+                measured[i] = measured_snr_db(x, r.x_adv)
+                if r.improving is not None:
+                    improving[i] = r.improving.to(torch.int8)
+            min_snr = results[0].min_snr_db
+        else:
+            for i, lv in enumerate(levels):
+                todo = robust[lv].nonzero().squeeze(1)
+                if todo.numel():
+                    (r,) = attack.craft_levels(model, x[todo], y[todo], [lv])
+                    adv_correct[i, todo] = _correct(model, r.x_adv, y[todo]).to(torch.int8)
+                    measured[i, todo] = measured_snr_db(x[todo], r.x_adv)
+                    if r.improving is not None:
+                        improving[i, todo] = r.improving.to(torch.int8)
+        for i, lv in enumerate(levels):
+            robust[lv] &= adv_correct[i] != 0
+        out["attacks"][name] = {
+            "adv_correct": adv_correct,
+            "measured_snr_db": measured,
+            "min_snr_db": min_snr,
+            "improving": improving if attack.iterative and not attack.minimal_norm else None,
+        }
+    sane = [
+        n for n, a in attacks.items() if a.iterative and a.uses_gradients and a.budget == "snr" and not a.minimal_norm
+    ]
+    if sanity_level is not None and sane:
+        name = sorted(sane, key=lambda n: attacks[n].norm != "l2")[0]  # the L2 ball holds the cube
+        (r,) = attacks[name].craft_levels(model, x, y, [sanity_level])
+        out["sanity_correct"][name] = _correct(model, r.x_adv, y)
+        out["sanity_level"] = sanity_level
 
 
 def batch_records(
@@ -188,6 +240,8 @@ def records_of(
         clean_pred=cat(lambda b: b["clean_pred"]),
         zero_grad=cat(lambda b: b["zero_grad"]),
         cascade=cascade,
+        randomized=cat(lambda b: b["randomized"]) if "randomized" in batches[0] else None,
+        eot_samples=max(int(b.get("eot_samples", 1)) for b in batches),
     )
     for name, attack in attacks.items():
         has_min = batches[0]["attacks"][name]["min_snr_db"] is not None

@@ -42,6 +42,8 @@ class Evaluator:
         seed: seeds the generators of the attacks given without one (see the module docstring).
         worst: the summary reports the per-image worst case over the attacks.
         certifier: also certify each image by randomized smoothing (`robustness/certify.py`); None: off.
+        eot_samples: passes the attacks average per evaluation of a model found random before them (EOT, see
+            `robustness/batch.py: evaluate_batch`); 1: single draws.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class Evaluator:
         seed: int = 0,
         worst: bool = True,
         certifier: Certifier | None = None,
+        eot_samples: int = 20,
     ) -> None:
         require(
             isinstance(attacks, Mapping) and len(attacks) > 0 and all(isinstance(a, Attack) for a in attacks.values()),
@@ -68,6 +71,13 @@ class Evaluator:
         self.seed = seed
         self.worst = bool(worst)
         self.certifier = certifier
+        require(
+            isinstance(eot_samples, int) and not isinstance(eot_samples, bool) and 1 <= eot_samples <= 10_000,
+            "eot_samples",
+            eot_samples,
+            "an integer in [1, 10000]",
+        )
+        self.eot_samples = eot_samples
         # the attacks whose generators this engine owns, in a fixed order (each draws its own stream)
         self._own_rng = {name: a for name, a in self.attacks.items() if a.generator is None}
         self._owns_certifier_rng = certifier is not None and certifier.generator is None
@@ -77,7 +87,8 @@ class Evaluator:
     ) -> Evaluator:
         """An engine for some of the attacks at other levels (e.g. a validation probe; no certification), sharing
         the attack objects and the seeding of this one: an attack draws the same stream whichever engine runs it."""
-        part = Evaluator({n: self.attacks[n] for n in names}, snr_levels, self.cascade, sanity_snr_db, self.seed)
+        attacks = {n: self.attacks[n] for n in names}
+        part = Evaluator(attacks, snr_levels, self.cascade, sanity_snr_db, self.seed, eot_samples=self.eot_samples)
         part.worst, part._own_rng = self.worst, self._own_rng
         return part
 
@@ -131,7 +142,9 @@ class Evaluation:
         if index is None:
             index = torch.arange(self._seen, self._seen + len(y))
         self._seen += len(y)
-        out = evaluate_batch(model, x, y, engine.attacks, engine.levels, engine.cascade, engine.sanity_snr_db)
+        out = evaluate_batch(
+            model, x, y, engine.attacks, engine.levels, engine.cascade, engine.sanity_snr_db, engine.eot_samples
+        )
         if engine.certifier is not None:
             out["certified"] = certificate_arrays(engine.certifier.certify(model, x))
         out["label"], out["index"] = y, index

@@ -17,7 +17,8 @@ way. Each warning names its evidence and the likely cause:
 - a fixed-budget attack breaking an image the minimum-norm attack called robust at that level: the
   minimum-norm attack is too weak, its curve overstates robustness;
 - an iterative attack that left more than a tenth of its robust images just short of the boundary and still
-  closing in at its last pace: it stopped before converging, and more steps would break some (Carlini et al. 2019).
+  closing in at its last pace: it stopped before converging, and more steps would break some (Carlini et al. 2019);
+- a random model (two identical passes disagree): said, with whether the attacks averaged over draws (EOT).
 
 Pure functions over numbers and per-image records, shared by the training callback, checkpoint
 evaluation and the sweep report.
@@ -209,7 +210,29 @@ def check_records(records: Any, traits: Mapping[str, Traits], tolerance: float =
             )
     warnings += _minimal_norm_too_weak(records, traits, tolerance)
     warnings += _not_converged(records)
+    warnings += _randomized(records)
     return warnings
+
+
+def _randomized(records: Any) -> list[dict[str, str]]:
+    """A model whose logits differ between two identical passes (dropout left on, random transforms, a smoothed
+    classifier): gradient attacks on single draws overstate its robustness (Athalye et al. 2018); say whether the
+    attacks averaged over draws (EOT) and how many images were affected."""
+    random = records.randomized
+    if random is None or not random.any():
+        return []
+    seen = f"the model's logits differed between two identical passes on {int(random.sum())} of {records.n} images"
+    if records.eot_samples > 1:
+        how = (
+            f"the attacks averaged {records.eot_samples} passes per step (Expectation over Transformation, Athalye "
+            "et al. 2018); a random model's accuracy varies from run to run, so compare means over seeds"
+        )
+    else:
+        how = (
+            "the attacks used single draws, which overstate a random model's robustness: raise eval.eot_samples "
+            "(Athalye et al. 2018), or make the model deterministic (eval mode, no random transforms)"
+        )
+    return [_warning("randomized", "*", f"{seen}: {how}")]
 
 
 def _not_converged(records: Any, share: float = STILL_IMPROVING_SHARE) -> list[dict[str, str]]:

@@ -62,6 +62,10 @@ class Records:
     # randomized-smoothing certification (`robustness/certify.py`), per image: prediction (-1 abstains), p_lower,
     # radius, snr_db, sigma, count (draws of n for the selected class); empty when nothing was certified
     certified: dict[str, np.ndarray] = field(default_factory=dict)
+    # bool (N,): two identical passes gave other logits (a random model); the attacks then averaged `eot_samples`
+    # passes per evaluation (EOT; 1: they did not)
+    randomized: np.ndarray | None = None
+    eot_samples: int = 1
 
     @property
     def n(self) -> int:
@@ -161,6 +165,9 @@ class Records:
                 out[f"{name}.sanity_correct"] = correct
         for key, values in self.certified.items():
             out[f"certified.{key}"] = values
+        if self.randomized is not None:
+            out["randomized"] = self.randomized
+            out["eot_samples"] = np.array(self.eot_samples)
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -181,6 +188,8 @@ class Records:
             cascade=bool(arrays.get("cascade", False)),
             split_size=int(arrays["split_size"]) if "split_size" in arrays else None,
             subset_seed=int(arrays["subset_seed"]) if "subset_seed" in arrays else None,
+            randomized=arrays.get("randomized"),
+            eot_samples=int(arrays.get("eot_samples", 1)),
         )
         if "sanity_level" in arrays:
             records.sanity_level = float(arrays["sanity_level"])
@@ -226,6 +235,8 @@ def merge(parts: list[Records]) -> Records:
         cascade=first.cascade,
         split_size=first.split_size,
         subset_seed=first.subset_seed,
+        randomized=None if first.randomized is None else take(lambda p: p.randomized),
+        eot_samples=max(p.eot_samples for p in filled),
     )
     for name, rec in first.attacks.items():
         merged.attacks[name] = AttackRecords(
