@@ -204,7 +204,10 @@ def build_module(
         std=list(datamodule.std),
         **defense.model_options,
     )
-    perf = resolve_perf(**(cfg.get("perf") or {}), **_run_facts(trainer, datamodule))
+    try:
+        perf = resolve_perf(**(cfg.get("perf") or {}), **_run_facts(trainer, datamodule))
+    except UserError as e:  # it names its parameter (`compile=1 is invalid`); the user set `perf.compile`
+        raise UserError(f"perf.{e}") from None
     net = apply_perf(net, **perf)  # channels_last / compile (models/speed.py); absent = off
     optim = cfg.optim
     return RobustClassifier(

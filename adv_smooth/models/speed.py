@@ -56,8 +56,8 @@ def resolve_perf(
       enough faster steps; the threshold comes from the measured break-even (benchmarks/gpu.py).
     """
     for key, value in (("channels_last", channels_last), ("compile", compile)):
-        require(value == AUTO or isinstance(value, bool), f"perf.{key}", value, "true, false or auto (GPU only)")
-    require_int("perf.compile_min_steps", compile_min_steps, 0)
+        require(value == AUTO or isinstance(value, bool), key, value, "true, false or auto (GPU only)")
+    require_int("compile_min_steps", compile_min_steps, 0)
     gpu = device is not None and torch.device(device).type == "cuda"
     if channels_last == AUTO:
         channels_last = gpu
