@@ -28,6 +28,7 @@ from torch import Tensor
 
 from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem, needs_more_steps
 from adv_smooth.attacks.gradients import LossFn, cross_entropy, loss_and_grad, margin
+from adv_smooth.attacks.threat import DISPLAY
 from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, require
 
 LOSSES = ("ce", "dlr")
@@ -122,7 +123,7 @@ class APGD(Attack):
 
     def describe(self) -> str:
         kind = f"T{self.targets}" if self.targets else self.loss.upper()
-        return f"APGD-{kind} {self.norm} {self.steps} steps"
+        return f"APGD-{kind} {DISPLAY[self.norm]} {self.steps} steps"
 
     def passes_per_image(self, levels: int) -> float:
         """Per level the clean score, then per target and restart `steps + 1` gradients: an upper bound, the

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from adv_smooth.attacks.budget import linf_eps, snr_radius
 from adv_smooth.attacks.gradients import check_not_inference_mode, crafting_mode
 from adv_smooth.attacks.space import Space
-from adv_smooth.attacks.threat import NORMS, ThreatModel, threat_model
+from adv_smooth.attacks.threat import DISPLAY, NORMS, ThreatModel, threat_model
 from adv_smooth.utils.errors import UserError, require
 
 BUDGETS = ("snr", "fixed")
@@ -173,8 +173,8 @@ class Attack:
         return f"{type(self).__name__}({opts})"
 
     def describe(self) -> str:
-        """One short line for tables and warnings, e.g. `PGD l2 snr`."""
-        return f"{type(self).__name__} {self.norm} {self.budget}"
+        """One short line for tables and warnings, e.g. `PGD L2 snr` (threat models named as the field does)."""
+        return f"{type(self).__name__} {DISPLAY[self.norm]} {self.budget}"
 
     # -- public API -----------------------------------------------------------------------------------
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, snr_db: float | None = None) -> Tensor:

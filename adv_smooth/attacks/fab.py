@@ -43,6 +43,7 @@ from torch import Tensor
 from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
 from adv_smooth.attacks.fmn import MinimalPerturbation, keep_smallest, minimal_snr_db
 from adv_smooth.attacks.gradients import loss_and_grad
+from adv_smooth.attacks.threat import DISPLAY
 from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, is_number, require
 
 BISECTION_STEPS = 40
@@ -118,7 +119,7 @@ class FAB(Attack):
         self.alpha_max, self.eta, self.beta = float(alpha_max), float(eta), float(beta)
 
     def describe(self) -> str:
-        return f"FAB-T{self.targets} {self.norm} {self.budget}"
+        return f"FAB-T{self.targets} {DISPLAY[self.norm]} {self.budget}"
 
     def passes_per_image(self, levels: int) -> float:
         """One search for every level: the clean score, then per target and restart `steps` input gradients and

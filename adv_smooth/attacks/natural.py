@@ -26,6 +26,7 @@ from torch import Tensor
 
 from adv_smooth.attacks.base import Attack, Problem
 from adv_smooth.attacks.budget import per_image_norm
+from adv_smooth.attacks.threat import DISPLAY
 from adv_smooth.utils.errors import require
 
 KINDS = ("gaussian", "uniform", "impulse", "shot", "lowfreq")
@@ -48,7 +49,7 @@ class NaturalNoise(Attack):
         self.kind = kind
 
     def describe(self) -> str:
-        return f"{self.kind} noise {self.norm} {self.budget}"
+        return f"{self.kind} noise {DISPLAY[self.norm]} {self.budget}"
 
     def passes_per_image(self, levels: int) -> float:
         """No pass through the model: the noise is drawn, not searched."""

@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 
 NORMS = ("linf", "l2")
+DISPLAY = {"linf": "Linf", "l2": "L2"}  # the field's names (RobustBench, AutoAttack) in every table and message
+
 TINY = 1e-12
 
 
