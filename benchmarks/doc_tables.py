@@ -1,0 +1,82 @@
+"""The benchmark tables the docs quote, generated from the committed JSON in benchmarks/results/.
+
+A docs page holds each table between `<!-- table: NAME -->` and `<!-- /table -->`; tests/docs/test_docs_numbers.py
+regenerates it here and fails when the page and the JSON disagree. `python -m benchmarks.doc_tables` prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+CURVE_ROWS = [
+    ("fgsm", "FGSM (L-inf)"),
+    ("pgd", "PGD-10 (L-inf)"),
+    ("apgd", "APGD-100 (L-inf)"),
+    ("apgd_l2", "APGD-100 (L2)"),
+    ("fmn_l2", "FMN minimal-SNR curve (L2)"),
+]
+BASELINE_ROWS = [
+    ("vanilla", "vanilla"),
+    ("fgsm", "FGSM training (`adv`'s recipe)"),
+    ("pgd", "PGD training (`pgd`'s)"),
+    ("trades", "TRADES, β = 6 (`trades`'s)"),
+]
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def curves_table() -> str:
+    """benchmarks/results/curves.json: accuracy per attack and SNR level, and the per-image worst case."""
+    data = _load("curves")
+    levels = [int(level) for level in data["levels_db"]]
+    attacks = data["summary"]["attacks"]
+    head = "| accuracy (%) | " + " | ".join(f"{level} dB" for level in levels) + " |"
+    lines = [head, "|---|" + "---|" * len(levels)]
+    rows = [(label, attacks[key]["acc"]) for key, label in CURVE_ROWS]
+    rows.append(("worst of all", data["summary"]["worst"]["acc"]))
+    for label, acc in rows:
+        lines.append(f"| {label} | " + " | ".join(_pct(acc[f"snr{level}"]) for level in levels) + " |")
+    return "\n".join(lines)
+
+
+def baselines_table() -> str:
+    """benchmarks/results/baselines_digits.json: clean and PGD-10 accuracy per training, one column per seed."""
+    data = _load("baselines_digits")
+    seeds = [str(seed) for seed in data["seeds"]]
+    lines = [
+        f"| training (seeds {' / '.join(seeds)}) | clean % | PGD-10 at 14 dB % | PGD-10 at 11 dB % |",
+        "|---|---|---|---|",
+    ]
+    for key, label in BASELINE_ROWS:
+        runs = data["results"][key]
+        cells = [" / ".join(_pct(runs[seed][metric]) for seed in seeds) for metric in ("clean", "pgd_14db", "pgd_11db")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+TABLES = {"curves": curves_table, "baselines_digits": baselines_table}
+_BLOCK = re.compile(r"<!-- table: (?P<name>[\w-]+) -->\n(?P<body>.*?)\n<!-- /table -->", re.DOTALL)
+
+
+def tables_in(text: str) -> dict[str, str]:
+    """The generated tables a page holds: name -> the table as the page has it."""
+    return {m["name"]: m["body"].strip() for m in _BLOCK.finditer(text)}
+
+
+def main() -> None:
+    for name, make in TABLES.items():
+        print(f"<!-- table: {name} -->\n{make()}\n<!-- /table -->\n")
+
+
+if __name__ == "__main__":
+    main()
