@@ -1,8 +1,9 @@
 """Who may write into a run directory, and what may replace its results.json.
 
-Two runs in one directory would interleave checkpoints, logs and results, so a job holds an exclusive
-`flock` on `<run dir>/.lock` for as long as it runs (the kernel drops it when the process dies, so a
-killed run never leaves a stale lock); a second run is refused in one line naming the PID that holds it.
+Two runs in one directory would interleave checkpoints, logs and results, so a job holds an exclusive lock on
+`<run dir>/.lock` for as long as it runs (the `filelock` package: an OS lock, `flock` on POSIX and `msvcrt` on
+Windows, which the system drops when the process dies, so a killed run never leaves a stale lock); a second run
+is refused in one line naming the PID that holds it.
 
 A completed results.json is the one thing a finished run is worth: a later command pointed at the same
 directory must not replace it with a failure record, and a new training run may start there only to
@@ -13,17 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from adv_smooth.run_record import FILE, RunRecord, read
 from adv_smooth.utils.errors import UserError
 
 LOCK_NAME = ".lock"
-_HELD: dict[Path, int] = {}  # run dir -> descriptor of its locked .lock, for this process
+_HELD: dict[Path, FileLock] = {}  # run dir -> its held .lock, for this process
 
 
 def _holder(lock: Path) -> str:
@@ -42,21 +44,23 @@ def acquire(directory: Path) -> bool:
     lock = directory / LOCK_NAME
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as e:  # a read-only file system, no permission, a full disk: no run can write there
-        raise UserError(unwritable(directory, e)) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+        held = FileLock(lock, timeout=0, thread_local=False, preserve_lock_file=True, on_acquired=_write_pid)
+        held.acquire()
+    except Timeout:
         raise UserError(
             f"run dir {directory} is in use: {_holder(lock)} holds {lock} (wait for that run to end, or choose "
             "another hydra.run.dir)"
         ) from None
+    except OSError as e:  # a read-only file system, no permission, a full disk: no run can write there
+        raise UserError(unwritable(directory, e)) from None
+    _HELD[key] = held
+    return True
+
+
+def _write_pid(fd: int) -> None:
+    """The holder's PID in the lock file, for the refusal of a second run."""
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
-    _HELD[key] = fd
-    return True
 
 
 def unwritable(directory: Path, e: OSError) -> str:
@@ -93,9 +97,9 @@ def _access_errno(path: Path) -> int:
 
 
 def release(directory: Path) -> None:
-    fd = _HELD.pop(directory.resolve(), None)
-    if fd is not None:
-        os.close(fd)  # closing the descriptor drops the flock
+    held = _HELD.pop(directory.resolve(), None)
+    if held is not None:
+        held.release()
 
 
 @contextlib.contextmanager

@@ -26,9 +26,12 @@ import torch
 
 from adv_smooth.utils.errors import UserError, file_problem
 
+SAFETENSORS = ".safetensors"
+
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """`torch.load(path, weights_only=True)` on the CPU; every way it can fail becomes a `UserError`.
+    """`torch.load(path, weights_only=True)` on the CPU (a `.safetensors` file: its tensors, `load_safetensors`);
+    every way it can fail becomes a `UserError`.
 
     Missing, truncated or foreign files and files that would unpickle arbitrary objects are all user
     errors here: the caller named a file that is not a checkpoint this project may load.
@@ -37,6 +40,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     problem = file_problem(path)
     if problem is not None:
         raise UserError(f"checkpoint {str(path)!r} {problem}")
+    if path.suffix == SAFETENSORS:
+        return load_safetensors(path)
     try:
         with warnings.catch_warnings():  # torch's notes on the file ("Detected pickle protocol 4"): it loads or
             warnings.simplefilter("ignore")  # is refused below, in one line either way
@@ -139,3 +144,35 @@ def check_state_matches(checkpoint: dict[str, Any], module: torch.nn.Module, pat
             f"checkpoint {str(path)!r} does not match this model: {mismatch} "
             "(use the same model.* and dataset as the run that saved it)"
         )
+
+
+def load_safetensors(path: Path) -> dict[str, Any]:
+    """A `.safetensors` file's tensors (a plain state_dict): the format holds tensors and string metadata only, so
+    nothing in it can run; a foreign or truncated file is one line."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return dict(load_file(str(path), device="cpu"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(
+            f"checkpoint {str(path)!r} is not a readable safetensors file: {str(e).splitlines()[0]}"
+        ) from None
+
+
+def export_safetensors(checkpoint: str | Path, out: str | Path, metadata: Mapping[str, str]) -> Path:
+    """The network's weights of a Lightning checkpoint (`net.` keys, the prefix dropped) or of a plain state_dict as
+    a `.safetensors` file with `metadata` (strings), for sharing: loading it cannot run code, unlike a pickle."""
+    from safetensors.torch import save
+
+    from adv_smooth.utils.io import write_bytes_atomic
+
+    loaded = load_checkpoint(checkpoint)
+    state = loaded["state_dict"] if isinstance(loaded.get("state_dict"), dict) else loaded
+    tensors = {k.removeprefix("net."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if any(k.startswith("net.") for k in state):
+        tensors = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    if not tensors:
+        raise UserError(f"checkpoint {str(checkpoint)!r} holds no weights to export")
+    data = save({k: v.detach().contiguous() for k, v in tensors.items()}, metadata={**metadata, "format": "pt"})
+    return write_bytes_atomic(out, data)
