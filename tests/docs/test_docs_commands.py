@@ -39,6 +39,13 @@ TINY_TRAIN = [
 ]
 TINY_EVAL = ["eval.test_subset=10", "eval.snr_levels=[33]"]
 TINY_MODEL = ["model.width=8", "model.blocks=[1,1]"]
+# presets whose attacks are long: fewer steps and queries (keys of conf/eval/<preset>.yaml's attacks)
+TINY_PRESET = {
+    "strong": [
+        *(f"eval.attacks.apgd_{kind}_{norm}.steps=5" for kind in ("ce", "t") for norm in ("l2", "linf")),
+        *(f"eval.attacks.square_{norm}.queries=20" for norm in ("l2", "linf")),
+    ],
+}
 ENTRY = re.compile(r"^python -m adv_smooth(?P<module>\.evaluate|\.report)?(\s|$)")
 SHELL_UTILITIES = {"ls", "cat", "echo", "test", "mkdir", "cd", "head", "tail", "python"}
 
@@ -115,6 +122,9 @@ def tiny(command: str) -> str:
         and "model=torchvision" not in tokens
     ):
         extra = extra + TINY_MODEL
+    for token in tokens:
+        if token.startswith("eval="):
+            extra = extra + TINY_PRESET.get(token.split("=", 1)[1], [])
     own = _keys_set(tokens)
     added = [o for o in extra if o.lstrip("+~").split("=", 1)[0] not in own]
     return " ".join([shlex.join(tokens), *(shlex.quote(o) for o in added)])
@@ -177,6 +187,7 @@ def test_tiny_overrides_are_appended_unless_the_command_sets_the_key() -> None:
     assert tiny("python -m adv_smooth.report multirun/demo") == "python -m adv_smooth.report multirun/demo"
     assert tiny("python -m adv_smooth --help") == "python -m adv_smooth --help"  # prints, trains nothing
     assert "model.width=8" in tiny("python -m adv_smooth.evaluate weights=w.ckpt model=preact_resnet18_small")
+    assert "eval.attacks.square_linf.queries=20" in tiny("python -m adv_smooth.evaluate ckpt_path=a.ckpt eval=strong")
 
 
 @pytest.mark.slow
