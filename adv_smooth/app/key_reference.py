@@ -190,6 +190,18 @@ def _docstring_args(doc: str | None) -> dict[str, str]:
     return {name: _join(text) for name, text in found.items()}
 
 
+def _prose_params(doc: str | None) -> dict[str, str]:
+    """Paragraphs of a docstring that open with a parameter in backticks (`name` or `name=value`): name -> text."""
+    if not doc:
+        return {}
+    found: dict[str, str] = {}
+    for paragraph in re.split(r"\n\s*\n", inspect.cleandoc(doc)):
+        match = re.match(r"^`(\w+)(?:=[^`]*)?`", paragraph.strip())
+        if match:
+            found.setdefault(match[1], _join(paragraph.splitlines()))
+    return found
+
+
 @cache
 def _target_params(target: str) -> dict[str, tuple[str, str, str]]:
     """A `_target_` of this package: parameter -> (annotation, default, docstring text); {} for other targets."""
@@ -210,7 +222,7 @@ def _target_params(target: str) -> dict[str, tuple[str, str, str]]:
         except (TypeError, ValueError):
             continue
         docs = (
-            {**_field_comments(owner), **_docstring_args(owner.__doc__)}
+            {**_prose_params(owner.__doc__), **_field_comments(owner), **_docstring_args(owner.__doc__)}
             if inspect.isclass(owner)
             else _docstring_args(owner.__doc__)
         )
