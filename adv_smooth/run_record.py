@@ -192,6 +192,8 @@ class RunRecord:
     epochs: int = _opt("epochs trained")
     wall_time_parts_s: list[float] = _opt("wall time of each part of a resumed run")
     best_val_acc: float | None = _opt("validation accuracy of the best checkpoint")
+    selected_on: str = _opt("the validation metric that chose the best checkpoint (val/acc, val/robust_acc, ...)")
+    best_score: float | None = _opt("that metric's value at the best checkpoint")
     fit: dict[str, float] = _opt("the scalars at the end of training (val/..., train/...)")
     optimized: dict[str, float] = _opt("the metric a hyperparameter search maximizes")
     snapshots: Snapshots = _opt()

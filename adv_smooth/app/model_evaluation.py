@@ -62,6 +62,9 @@ def evaluate_model(
             `dataset.eval_batch_size`; random attacks draw per batch, so the records depend on it).
     """
     settings = load_preset(preset)
+    certify = settings.get("certify")
+    if certify is not None and snr_levels is not None:  # the sandwich's levels follow the evaluation's, as in the YAML
+        certify = {**certify, "levels": list(snr_levels)}
     engine = Evaluator(
         build_attacks(attacks if attacks is not None else settings["attacks"]),
         snr_levels if snr_levels is not None else settings["snr_levels"],
@@ -69,7 +72,7 @@ def evaluate_model(
         sanity_snr_db=settings["sanity_snr_db"] if sanity_snr_db == FROM_PRESET else sanity_snr_db,
         seed=seed,
         worst=settings["worst"],
-        certifier=build_certifier(settings.get("certify")),
+        certifier=build_certifier(certify),
     )
     records = engine.run(model, _batches(data, batch_size, _device_of(model)))
     summary = engine.summarize(records)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from adv_smooth.reporting import bounds, publish, reference, robustbench
@@ -99,6 +100,11 @@ def render(
         f"Sources: {', '.join(str(r) for r in roots)}. Jobs: {len(jobs)} found, {done} completed, "
         f"{len(groups)} groups (jobs equal in everything but the seed).",
     ]
+    done_jobs = [j for j in jobs if j.status == COMPLETED and j.results.get("selected_on")]
+    chosen = Counter(str(j.results["selected_on"]) for j in done_jobs)
+    if chosen:  # which validation metric chose the tested weights (robust accuracy for adversarial training)
+        metrics = ", ".join(f"{m} ({n} jobs)" for m, n in sorted(chosen.items()))
+        parts.append(f"Tested weights chosen on: {metrics}.")
     if groups and all(c.mean is None for t in tables for r in t.rows for c in r.cells.values()):
         split = tables[0].split
         parts += ["", f"No {split} metrics in any completed job (a search runs with test=false: try --split val)."]

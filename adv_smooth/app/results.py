@@ -28,3 +28,14 @@ def best_val_acc(trainer: pl.Trainer) -> float | None:
     if score is None or getattr(callback, "monitor", None) != "val/acc":
         return None
     return float(score)
+
+
+def selection(trainer: pl.Trainer) -> dict[str, Any]:
+    """Which validation metric chose the best checkpoint, and its score there (`selected_on`, `best_score`); {} when
+    no checkpoint callback monitors one."""
+    callback = trainer.checkpoint_callback
+    monitor = getattr(callback, "monitor", None)
+    if not monitor:
+        return {}
+    score = getattr(callback, "best_model_score", None)
+    return {"selected_on": str(monitor), "best_score": None if score is None else float(score)}

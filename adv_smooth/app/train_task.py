@@ -19,7 +19,7 @@ from adv_smooth.app.choices import hydra_choices
 from adv_smooth.app.console import hold_info
 from adv_smooth.app.hparams import final_metrics, log_hparams, run_hparams
 from adv_smooth.app.provenance import provenance
-from adv_smooth.app.results import best_val_acc, callback_results, scalar_metrics
+from adv_smooth.app.results import best_val_acc, callback_results, scalar_metrics, selection
 from adv_smooth.app.run_dir import refuse_completed
 from adv_smooth.app.search import optimized
 from adv_smooth.app.summary import format_summary, written_to
@@ -128,6 +128,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         wall_time_s=round(record.wall_time_s(), 2),  # every part of a resumed run
         wall_time_parts_s=[round(s, 2) for s in record.parts_s()],
         best_val_acc=best_val_acc(trainer),
+        **selection(trainer),
         fit=record.fit_metrics(fit_metrics),
         metrics=test_metrics,
         provenance=provenance(datamodule),

@@ -103,6 +103,10 @@ class AdversarialTraining(Defense):
     separate_passes: bool = False
     attack: Attack | None = None
 
+    @property
+    def trains_adversarially(self) -> bool:
+        return True
+
     def __post_init__(self) -> None:
         require(
             is_number(self.fraction) and 0 < self.fraction <= 1,

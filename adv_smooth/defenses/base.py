@@ -89,6 +89,13 @@ class Defense:
     def after_optimizer_step(self, model: nn.Module) -> None:
         """Act on the weights after each optimizer step (e.g. Parseval retraction)."""
 
+    @property
+    def trains_adversarially(self) -> bool:
+        """Whether training sees adversarial examples. Such a network's robust accuracy peaks early and then falls
+        while its clean accuracy rises (robust overfitting, Rice, Wong & Kolter 2020), so its checkpoint is chosen
+        on the validation probe's robust accuracy (`callbacks.model_checkpoint.monitor: auto`)."""
+        return False
+
     def extra_passes_per_image(self) -> float:
         """Passes through the network per training image beyond the step's own, in forward passes
         (`adv_smooth.attacks.base.FORWARD_PASS`), e.g. crafting adversarial examples: the validation-time
@@ -118,6 +125,10 @@ class Compose(Defense):
         for d in self.defenses:
             batch = d.prepare_batch(model, batch)
         return batch
+
+    @property
+    def trains_adversarially(self) -> bool:
+        return any(d.trains_adversarially for d in self.defenses)
 
     def extra_passes_per_image(self) -> float:
         return sum(d.extra_passes_per_image() for d in self.defenses)

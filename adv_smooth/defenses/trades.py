@@ -59,6 +59,10 @@ class Trades(Defense):
     eps_255: float | None = None
     attack: Attack | None = None
 
+    @property
+    def trains_adversarially(self) -> bool:
+        return True
+
     def __post_init__(self) -> None:
         require(is_number(self.beta) and self.beta >= 0, "beta", self.beta, "a number >= 0")
         require_training_budget(self.snr, self.eps_255)

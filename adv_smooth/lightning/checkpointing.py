@@ -84,13 +84,31 @@ def _free(directory: Path) -> str:
         return "free space unknown"
 
 
+AUTO = "auto"
+CLEAN, ROBUST = "val/acc", "val/robust_acc"  # the robustness callback logs ROBUST where its probe ran
+
+
 class ModelCheckpoint(_ModelCheckpoint):
-    """Lightning's `ModelCheckpoint`, except that `last.ckpt` follows every scheduled save."""
+    """Lightning's `ModelCheckpoint`, except that `last.ckpt` follows every scheduled save, and `monitor="auto"`
+    chooses the best checkpoint on robust validation accuracy (`val/robust_acc`, the validation probe's worst case
+    at its strongest level) when the defense trains on adversarial examples and on clean `val/acc` otherwise: an
+    adversarially trained network overfits robustly (its robust accuracy peaks early, then falls while its clean
+    accuracy rises; Rice, Wong & Kolter 2020), and the field keeps the best robust checkpoint. An epoch whose
+    validation did not run the probe (`eval.val_every_n_epochs`) is not a candidate; last.ckpt still follows it.
+    Without a probe (`eval.val_subset=0`) the choice is clean accuracy.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_saved_at: int | None = None  # global step of the newest last.ckpt
         self.saved_epochs: dict[str, int] = {}  # file -> the (0-based) epoch its weights are from
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.monitor == AUTO:
+            defense = getattr(pl_module, "defense", None)
+            probed = any(getattr(c, "val_subset", 0) != 0 for c in trainer.callbacks)  # a robustness probe may run
+            self.monitor = ROBUST if getattr(defense, "trains_adversarially", False) and probed else CLEAN
+        super().setup(trainer, pl_module, stage)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "saved_epochs": dict(self.saved_epochs)}
@@ -109,7 +127,8 @@ class ModelCheckpoint(_ModelCheckpoint):
         self.saved_epochs.pop(str(filepath), None)
 
     def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
-        super()._save_topk_checkpoint(trainer, monitor_candidates)
+        if self.monitor != ROBUST or ROBUST in monitor_candidates:  # no probe this epoch: not a candidate
+            super()._save_topk_checkpoint(trainer, monitor_candidates)
         if self.save_last:  # whether or not top-k kept this step, last.ckpt now holds it
             self._save_last_checkpoint(trainer, monitor_candidates)
 

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from adv_smooth.attacks.base import Attack
 from adv_smooth.data.sharding import sample_order
+from adv_smooth.lightning.checkpointing import ROBUST
 from adv_smooth.lightning.distributed import gather_objects
 from adv_smooth.lightning.test_subset import SubsetImages
 from adv_smooth.lightning.validation_plan import plan_for, validation_request
@@ -250,6 +251,8 @@ class RobustnessVsSNR(pl.Callback):
         for key, value in scalars(summary, stage).items():
             pl_module.log(key, value, sync_dist=False)
         self._results.setdefault("robustness", {})[stage] = summary
+        if stage == "val" and records.n:
+            pl_module.log(ROBUST, robust_accuracy(records), sync_dist=False)  # what monitor=auto selects on
         if "certified" in summary:
             certified = summary["certified"]
             for key, acc in certified["acc"].items():
@@ -277,3 +280,12 @@ class RobustnessVsSNR(pl.Callback):
         fig = accuracy_vs_snr_figure(summary)
         for lg in loggers:
             lg.experiment.add_figure(f"{stage}/robustness_vs_snr", fig, global_step=trainer.global_step)
+
+
+def robust_accuracy(records: Records) -> float:
+    """The validation probe's robust accuracy, one number to choose checkpoints on: the share of its images that are
+    correct clean and survive every attack at its strongest level (the lowest SNR; fixed budgets count as such)."""
+    worst = records.worst()
+    snr = [lv for lv in worst if lv is not None]
+    level = None if None in worst else min(snr)
+    return worst[level]

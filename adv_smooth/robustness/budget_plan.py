@@ -108,7 +108,9 @@ def plan_validation(
 def describe(
     plan: ValidationPlan, attacks: Mapping[str, Attack], levels: Sequence[float], val_images: int, budget: float
 ) -> str:
-    """The plan in one log line: what is attacked, how often, its estimated cost and who chose it."""
+    """The plan in one log line: what is attacked, how often, its estimated cost, who chose it, and how noisy the
+    probe's accuracy is (at most 1 / (2 sqrt(n)): the best-robust checkpoint is chosen on it, so a difference between
+    epochs below it is noise; raise eval.val_subset or eval.val_budget to sharpen it)."""
     if plan.subset == 0:
         why = "eval.val_subset=0" if "val_subset" in plan.explicit else "the validation split is empty"
         return f"robustness on validation: off ({why}); the test split gets the full curve"
@@ -118,7 +120,9 @@ def describe(
     cost = "cost unknown (no training)" if math.isnan(plan.share) else f"~{100 * plan.share:.1f} % of training"
     chosen = ", ".join(f"eval.{k} as set" for k in plan.explicit) or f"from the budget eval.val_budget={budget:g}"
     over = " (over the budget)" if plan.share > budget * (1 + 1e-9) else ""
+    images = min(plan.subset, val_images) if val_images else plan.subset
+    noise = f"standard error of its accuracy at most {50 / math.sqrt(images):.1f} points"  # sqrt(p(1-p)/n) <= 1/2
     return (
         f"robustness on validation: {what} at {at} dB on {plan.subset} of {val_images} images {every}, "
-        f"{cost}{over}; {chosen}; the test split gets the full curve"
+        f"{cost}{over}; {chosen}; {noise}; the test split gets the full curve"
     )

@@ -89,6 +89,7 @@ def test_describe_says_what_runs_what_it_costs_and_who_chose() -> None:
     plan = plan_validation(135, PROBE, epoch(1213), budget=0.1, max_epochs=8)
     line = describe(plan, {"fgsm": FGSM()}, [20.0], 135, 0.1)
     assert "fgsm (FGSM Linf snr) at 20 dB on 121 of 135 images every 2 epochs" in line
+    assert "standard error of its accuracy at most 4.5 points" in line  # 1 / (2 sqrt(121))
     assert "~10.0 % of training" in line and "eval.val_budget=0.1" in line and "\n" not in line
     forced = plan_validation(5000, PROBE, epoch(1000), budget=0.1, subset=512, every_n_epochs=1)
     line = describe(forced, {"fgsm": FGSM()}, [33.0], 5000, 0.1)
