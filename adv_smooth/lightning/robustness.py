@@ -52,7 +52,7 @@ FIGURE_FILE = "robustness_test.png"
 def from_eval_config(eval_cfg: Mapping[str, Any], **overrides: Any) -> RobustnessVsSNR:
     """The callback for an `eval` config group (conf/eval/*.yaml, its `attacks` built)."""
     keys = ("snr_levels", "val_subset", "val_every_n_epochs", "val_attacks", "val_snr_levels", "val_budget")
-    keys += ("cascade", "worst", "sanity_snr_db", "certify")
+    keys += ("cascade", "worst", "sanity_snr_db", "certify", "eot_samples")
     options = {k: eval_cfg[k] for k in keys if k in eval_cfg}
     return RobustnessVsSNR(attacks=eval_cfg.get("attacks"), **{**options, **overrides})
 
@@ -75,6 +75,7 @@ class RobustnessVsSNR(pl.Callback):
         save_records: write the test split's per-image records beside results.json.
         certify: `robustness/certify.py`'s options (`eval.certify`): also certify the test split's images by
             randomized smoothing (per-image records, the certified accuracy at each level); None: off.
+        eot_samples: passes the attacks average per step on a model found random (EOT; `eval.eot_samples`).
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class RobustnessVsSNR(pl.Callback):
         save_records: bool = True,
         seed: int | None = None,
         certify: Mapping[str, Any] | None = None,
+        eot_samples: int = 20,
     ) -> None:
         levels = check_levels(snr_levels)
         require(
@@ -127,7 +129,13 @@ class RobustnessVsSNR(pl.Callback):
         self.certifier = build_certifier(certify)
         # the test's engine (every attack and level, the sanity check, certification); validation runs a subset
         self.engine = Evaluator(
-            self.attacks, self.levels, cascade, sanity_snr_db, worst=worst, certifier=self.certifier
+            self.attacks,
+            self.levels,
+            cascade,
+            sanity_snr_db,
+            worst=worst,
+            certifier=self.certifier,
+            eot_samples=eot_samples,
         )
         self._now = self.engine  # this stage's
         self._evaluation: Evaluation | None = None  # the split being evaluated (None: none this epoch)
