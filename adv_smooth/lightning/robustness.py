@@ -28,7 +28,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
 from adv_smooth.attacks.base import Attack
@@ -38,10 +38,11 @@ from adv_smooth.lightning.distributed import gather_objects
 from adv_smooth.lightning.test_subset import SubsetImages
 from adv_smooth.lightning.validation_plan import plan_for, validation_request
 from adv_smooth.robustness.attack_configs import check_levels, default_attacks
-from adv_smooth.robustness.batch import weak_to_strong
+from adv_smooth.robustness.batch import attack_levels, weak_to_strong
 from adv_smooth.robustness.certify import build_certifier
 from adv_smooth.robustness.curves import accuracy_vs_snr_figure, save_figure, scalars
 from adv_smooth.robustness.evaluator import TEST_STAGE, Evaluation, Evaluator
+from adv_smooth.robustness.progress import EvaluationProgress, info_line
 from adv_smooth.robustness.records import Records, merge
 from adv_smooth.utils.errors import is_int, require
 
@@ -139,6 +140,7 @@ class RobustnessVsSNR(pl.Callback):
         )
         self._now = self.engine  # this stage's
         self._evaluation: Evaluation | None = None  # the split being evaluated (None: none this epoch)
+        self._progress: EvaluationProgress | None = None  # the test evaluation's progress (rank 0's bar or lines)
         self._seen = 0
         self._order: Tensor | None = None  # the split index of each image this process sees, in order
         self._subset: SubsetImages | None = None  # the test images evaluated, when only some (eval.test_subset)
@@ -178,9 +180,10 @@ class RobustnessVsSNR(pl.Callback):
         if isinstance(subset, SubsetImages):  # eval.test_subset: record the images' places in the whole split
             self._subset = subset
             self._order = subset.split_index if self._order is None else subset.split_index[self._order]
+        self._start_progress(trainer)
         if self.certifier is not None:
             images = len(getattr(trainer.test_dataloaders, "dataset", ()))
-            rank_zero_info(
+            info_line(
                 f"certification: {self.certifier.describe()} on {images} test images, "
                 f"at most {self.certifier.passes_per_image():,} forward passes an image, "
                 f"{images * self.certifier.passes_per_image():,} in all"
@@ -191,7 +194,11 @@ class RobustnessVsSNR(pl.Callback):
         self._accumulate(trainer, pl_module, x, y, self._split_index(len(y)))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close_progress()
         self._finish(trainer, pl_module, "test")
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._close_progress()
 
     def results(self) -> dict[str, Any]:
         """Merged into results.json by the entry points."""
@@ -229,6 +236,26 @@ class RobustnessVsSNR(pl.Callback):
 
     def _stop(self) -> None:
         self._evaluation = None
+
+    def _start_progress(self, trainer: pl.Trainer) -> None:
+        """The test evaluation's progress, on rank 0 only: a bar below Lightning's when the run shows progress bars
+        (`trainer.enable_progress_bar`), else a plain line at most once a minute (`robustness/progress.py`)."""
+        self._close_progress()
+        if not trainer.is_global_zero or self._evaluation is None:
+            return
+        loader = trainer.test_dataloaders
+        loader = loader[0] if isinstance(loader, (list, tuple)) and loader else loader
+        images = len(self._order) if self._order is not None else len(getattr(loader, "dataset", ()))
+        engine = self._now
+        levels = {name: attack_levels(attack, engine.levels) for name, attack in engine.attacks.items()}
+        bar = trainer.progress_bar_callback is not None
+        self._progress = EvaluationProgress(images, engine.attacks, levels, "test", bar=bar)
+        self._evaluation.progress = self._progress
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
 
     def _accumulate(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, x: Tensor, y: Tensor, index: Tensor

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities import rank_zero_info
 
 from adv_smooth.attacks.base import Attack
 from adv_smooth.robustness.batch import weak_to_strong
@@ -26,6 +25,7 @@ from adv_smooth.robustness.budget_plan import (
     plan_validation,
     probe,
 )
+from adv_smooth.robustness.progress import info_line
 from adv_smooth.utils.errors import is_int, is_number, require
 
 ALL = "all"
@@ -157,5 +157,5 @@ def plan_for(
     )
     chosen_keys = tuple(k for k, v in (("val_attacks", request.attacks), ("val_snr_levels", request.levels)) if v)
     plan = dataclasses.replace(plan, explicit=plan.explicit + chosen_keys)
-    rank_zero_info(describe(plan, val_attacks, val_levels, val_images, request.budget))
+    info_line(describe(plan, val_attacks, val_levels, val_images, request.budget))  # not glued onto the bar
     return plan, val_attacks, val_levels

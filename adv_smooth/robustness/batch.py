@@ -9,7 +9,7 @@ definition cannot hide a non-monotone attack (the report's "accuracy rises with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -123,6 +123,7 @@ def evaluate_batch(
     cascade: bool = False,
     sanity_level: float | None = None,
     eot_samples: int = 20,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Per-image outcomes of every attack on one batch, on the device (no read-back).
 
@@ -135,7 +136,8 @@ def evaluate_batch(
     Before the attacks two identical passes (the clean one and the zero-gradient check's) test whether the model is
     random (`randomized`); if it is, on any
     image of the batch, every attack averages `eot_samples` passes per evaluation (EOT) and "randomized" (bool
-    (N,)) and "eot_samples" say so.
+    (N,)) and "eot_samples" say so. `progress(name, levels, n, finished)` hears of each attack starting and
+    finishing on the batch's `n` images at `levels` (each level on its own in a cascade; `robustness/progress.py`).
 
     Returns {"clean_pred": (N,), "zero_grad": bool (N,), "attacks": {name: {"adv_correct": int8 (L, N),
     "measured_snr_db": (L, N), "min_snr_db": (N,) | None, "improving": int8 (L, N) | None (1: still closing in
@@ -154,8 +156,16 @@ def evaluate_batch(
         eot = bool(random.any()) and eot_samples > 1
         out["eot_samples"] = eot_samples if eot else 1
         with expectation_over(attacks, eot_samples, eot):
-            _attack_all(model, x, y, attacks, snr_levels, cascade, sanity_level, robust, out)
+            _attack_all(model, x, y, attacks, snr_levels, cascade, sanity_level, robust, out, progress or _silent)
     return out
+
+
+#: `evaluate_batch`'s progress report: (attack label, levels, images, finished).
+Progress = Callable[[str, Sequence[float | None], int, bool], Any]
+
+
+def _silent(name: str, levels: Sequence[float | None], n: int, finished: bool) -> None:
+    return None
 
 
 def _attack_all(
@@ -168,6 +178,7 @@ def _attack_all(
     sanity_level: float | None,
     robust: dict[float | None, Tensor],
     out: dict[str, Any],
+    progress: Progress = _silent,
 ) -> None:
     """`evaluate_batch`'s attacks, filling `out` (see there)."""
     n = len(y)
@@ -179,6 +190,7 @@ def _attack_all(
         min_snr = None
         subsets = cascade and not attack.minimal_norm
         if not subsets:
+            progress(name, levels, n, False)
             results = attack.craft_levels(model, x, y, levels)
             for i, r in enumerate(results):
                 adv_correct[i] = _correct(model, r.x_adv, y).to(torch.int8)
@@ -186,8 +198,10 @@ def _attack_all(
                 if r.improving is not None:
                     improving[i] = r.improving.to(torch.int8)
             min_snr = results[0].min_snr_db
+            progress(name, levels, n, True)
         else:
             for i, lv in enumerate(levels):
+                progress(name, [lv], n, False)
                 todo = robust[lv].nonzero().squeeze(1)
                 if todo.numel():
                     (r,) = attack.craft_levels(model, x[todo], y[todo], [lv])
@@ -195,6 +209,7 @@ def _attack_all(
                     measured[i, todo] = measured_snr_db(x[todo], r.x_adv)
                     if r.improving is not None:
                         improving[i, todo] = r.improving.to(torch.int8)
+                progress(name, [lv], n, True)
         for i, lv in enumerate(levels):
             robust[lv] &= adv_correct[i] != 0
         out["attacks"][name] = {

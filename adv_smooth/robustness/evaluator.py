@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from adv_smooth.attacks.base import Attack
 from adv_smooth.robustness.attack_configs import check_levels
-from adv_smooth.robustness.batch import evaluate_batch, records_of, weak_to_strong
+from adv_smooth.robustness.batch import Progress, evaluate_batch, records_of, weak_to_strong
 from adv_smooth.robustness.certify import Certifier, certificate_arrays, summarize_certified
 from adv_smooth.robustness.curves import summarize
 from adv_smooth.robustness.records import Records
@@ -92,10 +92,11 @@ class Evaluator:
         part.worst, part._own_rng = self.worst, self._own_rng
         return part
 
-    def start(self, stage: int = TEST_STAGE, seed: int | None = None) -> Evaluation:
+    def start(self, stage: int = TEST_STAGE, seed: int | None = None, progress: Progress | None = None) -> Evaluation:
         """A fresh evaluation of one split; the attacks' random draws restart from (seed, stage) (`seed`: this
-        engine's unless given, e.g. the run's seed known only once a Trainer has set it)."""
-        return Evaluation(self, (self.seed if seed is None else seed) * 100_003 + stage)
+        engine's unless given, e.g. the run's seed known only once a Trainer has set it). `progress` hears of each
+        attack starting and finishing on a batch (`robustness/progress.py: EvaluationProgress`)."""
+        return Evaluation(self, (self.seed if seed is None else seed) * 100_003 + stage, progress)
 
     def run(self, model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], stage: int = TEST_STAGE) -> Records:
         """Records of `model` over `batches` of (images in [0, 1], labels), on the images' device, in order."""
@@ -127,8 +128,9 @@ class Evaluator:
 class Evaluation:
     """One split being evaluated: per-image outcomes stay on the device until `records()` reads them back once."""
 
-    def __init__(self, evaluator: Evaluator, stage_seed: int) -> None:
+    def __init__(self, evaluator: Evaluator, stage_seed: int, progress: Progress | None = None) -> None:
         self.evaluator = evaluator
+        self.progress = progress
         self._stage_seed: int | None = stage_seed  # applied at the first batch, on its device
         self._batches: list[dict[str, Any]] = []
         self._seen = 0
@@ -143,7 +145,15 @@ class Evaluation:
             index = torch.arange(self._seen, self._seen + len(y))
         self._seen += len(y)
         out = evaluate_batch(
-            model, x, y, engine.attacks, engine.levels, engine.cascade, engine.sanity_snr_db, engine.eot_samples
+            model,
+            x,
+            y,
+            engine.attacks,
+            engine.levels,
+            engine.cascade,
+            engine.sanity_snr_db,
+            engine.eot_samples,
+            self.progress,
         )
         if engine.certifier is not None:
             out["certified"] = certificate_arrays(engine.certifier.certify(model, x))
