@@ -17,17 +17,9 @@ import numpy as np
 from adv_smooth.reporting.paired import load_records
 from adv_smooth.reporting.table import Group
 from adv_smooth.utils.io import write_bytes_atomic
+from adv_smooth.utils.plotting import pyplot
 
 FORMATS = ("png", "pdf")
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def save_formats(fig, path: Path) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 from adv_smooth.reporting.figures import save_formats
 from adv_smooth.reporting.jobs import Job
 from adv_smooth.reporting.table import Table
+from adv_smooth.utils.plotting import pyplot
 
 Curves = dict[str, dict[int, float]]  # term ("loss", "ce", "smooth", ...) -> {epoch: value}
 
@@ -74,18 +75,9 @@ def training_curves(job: Job) -> Curves:
     return {}
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_accuracy_vs_snr(table: Table, labels: list[str], path: Path) -> Path:
     """Clean accuracy then each SNR level (weakest noise first), a line with error bars per group."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     xs = list(range(len(table.columns)))
     step = min(0.08, 0.4 / max(1, len(table.rows)))  # groups side by side at each level: error bars never overlap
@@ -152,7 +144,7 @@ def plot_training_curves(curves_by_group: list[tuple[str, list[Curves]]], path: 
     if not terms:
         return None
     terms.sort(key=lambda t: (t != "loss", t != "ce", t))
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(terms), figsize=(4.5 * len(terms), 4), squeeze=False)

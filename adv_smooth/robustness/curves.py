@@ -20,6 +20,7 @@ from adv_smooth.attacks.base import Attack
 from adv_smooth.robustness.honesty import Traits, check_records, level_key
 from adv_smooth.robustness.records import Records
 from adv_smooth.utils.io import write_bytes_atomic
+from adv_smooth.utils.plotting import pyplot
 
 MIN_SNR_GRID = 0.5  # dB between the points of the minimal-SNR curve stored in results.json
 
@@ -108,8 +109,7 @@ def _nanmean(values: np.ndarray) -> float:
 
 def save_figure(fig: Any, path: Path) -> Path:
     """PNG written atomically, then the figure closed (matplotlib keeps open figures alive)."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
@@ -118,11 +118,7 @@ def save_figure(fig: Any, path: Path) -> Path:
 
 def accuracy_vs_snr_figure(summary: Mapping[str, Any]):
     """Accuracy (%) vs SNR (dB, decreasing to the right = more noise), one curve per attack, worst, minimal SNR."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, entry in summary["attacks"].items():
         if "min_snr" in entry:  # its own curve at any resolution stands for its per-level points
