@@ -5,9 +5,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from adv_smooth.app.cli import run_entry, run_task
-from adv_smooth.app.command_line import config_dir
-from adv_smooth.app.train_task import train
+from adv_smooth.app.entry import run_entry, run_task
+from adv_smooth.app.preflight.command_line import config_dir
+from adv_smooth.app.training_run import train
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")

@@ -8,9 +8,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from adv_smooth.app.cli import fail, run_entry, run_task
-from adv_smooth.app.command_line import config_dir
-from adv_smooth.app.evaluate_task import evaluate
+from adv_smooth.app.entry import fail, run_entry, run_task
+from adv_smooth.app.evaluation_run import evaluate
+from adv_smooth.app.preflight.command_line import config_dir
 from adv_smooth.lightning.preemption import stop_on_signals
 
 

@@ -28,7 +28,7 @@ def compose_config(dataset: str, defense: str, overrides: Sequence[str] = ()) ->
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from adv_smooth.app.command_line import config_dir
+    from adv_smooth.app.preflight.command_line import config_dir
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):

@@ -22,9 +22,9 @@ def main(overrides: list[str]) -> None:
     t = time.perf_counter()
     from hydra import compose, initialize_config_dir
 
-    import adv_smooth.app.train_task  # noqa: F401  (what `python -m adv_smooth` imports)
+    import adv_smooth.app.training_run  # noqa: F401  (what `python -m adv_smooth` imports)
     from adv_smooth.app.build import build_datamodule
-    from adv_smooth.app.command_line import config_dir
+    from adv_smooth.app.preflight.command_line import config_dir
 
     out["imports_s"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from adv_smooth.app.command_line import config_dir
+from adv_smooth.app.preflight.command_line import config_dir
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = config_dir()
@@ -107,7 +107,7 @@ def quiet_trainer(**options: Any):
 
 def train_in_run_dir(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Train `cfg` into `out` with the `.hydra/config.yaml` a real run dir holds (what evaluation reads back)."""
-    from adv_smooth.app.train_task import train
+    from adv_smooth.app.training_run import train
 
     (out / ".hydra").mkdir()
     OmegaConf.save(cfg, out / ".hydra" / "config.yaml")

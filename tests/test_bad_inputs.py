@@ -18,7 +18,7 @@ import pytest
 import pytorch_lightning as pl
 from hydra.core.global_hydra import GlobalHydra
 
-from adv_smooth.config.checks import check_config
+from adv_smooth.app.preflight.checks import check_config
 from adv_smooth.utils.errors import UserError
 from tests.conftest import CONF, REPO, compose_config, option_override
 
@@ -372,7 +372,7 @@ def test_corrupt_saved_config_in_evaluate(text: str, message: str, tmp_path: Pat
 def test_report_out_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from adv_smooth.app.report_task import main
+    from adv_smooth.app.report_run import main
 
     job = tmp_path / "sweep" / "0"
     job.mkdir(parents=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from adv_smooth.app.train_task import train
+from adv_smooth.app.training_run import train
 from adv_smooth.defenses import Defense
 from adv_smooth.lightning import NonFiniteLossError
 from adv_smooth.utils.checkpoints import load_checkpoint, rng_states, set_rng_states

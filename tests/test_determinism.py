@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adv_smooth.app.train_task import train
+from adv_smooth.app.training_run import train
 from adv_smooth.utils.checkpoints import load_checkpoint
 from tests.conftest import compose_config
 from tests.test_resume import SETTINGS

@@ -266,7 +266,7 @@ TRAINED = [
 @pytest.mark.parametrize(("experiment", "row", "extra"), TRAINED, ids=[f"{e}-{r}" for e, r, _ in TRAINED])
 def test_table_preset_trains_on_digits(experiment: str, row: str, extra: list[str], make_config) -> None:
     """The preset's own settings on the digits fixture (one-channel statistics where the preset fixes three)."""
-    from adv_smooth.app.train_task import train
+    from adv_smooth.app.training_run import train
 
     cfg = make_config(
         f"experiment={experiment}",

@@ -72,7 +72,7 @@ def test_an_attack_a_defense_and_a_torchvision_dataset_each_touch_only_their_own
     monkeypatch.syspath_prepend(str(code))
     write_mnist(tmp_path / "data", "KMNIST", train_labels=[i % 10 for i in range(40)], test_labels=list(range(10)) * 2)
 
-    from adv_smooth.app.train_task import train
+    from adv_smooth.app.training_run import train
 
     cfg = compose_config(
         *FAST,

@@ -15,7 +15,7 @@ from unittest import mock
 
 import pytest
 
-from adv_smooth.app import report_task
+from adv_smooth.app import report_run
 from tests.conftest import compose_config
 from tests.test_bad_inputs import assert_one_line_exit_2, run_main
 from tests.test_sweeps import TINY, results_of, run_cli
@@ -27,7 +27,7 @@ HAS_RAY = importlib.util.find_spec("ray") is not None and importlib.util.find_sp
 def _report_rows(sweep: Path, tmp_path: Path) -> list[str]:
     out = io.StringIO()
     with redirect_stdout(out):
-        report_task.main([str(sweep), "--out", str(tmp_path / "report")])
+        report_run.main([str(sweep), "--out", str(tmp_path / "report")])
     return [line for line in out.getvalue().splitlines() if line.startswith(("| vanilla", "| adv"))]
 
 
@@ -92,7 +92,7 @@ def test_ray_launcher_without_ray_is_one_line_exit_2(launcher: str, tmp_path: Pa
 
 def test_the_slurm_multi_node_recipe_composes(monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/cluster.md's recipe: 2 nodes x 4 GPUs, one SLURM task per GPU; the ddp-in-multirun refusal stays."""
-    from adv_smooth.config.sweeps import refuse_ddp_in_multirun
+    from adv_smooth.app.preflight.sweeps import refuse_ddp_in_multirun
     from adv_smooth.utils.errors import UserError
     from tests.test_sweeps import sweep_job
 

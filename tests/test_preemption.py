@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 
-from adv_smooth.app.train_task import train
+from adv_smooth.app.training_run import train
 from adv_smooth.lightning.preemption import Preempted
 from adv_smooth.utils.checkpoints import load_checkpoint
 from tests.conftest import compose_config

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adv_smooth.config.checks import check_config
+from adv_smooth.app.preflight.checks import check_config
 from tests.conftest import compose_config
 from tests.test_bad_inputs import error_lines, run_main
 

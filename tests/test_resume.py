@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from adv_smooth.app.train_task import train
+from adv_smooth.app.training_run import train
 from adv_smooth.utils.checkpoints import load_checkpoint
 from adv_smooth.utils.errors import UserError
 from tests.conftest import REPO, compose_config
@@ -99,7 +99,7 @@ def test_last_ckpt_follows_epochs_that_do_not_improve(tmp_path: Path, monkeypatc
 
 
 def test_ckpt_path_last_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
-    from adv_smooth.app.train_task import resolve_ckpt_path
+    from adv_smooth.app.training_run import resolve_ckpt_path
 
     assert resolve_ckpt_path("last", tmp_path) is None
     (tmp_path / "checkpoints").mkdir()

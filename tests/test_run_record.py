@@ -185,7 +185,7 @@ def _check_real(directory: Path) -> RunRecord:
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_training_and_evaluation_records_round_trip_with_provenance(tmp_path: Path) -> None:
-    from adv_smooth.app.evaluate_task import evaluate
+    from adv_smooth.app.evaluation_run import evaluate
 
     run = tmp_path / "run"
     run.mkdir()

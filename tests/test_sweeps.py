@@ -13,8 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
+from adv_smooth.app.preflight.sweeps import check_sweep, refuse_ddp_in_multirun, refuse_test_in_search
 from adv_smooth.app.search import objective, optimized
-from adv_smooth.config.sweeps import check_sweep, refuse_ddp_in_multirun, refuse_test_in_search
 from adv_smooth.utils.errors import UserError
 from tests.conftest import REPO, compose_config
 

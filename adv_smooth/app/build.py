@@ -16,15 +16,15 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from adv_smooth.app.failures import unknown_option, user_key
+from adv_smooth.app.preflight.devices import check_devices
+from adv_smooth.app.preflight.failures import unknown_option, user_key
 from adv_smooth.attacks.base import Attack
-from adv_smooth.config.devices import check_devices
 from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.lightning.distributed import carry_back
 from adv_smooth.lightning.robustness import RobustnessVsSNR, from_eval_config
-from adv_smooth.models.speed import apply_perf, resolve_perf
+from adv_smooth.models.perf import apply_perf, resolve_perf
 from adv_smooth.robustness.attack_configs import default_attacks
 from adv_smooth.utils.errors import UserError
 
@@ -208,7 +208,7 @@ def build_module(
         perf = resolve_perf(**(cfg.get("perf") or {}), **_run_facts(trainer, datamodule))
     except UserError as e:  # it names its parameter (`compile=1 is invalid`); the user set `perf.compile`
         raise UserError(f"perf.{e}") from None
-    net = apply_perf(net, **perf)  # channels_last / compile (models/speed.py); absent = off
+    net = apply_perf(net, **perf)  # channels_last / compile (models/perf.py); absent = off
     optim = cfg.optim
     return RobustClassifier(
         net,

@@ -41,7 +41,7 @@ def saved_choices(ckpt_path: Path) -> dict[str, str]:
 def evaluation_choices(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
     """An evaluation's choices: the trained runs' (an ensemble's differing ones joined with ` + `), then this
     command's `eval` if it chose one; for `weights=` (an outside network) this command's own, without a defense."""
-    from adv_smooth.app.evaluated import checkpoint_paths  # evaluation only: training imports this module too
+    from adv_smooth.app.evaluation_target import checkpoint_paths  # evaluation only: training imports this module too
 
     own = hydra_choices()
     if cfg.get("weights") is not None:

@@ -2,7 +2,7 @@
 LaTeX, CSV of every number behind them, the minimal-SNR figures.
 
 `annotate` runs before the Markdown is rendered (it fills the cells' intervals and marks and the tables'
-captions) and returns the extra sections; `write` writes the files. Kept out of app/report_task.py so the
+captions) and returns the extra sections; `write` writes the files. Kept out of app/report_run.py so the
 entry point stays plumbing.
 """
 

@@ -25,7 +25,7 @@ def require(condition: bool, key: str, value: object, allowed: str) -> None:
 
 
 # Typed checks for constructors: each object validates its own options (naming the user's config key), so the
-# start-up checks in `adv_smooth.config.checks` keep only what no single object can see. Every check has an upper
+# start-up checks in `adv_smooth.app.preflight.checks` keep only what no single object can see. Every check has an upper
 # bound, stated in its message: a value no run can use (a batch of 10**20 images, 10**23 epochs, an infinite step)
 # would otherwise pass here and crash, or run forever, later.
 MAX_COUNT = 10**7  # counts (batch sizes, epochs, steps, workers): far above any real run, far below overflow

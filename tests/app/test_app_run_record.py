@@ -15,7 +15,7 @@ import torch
 from adv_smooth.app.hparams import final_metrics, run_hparams
 from adv_smooth.app.provenance import git_state, versions
 from adv_smooth.app.summary import format_summary
-from adv_smooth.app.train_task import resolve_ckpt_path, train
+from adv_smooth.app.training_run import resolve_ckpt_path, train
 from adv_smooth.utils.run_name import MAX_LENGTH, run_name
 from tests.conftest import TINY_JOB, compose_config
 from tests.test_bad_inputs import run_main

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import pytorch_lightning as pl
 
-from adv_smooth.app.train_task import train
+from adv_smooth.app.training_run import train
 
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ def _resnet18(num_classes: int = 2, images: Path | None = None) -> torch.nn.Modu
 
 def test_a_torchvision_state_dict_scores_as_the_model_called_directly(images: Path, tmp_path: Path) -> None:
     from adv_smooth.app.build import build_datamodule
-    from adv_smooth.app.evaluate_task import evaluate
+    from adv_smooth.app.evaluation_run import evaluate
 
     net = _resnet18(images=images)
     weights = tmp_path / "resnet18.pt"

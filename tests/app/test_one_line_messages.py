@@ -27,7 +27,7 @@ def test_an_attack_built_by_a_defense_is_named_by_the_defense_key(override: str,
 
 
 def test_nested_instantiation_keys() -> None:
-    from adv_smooth.app.failures import _nested_key
+    from adv_smooth.app.preflight.failures import _nested_key
 
     assert _nested_key("defense.components.adversarial", "attack") == "defense.components.adversarial.attack"
     assert _nested_key("callbacks", "callbacks.robustness") == "callbacks.robustness"
@@ -137,7 +137,7 @@ def test_an_environment_value_is_taken_literally(monkeypatch: pytest.MonkeyPatch
     ],
 )
 def test_out_of_memory_is_one_line_naming_the_knobs(error: BaseException) -> None:
-    from adv_smooth.app.failures import explain
+    from adv_smooth.app.preflight.failures import explain
 
     message = explain(error)
     assert message is not None and message.startswith("out of memory")

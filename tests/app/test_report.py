@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from adv_smooth.app.report_task import main, report
+from adv_smooth.app.report_run import main, report
 from adv_smooth.reporting.jobs import find_jobs
 from adv_smooth.reporting.table import group_jobs
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adv_smooth.app.report_task import report
+from adv_smooth.app.report_run import report
 from tests.test_bad_inputs import run_main
 from tests.test_multirun_failures import QUICK
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from adv_smooth.app.train_task import train
+from adv_smooth.app.training_run import train
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Smoke tests of the benchmarks: tiniest settings, shapes of the JSON and the table, never timings.
 
-The fast paths they measure are tested beside their code: tests/models/test_speed.py,
+The fast paths they measure are tested beside their code: tests/models/test_perf.py,
 tests/benchmarks/test_host_syncs.py, tests/defenses/test_laplacian.py."""
 
 from __future__ import annotations

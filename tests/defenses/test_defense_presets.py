@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adv_smooth.app.train_task import train
+from adv_smooth.app.training_run import train
 from tests.conftest import CONF
 
 PRESETS = sorted(p.stem for p in (Path(CONF) / "defense").glob("*.yaml"))

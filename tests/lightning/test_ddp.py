@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from adv_smooth.app.train_task import train
+from adv_smooth.app.training_run import train
 from adv_smooth.data.sharding import EvalShards
 from adv_smooth.robustness.records import Records
 from tests.conftest import REPO, compose_config

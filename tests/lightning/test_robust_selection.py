@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adv_smooth.app.report_task import report
+from adv_smooth.app.report_run import report
 from adv_smooth.defenses import Defense
 from adv_smooth.defenses.adversarial import AdversarialTraining
 from adv_smooth.defenses.base import Compose

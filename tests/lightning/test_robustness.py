@@ -52,7 +52,7 @@ def test_curve_is_ordered_and_honest(trained_run) -> None:
 
 @pytest.mark.slow
 def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) -> None:
-    from adv_smooth.app.evaluate_task import evaluate
+    from adv_smooth.app.evaluation_run import evaluate
 
     run, results = trained_run
     cfg = compose_config(

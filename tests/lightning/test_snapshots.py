@@ -68,7 +68,7 @@ def test_three_cycles_save_three_snapshots_at_the_cycle_ends(snapshot_run) -> No
 
 @pytest.mark.slow
 def test_the_snapshot_ensemble_is_evaluated_beside_its_members(snapshot_run, tmp_path) -> None:
-    from adv_smooth.app.evaluate_task import evaluate
+    from adv_smooth.app.evaluation_run import evaluate
 
     _, results = snapshot_run
     files = results["snapshots"]["files"]

@@ -104,7 +104,7 @@ def test_training_evaluates_and_records_the_stratified_sample(subset_run) -> Non
 
 @pytest.mark.slow
 def test_evaluate_takes_the_first_images_of_the_split(subset_run, tmp_path) -> None:
-    from adv_smooth.app.evaluate_task import evaluate
+    from adv_smooth.app.evaluation_run import evaluate
     from adv_smooth.robustness.records import Records
 
     _, results = subset_run

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adv_smooth.app.report_task import report
+from adv_smooth.app.report_run import report
 from adv_smooth.reporting import bounds
 from adv_smooth.reporting.jobs import find_jobs
 from adv_smooth.reporting.table import build_tables, group_jobs

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adv_smooth.app.report_task import report
+from adv_smooth.app.report_run import report
 from adv_smooth.reporting.latex import escape
 from tests.reporting.records_sweep import LEVELS, draw_records, write_records_job
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from adv_smooth.app.report_task import report
+from adv_smooth.app.report_run import report
 from adv_smooth.robustness.records import Records
 from tests.reporting.records_sweep import LEVELS, draw_records, write_records_job
 

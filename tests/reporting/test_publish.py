@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adv_smooth.app.report_task import report
+from adv_smooth.app.report_run import report
 from tests.reporting.records_sweep import LEVELS, draw_records, write_records_job
 
 

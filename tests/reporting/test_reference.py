@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adv_smooth.app.report_task import main, report
+from adv_smooth.app.report_run import main, report
 from adv_smooth.reporting.reference import study
 from tests.reporting.records_sweep import draw_records, write_records_job
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adv_smooth.app.report_task import main
+from adv_smooth.app.report_run import main
 from adv_smooth.reporting.robustbench import FIELDS
 from tests.conftest import compose_config
 

@@ -26,9 +26,9 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from adv_smooth.app import run_dir
-from adv_smooth.app.command_line import _first_job_request, _is_sweep_config_request, check_command_line
 from adv_smooth.app.console import quiet_console
-from adv_smooth.app.failures import explain, flat
+from adv_smooth.app.preflight.command_line import _first_job_request, _is_sweep_config_request, check_command_line
+from adv_smooth.app.preflight.failures import explain, flat
 from adv_smooth.app.provenance import provenance
 from adv_smooth.app.summary import sweep_line
 from adv_smooth.run_record import ABSENT, Provenance, RunRecord

@@ -1,4 +1,4 @@
-"""A run dir from someone else cannot run code through `python -m adv_smooth.evaluate` (config/targets.py).
+"""A run dir from someone else cannot run code through `python -m adv_smooth.evaluate` (app/preflight/targets.py).
 
 Each payload is a `.hydra/config.yaml` whose `_target_` would create a marker file when built; the
 evaluation must refuse it in one line (exit status 2) and the marker must never appear.
@@ -15,7 +15,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from adv_smooth.config.targets import check_targets, refusal
+from adv_smooth.app.preflight.targets import check_targets, refusal
 from adv_smooth.utils.errors import UserError
 from tests.conftest import compose_config
 from tests.test_bad_inputs import assert_one_line_exit_2, completed_results, error_lines, run_main, run_process

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from adv_smooth.models import PreActResNet
-from adv_smooth.models.speed import apply_perf
+from adv_smooth.models.perf import apply_perf
 
 
 def test_apply_perf_keeps_the_module_and_its_keys() -> None:

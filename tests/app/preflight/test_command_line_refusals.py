@@ -29,7 +29,7 @@ def test_unparsable_override_is_one_line_exit_2(override: str, message: str, tmp
 
 def test_unparsable_override_in_process() -> None:
     """The quick subset's copy of the real-process cases above."""
-    from adv_smooth.app.command_line import check_command_line
+    from adv_smooth.app.preflight.command_line import check_command_line
     from adv_smooth.utils.errors import UserError
 
     with pytest.raises(UserError, match="'=5' has no key"):
@@ -68,7 +68,7 @@ def test_optuna_search_without_optuna_names_the_package_and_extra(tmp_path: Path
 
 
 def test_missing_sweeper_plugin_config_names_the_extra() -> None:
-    from adv_smooth.config.launchers import missing_plugin_config
+    from adv_smooth.app.preflight.launchers import missing_plugin_config
 
     message = "In 'hparams_search/optuna': Could not load 'hydra/sweeper/optuna'."
     assert missing_plugin_config(message) == (
@@ -91,7 +91,7 @@ def test_missing_sweeper_plugin_config_names_the_extra() -> None:
     ],
 )
 def test_numbers_no_knob_takes_are_refused_before_hydra_runs(override: str, message: str) -> None:
-    from adv_smooth.app.command_line import check_command_line
+    from adv_smooth.app.preflight.command_line import check_command_line
     from adv_smooth.utils.errors import UserError
 
     with pytest.raises(UserError, match="magnitude at most") as info:
@@ -104,7 +104,7 @@ def test_counts_state_their_upper_bound() -> None:
     from adv_smooth.data.digits import DigitsDataModule
     from adv_smooth.utils.errors import MAX_COUNT, UserError
 
-    with pytest.raises(UserError, match=rf"dataset.batch_size=20000000 is invalid: an integer in \[1, {MAX_COUNT}\]"):
+    with pytest.raises(UserError, match=rf"batch_size=20000000 is invalid: an integer in \[1, {MAX_COUNT}\]"):
         DigitsDataModule(batch_size=20_000_000)
 
 
@@ -121,7 +121,7 @@ def test_huge_batch_size_is_one_line_exit_2(module: str, tmp_path: Path) -> None
 
 def test_plugin_packages_are_checked_for_sweeps_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """A single run builds neither sweeper nor launcher, so it runs without optuna; a sweep is refused in one line."""
-    from adv_smooth.app.command_line import check_command_line
+    from adv_smooth.app.preflight.command_line import check_command_line
     from adv_smooth.utils.errors import UserError
 
     monkeypatch.setitem(sys.modules, "optuna", None)

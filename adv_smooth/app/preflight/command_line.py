@@ -12,9 +12,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from adv_smooth.app import suggest
-from adv_smooth.config.bounds import check_magnitudes
-from adv_smooth.config.launchers import check_launcher, check_plugin_targets, missing_plugin_config
+from adv_smooth.app.preflight import suggest
+from adv_smooth.app.preflight.launchers import check_launcher, check_plugin_targets, missing_plugin_config
+from adv_smooth.app.preflight.magnitudes import check_magnitudes
 from adv_smooth.utils.conf_dir import config_dir
 from adv_smooth.utils.errors import UserError
 

@@ -1,10 +1,10 @@
-"""`perf: auto` (adv_smooth/models/speed.py: resolve_perf): what a GPU run gets without asking, what a CPU run keeps."""
+"""`perf: auto` (adv_smooth/models/perf.py: resolve_perf): what a GPU run gets without asking, what a CPU run keeps."""
 
 from __future__ import annotations
 
 import pytest
 
-from adv_smooth.models.speed import resolve_perf
+from adv_smooth.models.perf import resolve_perf
 from adv_smooth.utils.errors import UserError
 
 

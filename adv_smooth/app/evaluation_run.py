@@ -5,7 +5,7 @@ rebuilds the same network and test split; the command line's overrides (attacks,
 root, device) are applied on top. Weights load with the weights-only unpickler. Results go to this
 evaluation's own run dir as results.json. A list of checkpoints is one ensemble, evaluated beside each of
 its members, and `weights=FILE model=...` evaluates a network that is not one of our checkpoints: what is
-evaluated is built in `app/evaluated.py`.
+evaluated is built in `app/evaluation_target.py`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from adv_smooth.app import result_set
 from adv_smooth.app.build import build_robustness_callback, build_trainer
 from adv_smooth.app.choices import evaluation_choices
-from adv_smooth.app.evaluated import ensemble_summary, evaluate_members, from_checkpoints, from_weights
+from adv_smooth.app.evaluation_target import ensemble_summary, evaluate_members, from_checkpoints, from_weights
+from adv_smooth.app.preflight.targets import check_targets
 from adv_smooth.app.provenance import provenance
 from adv_smooth.app.results import callback_results, scalar_metrics
 from adv_smooth.app.run_dir import refuse_completed
 from adv_smooth.app.summary import format_summary, written_to
-from adv_smooth.config.targets import check_targets
 from adv_smooth.lightning.test_subset import TestSubset, check_test_subset
 from adv_smooth.run_record import RunRecord, fields_of
 from adv_smooth.utils.errors import UserError

@@ -1,4 +1,4 @@
-"""Training task: what one Hydra job does. Thin: building lives in `build`, checks in `config.checks`."""
+"""Training task: what one Hydra job does. Thin: building lives in `build`, checks in `preflight.checks`."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from adv_smooth.app.build import build_datamodule, build_defense, build_list, bu
 from adv_smooth.app.choices import hydra_choices
 from adv_smooth.app.console import hold_info
 from adv_smooth.app.hparams import final_metrics, log_hparams, run_hparams
+from adv_smooth.app.preflight.checks import check_config
+from adv_smooth.app.preflight.sweeps import check_sweep
 from adv_smooth.app.provenance import provenance
 from adv_smooth.app.results import best_val_acc, callback_results, scalar_metrics, selection
 from adv_smooth.app.run_dir import refuse_completed
 from adv_smooth.app.search import optimized
 from adv_smooth.app.summary import format_summary, written_to
-from adv_smooth.config.checks import check_config
-from adv_smooth.config.sweeps import check_sweep
 from adv_smooth.lightning.checkpointing import AtomicCheckpointIO
 from adv_smooth.lightning.fit_record import FitRecord
 from adv_smooth.lightning.preemption import Preempted

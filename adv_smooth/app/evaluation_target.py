@@ -1,7 +1,7 @@
 """What `python -m adv_smooth.evaluate` evaluates: one checkpoint, an ensemble of checkpoints, or any network.
 
 * `ckpt_path=PATH`: one of this project's checkpoints; its run dir's saved config (vetted by the allowlist
-  of `config/targets.py`) rebuilds the network and the test split.
+  of `app/preflight/targets.py`) rebuilds the network and the test split.
 * `ckpt_path=[A,B,...]`: the checkpoints' networks as one ensemble (`models/ensemble.py`: the log of the
   mean softmax, attacked white-box through every member), evaluated beside each member. The members must
   come from runs on the same dataset, since they are judged on one test split; each attack step then costs
@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from adv_smooth.app.build import build_datamodule, build_defense, build_module
-from adv_smooth.config.targets import check_targets
+from adv_smooth.app.preflight.targets import check_targets
 from adv_smooth.data.identity import split_fingerprints, split_identity
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.models.ensemble import Ensemble

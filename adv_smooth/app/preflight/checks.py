@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from adv_smooth.config.bounds import check_magnitudes
+from adv_smooth.app.preflight.magnitudes import check_magnitudes
 from adv_smooth.lightning.schedules import MILESTONES_ALLOWED, valid_milestones
 from adv_smooth.utils.errors import (
     MAX_COUNT,
@@ -143,7 +143,7 @@ def check_config(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value no run could use; cheap, touches no data."""
     check_magnitudes(cfg)
     _check({key: cfg[key] for key in TOP if key in cfg}, "", TOP)
-    dataset = _plain(cfg.dataset)  # its values: the data module's constructor (see `app.train_task`)
+    dataset = _plain(cfg.dataset)  # its values: the data module's constructor (see `app.training_run`)
     _check_data_root(dataset)
     _check_own_options(_plain(cfg.model), "model")
     _check(_plain(cfg.optim), "optim.", OPTIM)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adv_smooth.app.command_line import check_command_line
-from adv_smooth.app.suggest import _keywords
+from adv_smooth.app.preflight.command_line import check_command_line
+from adv_smooth.app.preflight.suggest import _keywords
 from adv_smooth.utils.errors import UserError
 from tests.test_bad_inputs import assert_one_line_exit_2, run_main
 
