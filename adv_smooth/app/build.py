@@ -7,6 +7,7 @@ an attack config.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -228,6 +229,33 @@ def _run_facts(trainer: pl.Trainer | None, datamodule: Any) -> dict[str, Any]:
     if train_set is not None and batch_size and trainer.max_epochs is not None and trainer.max_epochs > 0:
         steps = -(-len(train_set) // (batch_size * trainer.world_size)) * trainer.max_epochs
     return {"device": trainer.strategy.root_device, "planned_steps": steps}
+
+
+def build_network(model_cfg: DictConfig, datamodule: Any) -> Any:
+    """The `model` config's network, given the data's facts (classes, channels, statistics) that its class takes
+    and the config leaves unset (so a torchvision config's own ImageNet statistics win over the dataset's)."""
+    try:
+        cls = hydra.utils.get_object(str(model_cfg._target_))
+    except Exception as e:
+        raise UserError(f"model._target_={model_cfg._target_!r} cannot be imported: {str(e).splitlines()[0]}") from None
+    facts = {
+        "num_classes": datamodule.num_classes,
+        "in_channels": datamodule.channels,
+        "mean": list(datamodule.mean),
+        "std": list(datamodule.std),
+    }
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        accepted = {}
+    given = {k: v for k, v in facts.items() if k in accepted and model_cfg.get(k) is None}
+    try:
+        return hydra.utils.instantiate(model_cfg, **given)
+    except UserError:
+        raise
+    except Exception as e:
+        cause = e.__cause__ or e
+        raise UserError(f"model={model_cfg._target_!r} cannot be built: {str(cause).splitlines()[0]}") from None
 
 
 def build_list(cfg: DictConfig | None) -> list[Any]:

@@ -21,34 +21,30 @@ def hydra_choices() -> dict[str, str]:
     return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
 
 
-def saved_choices(ckpt_path: Path) -> dict[str, str]:
-    """The choices of the run that wrote `ckpt_path`, from its `.hydra/hydra.yaml` (beside the config.yaml the
-    evaluation rebuilds the network from); {} when the run dir has none or it is unreadable. The file may come
-    from someone else: only plain strings are read, nothing in it is resolved or instantiated."""
-    for run in (ckpt_path.parent.parent, ckpt_path.parent):
-        saved = run / ".hydra" / "hydra.yaml"
-        if not saved.is_file():
-            continue
-        try:
-            node = OmegaConf.select(OmegaConf.load(saved), "hydra.runtime.choices")
-            choices = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
-        except Exception:  # not YAML, not a mapping: the summary then names no choices, the evaluation still runs
-            return {}
-        return {str(k): v for k, v in choices.items() if isinstance(v, str) and not str(k).startswith("hydra")}
-    return {}
+def saved_choices(run_dir: Path) -> dict[str, str]:
+    """The choices of the run in `run_dir`, from its `.hydra/hydra.yaml` (beside the config.yaml the evaluation
+    rebuilds the network from); {} when it is missing or unreadable. The file may come from someone else: only
+    plain strings are read, nothing in it is resolved or instantiated."""
+    saved = run_dir / ".hydra" / "hydra.yaml"
+    if not saved.is_file():
+        return {}
+    try:
+        node = OmegaConf.select(OmegaConf.load(saved), "hydra.runtime.choices")
+        choices = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
+    except Exception:  # not YAML, not a mapping: the summary then names no choices, the evaluation still runs
+        return {}
+    return {str(k): v for k, v in choices.items() if isinstance(v, str) and not str(k).startswith("hydra")}
 
 
-def evaluation_choices(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
-    """An evaluation's choices: the trained runs' (an ensemble's differing ones joined with ` + `), then this
-    command's `eval` if it chose one; for `weights=` (an outside network) this command's own, without a defense."""
-    from adv_smooth.app.evaluation_target import checkpoint_paths  # evaluation only: training imports this module too
-
+def evaluation_choices(runs: list[dict[str, str]], eval_chosen: bool) -> dict[str, str]:
+    """An evaluation's choices: the trained runs' (`runs`, an ensemble's differing ones joined with ` + `), then
+    this command's `eval` if it chose one (`eval_chosen`); for `weights=` (an outside network, `runs` empty) this
+    command's own, without a defense."""
     own = hydra_choices()
-    if cfg.get("weights") is not None:
+    if not runs:
         return {k: v for k, v in own.items() if k != "defense"}
-    runs = [saved_choices(path) for path in checkpoint_paths(cfg.ckpt_path)]
     keys = dict.fromkeys(k for run in runs for k in run)
     merged = {k: " + ".join(dict.fromkeys(run.get(k, "?") for run in runs)) for k in keys}
-    if "eval" in own and any(o.lstrip("+~").split("=")[0] == "eval" for o in overrides):
+    if "eval" in own and eval_chosen:
         merged["eval"] = own["eval"]
     return merged

@@ -14,21 +14,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from adv_smooth.app import result_set
-from adv_smooth.app.build import build_robustness_callback, build_trainer
+from adv_smooth.app.build import build_callback, build_robustness_callback, build_trainer
 from adv_smooth.app.choices import evaluation_choices
-from adv_smooth.app.evaluation_target import ensemble_summary, evaluate_members, from_checkpoints, from_weights
-from adv_smooth.app.preflight.targets import check_targets
+from adv_smooth.app.evaluation_target import (
+    Evaluated,
+    checkpoint_paths,
+    ensemble_summary,
+    from_checkpoints,
+    from_weights,
+    saved_run,
+)
 from adv_smooth.app.provenance import provenance
 from adv_smooth.app.results import callback_results, scalar_metrics
 from adv_smooth.app.run_dir import refuse_completed
 from adv_smooth.app.summary import format_summary, written_to
 from adv_smooth.lightning.test_subset import TestSubset, check_test_subset
-from adv_smooth.run_record import RunRecord, fields_of
+from adv_smooth.run_record import Member, RunRecord, fields_of
 from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.ranks import launched_rank_zero
 
@@ -45,29 +50,6 @@ EVAL_KEYS = (
     "trainer.precision",
     "seed",
 )
-
-
-def training_config(ckpt_path: Path) -> DictConfig:
-    """The config saved by Hydra in the run that wrote `ckpt_path` (run/checkpoints/x.ckpt).
-
-    The run dir may come from someone else: the file must be a YAML mapping, and every `_target_` in it
-    must pass `check_targets` before anything is built from it.
-    """
-    for run in (ckpt_path.parent.parent, ckpt_path.parent):
-        saved = run / ".hydra" / "config.yaml"
-        if saved.is_file():
-            try:
-                loaded = OmegaConf.load(saved)
-            except Exception as e:  # YAML syntax, undecodable bytes, unreadable file
-                raise UserError(f"{saved} is not a readable config ({' '.join(str(e).split())[:200]})") from None
-            if not isinstance(loaded, DictConfig):
-                raise UserError(f"{saved} is not a config mapping (it holds a {type(loaded).__name__})")
-            check_targets(loaded, str(saved))
-            return loaded
-    raise UserError(
-        f"ckpt_path={str(ckpt_path)!r}: no .hydra/config.yaml found in its run dir, so the network it belongs to "
-        "is unknown (keep checkpoints inside the run dir that wrote them)"
-    )
 
 
 def apply_overrides(train_cfg: DictConfig, cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -130,14 +112,30 @@ def _progress_bar(run_cfg: DictConfig) -> list[Any]:
     bar = (run_cfg.get("callbacks") or {}).get("progress_bar")
     if bar is None or not run_cfg.trainer.get("enable_progress_bar", True):
         return []
-    return [hydra.utils.instantiate(bar)]  # a run dir's config passed check_targets before anything was built
+    return [build_callback(bar)]  # a run dir's config passed check_targets before anything was built
 
 
 def _plain(value: Any) -> Any:
     return OmegaConf.to_object(value) if isinstance(value, ListConfig) else value
 
 
+def evaluate_members(target: Evaluated, out: Path) -> list[Member]:
+    """Each member through the same evaluation as the ensemble (records and figure in `out/members/<i>/`)."""
+    members = []
+    for i, (path, module) in enumerate(target.members):
+        trainer = test_run(target.run_cfg, module, target.datamodule, out / "members" / str(i))
+        blocks = fields_of(callback_results(trainer), Member, f"member {i}'s results")
+        members.append(Member(ckpt_path=path, metrics=scalar_metrics(trainer), **blocks))
+    return members
+
+
+def _chose_eval(overrides: list[str]) -> bool:
+    return any(o.lstrip("+~").split("=")[0] == "eval" for o in overrides)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """One evaluation job. Each fact is found once here and passed down: the command's overrides, the checkpoint
+    paths, each checkpoint's run (its saved config, vetted, and its choices), the loaded weights."""
     from hydra.core.hydra_config import HydraConfig
 
     start = time.time()
@@ -147,11 +145,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_test_subset(cfg.eval.get("test_subset"), cfg.eval.get("test_subset_seed"))
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     if cfg.get("weights") is not None:  # any network (models/external.py): the command line's own config
-        target = from_weights(cfg)
-    elif cfg.get("ckpt_path") is not None:  # our checkpoint(s): each run dir's saved config, vetted
-        target = from_checkpoints(cfg, lambda path: apply_overrides(training_config(path), cfg, overrides))
-    else:
-        raise UserError("give ckpt_path=PATH (a list [A,B,...]: one ensemble) or weights=FILE with model=...")
+        target, runs = from_weights(cfg), []
+    else:  # our checkpoint(s): each run dir's saved config, vetted once, this command's overrides on top
+        paths = checkpoint_paths(cfg.ckpt_path)
+        runs = [saved_run(path) for path in paths]
+        target = from_checkpoints(paths, [apply_overrides(run.config, cfg, overrides) for run in runs])
     run_cfg = target.run_cfg
     subset = TestSubset(run_cfg.eval.get("test_subset"), run_cfg.eval.get("test_subset_seed"))
     if subset.n is not None:  # the data is loaded: a subset larger than the split is refused before the Trainer
@@ -165,7 +163,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         status="completed",
         task="evaluate",
         seed=run_cfg.seed,
-        choices=evaluation_choices(cfg, overrides),  # the trained run's dataset, model, defense
+        choices=evaluation_choices([run.choices for run in runs], _chose_eval(overrides)),  # the trained run's
         wall_time_s=round(time.time() - start, 2),
         metrics=scalar_metrics(trainer),
         provenance=provenance(fingerprints=fingerprints),  # the code and libraries that made these numbers
@@ -173,7 +171,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         config=OmegaConf.to_container(run_cfg, resolve=True),
     )
     if target.members:  # an ensemble: each member through the same evaluation, in members/<i>/
-        record.members = evaluate_members(target, staging, lambda m, d: test_run(run_cfg, m, target.datamodule, d))
+        record.members = evaluate_members(target, staging)
         record.wall_time_s = round(time.time() - start, 2)
     if not trainer.is_global_zero:  # another DDP process (`ddp` re-runs this command): rank 0 writes the results
         return record.to_dict()

@@ -14,27 +14,23 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from adv_smooth.app.build import build_datamodule, build_defense, build_module
+from adv_smooth.app.build import build_datamodule, build_defense, build_module, build_network
+from adv_smooth.app.choices import saved_choices
 from adv_smooth.app.preflight.targets import check_targets
 from adv_smooth.data.identity import split_fingerprints, split_identity
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.models.ensemble import Ensemble
 from adv_smooth.models.external import Normalized, check_output, load_weights
-from adv_smooth.run_record import Member, fields_of
 from adv_smooth.utils.checkpoints import load_checkpoint, state_mismatch
 from adv_smooth.utils.errors import UserError
-
-DATA_FACTS = ("num_classes", "in_channels", "mean", "std")
 
 
 @dataclass
@@ -46,6 +42,14 @@ class Evaluated:
     module: RobustClassifier
     info: dict[str, Any]
     members: list[tuple[str, RobustClassifier]] = field(default_factory=list)
+
+
+@dataclass
+class SavedRun:
+    """What the run that wrote a checkpoint saved beside it: its config (vetted) and its config-group choices."""
+
+    config: DictConfig
+    choices: dict[str, str]
 
 
 def checkpoint_paths(value: Any) -> list[Path]:
@@ -60,6 +64,29 @@ def checkpoint_paths(value: Any) -> list[Path]:
             raise UserError(f"ckpt_path={paths} names a checkpoint twice: an ensemble's members must differ")
         return [Path(p).expanduser() for p in paths]
     return [Path(str(value)).expanduser()]
+
+
+def saved_run(ckpt_path: Path) -> SavedRun:
+    """The run that wrote `ckpt_path` (run/checkpoints/x.ckpt): its `.hydra/config.yaml` and its choices.
+
+    The run dir may come from someone else: the file must be a YAML mapping, and every `_target_` in it
+    must pass `check_targets` before anything is built from it.
+    """
+    for run in (ckpt_path.parent.parent, ckpt_path.parent):
+        saved = run / ".hydra" / "config.yaml"
+        if saved.is_file():
+            try:
+                loaded = OmegaConf.load(saved)
+            except Exception as e:  # YAML syntax, undecodable bytes, unreadable file
+                raise UserError(f"{saved} is not a readable config ({' '.join(str(e).split())[:200]})") from None
+            if not isinstance(loaded, DictConfig):
+                raise UserError(f"{saved} is not a config mapping (it holds a {type(loaded).__name__})")
+            check_targets(loaded, str(saved))
+            return SavedRun(loaded, saved_choices(run))
+    raise UserError(
+        f"ckpt_path={str(ckpt_path)!r}: no .hydra/config.yaml found in its run dir, so the network it belongs to "
+        "is unknown (keep checkpoints inside the run dir that wrote them)"
+    )
 
 
 def _label(paths: list[Path], i: int) -> str:
@@ -83,18 +110,14 @@ def check_same_dataset(configs: list[DictConfig], paths: list[Path]) -> None:
             )
 
 
-def from_checkpoints(cfg: DictConfig, run_config: Callable[[Path], DictConfig]) -> Evaluated:
-    """Our checkpoints: `run_config(path)` is the saved config of the path's run with this command's overrides."""
-    paths = checkpoint_paths(cfg.ckpt_path)
+def from_checkpoints(paths: list[Path], configs: list[DictConfig]) -> Evaluated:
+    """Our checkpoints at `paths`; `configs[i]`: the saved config of path i's run with this command's overrides."""
     checkpoints = []
     for i, path in enumerate(paths):
         checkpoint = load_checkpoint(path)
         if "state_dict" not in checkpoint:
             raise UserError(f"{_label(paths, i)} holds no 'state_dict': not a Lightning checkpoint")
         checkpoints.append(checkpoint)
-    configs = [run_config(path) for path in paths]
-    for run_cfg in configs:
-        check_targets(run_cfg, "the evaluation config")  # the saved config with this command's overrides
     check_same_dataset(configs, paths)
     pl.seed_everything(configs[0].seed, workers=True, verbose=False)
     datamodule = build_datamodule(configs[0])
@@ -130,33 +153,6 @@ def from_checkpoints(cfg: DictConfig, run_config: Callable[[Path], DictConfig]) 
     return Evaluated(configs[0], datamodule, RobustClassifier(ensemble), info, members)
 
 
-def build_network(model_cfg: DictConfig, datamodule: Any) -> Any:
-    """The `model` config's network, given the data's facts (classes, channels, statistics) that its class takes
-    and the config leaves unset (so a torchvision config's own ImageNet statistics win over the dataset's)."""
-    try:
-        cls = hydra.utils.get_object(str(model_cfg._target_))
-    except Exception as e:
-        raise UserError(f"model._target_={model_cfg._target_!r} cannot be imported: {str(e).splitlines()[0]}") from None
-    facts = {
-        "num_classes": datamodule.num_classes,
-        "in_channels": datamodule.channels,
-        "mean": list(datamodule.mean),
-        "std": list(datamodule.std),
-    }
-    try:
-        accepted = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        accepted = {}
-    given = {k: v for k, v in facts.items() if k in accepted and model_cfg.get(k) is None}
-    try:
-        return hydra.utils.instantiate(model_cfg, **given)
-    except UserError:
-        raise
-    except Exception as e:
-        cause = e.__cause__ or e
-        raise UserError(f"model={model_cfg._target_!r} cannot be built: {str(cause).splitlines()[0]}") from None
-
-
 def from_weights(cfg: DictConfig) -> Evaluated:
     """Any network: the command line's `model` config, `weights` loaded into it, the command line's dataset."""
     if cfg.get("ckpt_path") not in (None, "", "null"):
@@ -165,11 +161,11 @@ def from_weights(cfg: DictConfig) -> Evaluated:
             "checkpoints (their run dirs say the model), weights= an outside network with model=...; give one"
         )
     path = Path(str(cfg.weights)).expanduser()
-    load_checkpoint(path)  # refuses a missing, corrupt or code-carrying file before any data is read
+    weights = load_checkpoint(path)  # refuses a missing, corrupt or code-carrying file before any data is read
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     net = build_network(cfg.model, datamodule)
-    load_weights(net.network if isinstance(net, Normalized) else net, path)
+    load_weights(net.network if isinstance(net, Normalized) else net, path, weights)
     image = next(iter(datamodule.test_dataloader()))[0]
     check_output(net, tuple(image.shape[1:]), datamodule.num_classes, f"model={cfg.model._target_!r}")
     with open_dict(cfg):
@@ -177,20 +173,6 @@ def from_weights(cfg: DictConfig) -> Evaluated:
     info = {"weights": str(path.resolve()), "model": str(cfg.model._target_)}
     info["split_fingerprints"] = split_fingerprints(datamodule)
     return Evaluated(cfg, datamodule, RobustClassifier(net), info)
-
-
-def evaluate_members(
-    target: Evaluated, out: Path, test_run: Callable[[RobustClassifier, Path], pl.Trainer]
-) -> list[Member]:
-    """Each member through the same evaluation as the ensemble (records and figure in `out/members/<i>/`)."""
-    from adv_smooth.app.results import callback_results, scalar_metrics
-
-    members = []
-    for i, (path, module) in enumerate(target.members):
-        trainer = test_run(module, out / "members" / str(i))
-        blocks = fields_of(callback_results(trainer), Member, f"member {i}'s results")
-        members.append(Member(ckpt_path=path, metrics=scalar_metrics(trainer), **blocks))
-    return members
 
 
 def ensemble_summary(results: dict[str, Any]) -> str:

@@ -84,9 +84,11 @@ def _fitting_keys(state: dict[str, Tensor], expected: set[str]) -> dict[str, Ten
     return state
 
 
-def load_weights(network: nn.Module, path: str | Path) -> None:
-    """Load `path` (state_dict or Lightning checkpoint, weights-only) into `network`, or one-line `UserError`."""
-    state = _fitting_keys(state_dict_of(load_checkpoint(path), path), set(network.state_dict()))
+def load_weights(network: nn.Module, path: str | Path, loaded: dict[str, Any] | None = None) -> None:
+    """Load `path` (state_dict or Lightning checkpoint, weights-only) into `network`, or one-line `UserError`;
+    `loaded`: the file as `load_checkpoint(path)` already read it (it is not read twice)."""
+    checkpoint = load_checkpoint(path) if loaded is None else loaded
+    state = _fitting_keys(state_dict_of(checkpoint, path), set(network.state_dict()))
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as e:
