@@ -16,7 +16,7 @@ from pathlib import Path
 from adv_smooth.reporting.figures import save_formats
 from adv_smooth.reporting.jobs import Job
 from adv_smooth.reporting.table import Table
-from adv_smooth.utils.plotting import pyplot
+from adv_smooth.utils.plotting import line_style, pyplot
 
 Curves = dict[str, dict[int, float]]  # term ("loss", "ce", "smooth", ...) -> {epoch: value}
 
@@ -75,36 +75,88 @@ def training_curves(job: Job) -> Curves:
     return {}
 
 
+def _db(column: str) -> float | None:
+    try:
+        return float(column)
+    except ValueError:
+        return None
+
+
+def snr_positions(columns: list[str]) -> dict[str, float]:
+    """Where each column sits on the x axis: an SNR level at its dB value (so 33 and 20 dB are 13 dB apart, as
+    50 and 45 are 5); clean (and any other column without a level, such as a fixed budget) one and a half
+    spacings to the left of the weakest level, past an axis break."""
+    levels = {c: _db(c) for c in columns if _db(c) is not None}
+    others = [c for c in columns if c not in levels]
+    values = sorted(set(levels.values()), reverse=True)
+    gaps = [a - b for a, b in zip(values, values[1:])]
+    gap = min(max(3.0, min(gaps) if gaps else 3.0), 8.0)
+    start = values[0] if values else 0.0
+    return {**{c: start + gap * (1.5 + len(others) - 1 - i) for i, c in enumerate(others)}, **levels}
+
+
+def clipped_errors(means: list[float], stds: list[float | None]) -> list[list[float]]:
+    """`errorbar`'s yerr as [below, above]: mean ± std clipped to [0, 100] % (an accuracy cannot leave it)."""
+    below = [min(s or 0.0, max(m, 0.0)) for m, s in zip(means, stds)]
+    above = [min(s or 0.0, max(100.0 - m, 0.0)) for m, s in zip(means, stds)]
+    return [below, above]
+
+
 def plot_accuracy_vs_snr(table: Table, labels: list[str], path: Path) -> Path:
-    """Clean accuracy then each SNR level (weakest noise first), a line with error bars per group."""
+    """Clean accuracy then each SNR level (weakest noise first), a line with error bars per group.
+
+    Levels sit at their dB values and clean left of them past an axis break (`snr_positions`); each group has its
+    own marker and dash (coinciding groups stay visible); mean ± std is clipped to [0, 100] %.
+    """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    xs = list(range(len(table.columns)))
-    step = min(0.08, 0.4 / max(1, len(table.rows)))  # groups side by side at each level: error bars never overlap
+    where = snr_positions(list(table.columns))
+    xs = [where[c] for c in table.columns]
+    span = sorted(set(xs))
+    unit = min([b - a for a, b in zip(span, span[1:])] or [1.0])
+    step = unit * min(0.08, 0.4 / max(1, len(table.rows)))  # groups side by side at each level: bars never overlap
     for i, (row, label) in enumerate(zip(table.rows, labels)):
         offset = (i - (len(table.rows) - 1) / 2) * step
         points = [(x + offset, row.cells[c]) for x, c in zip(xs, table.columns) if row.cells[c].mean is not None]
         if not points:
             continue
-        bars = ax.errorbar(
-            [x for x, _ in points],
-            [c.mean for _, c in points],
-            yerr=[c.std or 0.0 for _, c in points],
-            marker="o",
-            markersize=4,
-            capsize=3,
-            label=f"{label} (n={len(row.group.jobs)})" + (" ⚠" if row.checks else ""),
-        )
+        style, color = line_style(i), None
+        for part in (lambda c: _db(c) is None, lambda c: _db(c) is not None):  # clean apart: no line across the break
+            chosen = [(x + offset, row.cells[c]) for x, c in zip(xs, table.columns) if part(c)]
+            chosen = [(x, c) for x, c in chosen if c.mean is not None]
+            if not chosen:
+                continue
+            means = [c.mean for _, c in chosen]
+            bars = ax.errorbar(
+                [x for x, _ in chosen],
+                means,
+                yerr=clipped_errors(means, [c.std for _, c in chosen]),
+                markersize=5,
+                capsize=3,
+                color=color,
+                label=None if color else f"{label} (n={len(row.group.jobs)})" + (" ⚠" if row.checks else ""),
+                **style,
+            )
+            color = bars.lines[0].get_color()
         band = [(x, c.interval) for x, c in points if c.interval is not None]
         if band:  # the 95 % confidence interval of reporting/intervals.py
-            lows, highs = [i[0] for _, i in band], [i[1] for _, i in band]
-            ax.fill_between([x for x, _ in band], lows, highs, color=bars.lines[0].get_color(), alpha=0.15)
+            lows, highs = [max(i[0], 0.0) for _, i in band], [min(i[1], 100.0) for _, i in band]
+            ax.fill_between([x for x, _ in band], lows, highs, color=color, alpha=0.15)
     ax.set_xticks(xs, [c if c == "clean" else f"{c} dB" for c in table.columns])
-    ax.set_xlabel("SNR (noise grows to the right)")
+    levels = [v for c, v in where.items() if _db(c) is not None]
+    if levels and len(levels) < len(where):  # the axis break between clean and the levels
+        clean = min(v for c, v in where.items() if _db(c) is None)
+        ax.axvline((clean + max(levels)) / 2, color="grey", linewidth=0.8, linestyle=(0, (2, 2)))
+    if len(xs) == 1 or span[-1] - span[0] < 6:
+        middle = (span[0] + span[-1]) / 2
+        ax.set_xlim(min(span[0], middle - 3), max(span[-1], middle + 3))
+    ax.invert_xaxis()
+    ax.set_xlabel("SNR, at its dB value (noise grows to the right; clean: no noise, left of the break)")
     ax.set_ylabel(f"{table.split} accuracy (%)")
     bands = any(c.interval is not None for r in table.rows for c in r.cells.values())
     ax.set_title(
-        f"{_attacked(table)}: accuracy vs SNR\n(mean ± std over n seeds{'; bands: 95 % CI' if bands else ''})",
+        f"{_attacked(table)}: accuracy vs SNR\n(mean ± std over n seeds, clipped to [0, 100] %"
+        f"{'; bands: 95 % CI' if bands else ''})",
         fontsize=10,
     )
     ax.grid(alpha=0.3)

@@ -20,7 +20,7 @@ from adv_smooth.attacks.base import Attack
 from adv_smooth.robustness.honesty import Traits, check_records, level_key
 from adv_smooth.robustness.records import Records
 from adv_smooth.utils.io import write_bytes_atomic
-from adv_smooth.utils.plotting import pyplot
+from adv_smooth.utils.plotting import line_style, pyplot, snr_ticks
 
 MIN_SNR_GRID = 0.5  # dB between the points of the minimal-SNR curve stored in results.json
 
@@ -117,10 +117,18 @@ def save_figure(fig: Any, path: Path) -> Path:
 
 
 def accuracy_vs_snr_figure(summary: Mapping[str, Any]):
-    """Accuracy (%) vs SNR (dB, decreasing to the right = more noise), one curve per attack, worst, minimal SNR."""
+    """Accuracy (%) vs SNR (dB, decreasing to the right = more noise), one curve per attack, worst, minimal SNR.
+
+    Each attack has its own marker and dash (`utils/plotting.line_style`) and the per-image worst case is a wide
+    grey band under them, so an attack that is the worst case stays visible on it. Ticks sit at the evaluated
+    levels; a single level gets a few dB either side (`utils/plotting.snr_ticks`).
+    """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for name, entry in summary["attacks"].items():
+    levels: list[float] = []
+    free_axis = False  # a minimal-SNR curve spans its own grid: ticks at integers, not at the levels
+    for index, (name, entry) in enumerate(summary["attacks"].items()):
+        style = line_style(index)
         if "min_snr" in entry:  # its own curve at any resolution stands for its per-level points
             curve = entry["min_snr"]["curve"]
             ax.plot(
@@ -128,21 +136,45 @@ def accuracy_vs_snr_figure(summary: Mapping[str, Any]):
                 [100 * v for v in curve.values()],
                 linestyle=":",
                 label=f"{name} (minimal SNR)",
+                zorder=3,
             )
+            free_axis = True
             continue
         points = [(lv, entry["acc"][level_key(lv)]) for lv in entry["levels"] if lv is not None]
+        levels += [p[0] for p in points]
         if points:
-            ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", label=name)
+            ax.plot([p[0] for p in points], [100 * p[1] for p in points], label=name, zorder=3, **style)
     if "worst" in summary:
         points = [(float(k[3:]), v) for k, v in summary["worst"]["acc"].items() if k.startswith("snr")]
-        ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="s", color="black", label="worst")
+        levels += [p[0] for p in points]
+        ax.plot(
+            [p[0] for p in points],
+            [100 * p[1] for p in points],
+            color="black",
+            alpha=0.2,
+            linewidth=7,
+            marker="o",
+            markersize=13,  # a single level is a point, which a line alone would not draw
+            solid_capstyle="round",
+            label="worst (per image)",
+            zorder=2,
+        )
     certified = summary.get("certified") or {}  # eval=certified: the smoothed classifier's bounds
     for key, label, marker in (("acc", "certified (smoothed)", "^"), ("empirical_acc", "PGD on the smoothed", "v")):
         points = sorted((float(k[3:]), v) for k, v in certified.get(key, {}).items())
         if points:
+            levels += [p[0] for p in points]
             ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker=marker, linestyle="-.", label=label)
-    ax.axhline(100 * summary["clean_acc"], color="grey", linestyle="--", label="clean")
+    ax.axhline(100 * summary["clean_acc"], color="grey", linestyle="--", label="clean", zorder=1)
+    ys = [y for line in ax.get_lines() for y in line.get_ydata()]
+    ax.set_ylim(max(0.0, min(ys) - 5), min(101.0, max(ys) + 5))  # a margin, never beyond [0, 100]
     ax.invert_xaxis()
+    if free_axis:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        snr_ticks(ax, levels)
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel("accuracy (%)")
     cascade = ", cascade: each curve counts the attacks before it" if summary.get("cascade") else ""
