@@ -1,14 +1,13 @@
-"""`python -m adv_smooth.evaluate ckpt_path=PATH [overrides]`: robustness of a saved checkpoint (thin entry point)."""
+"""`python -m adv_smooth.evaluate ckpt=PATH [overrides]`: robustness of a saved checkpoint (thin entry point)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from adv_smooth.app.entry import fail, run_entry, run_task
+from adv_smooth.app.entry import run_entry, run_task
 from adv_smooth.app.evaluation_run import evaluate
 from adv_smooth.app.preflight.command_line import config_dir
 from adv_smooth.lightning.preemption import stop_on_signals
@@ -26,13 +25,7 @@ def _hydra_entry(cfg: DictConfig) -> object:
 
 
 def main() -> None:
-    if not any(a.startswith(("ckpt_path=", "weights=")) for a in sys.argv[1:]) and "--help" not in sys.argv:
-        fail(
-            "ckpt_path is required: python -m adv_smooth.evaluate ckpt_path=PATH/TO/x.ckpt (or a list [a.ckpt,b.ckpt]: "
-            "one ensemble), or weights=FILE model=<config> for a network that is not one of our checkpoints"
-        )
-    # its ckpt_path names what to evaluate, not a run to resume
-    run_entry(_hydra_entry, resumable=False, config_name="evaluate")
+    run_entry(_hydra_entry, config_name="evaluate")  # what to evaluate (ckpt= or weights=) is required there
 
 
 if __name__ == "__main__":

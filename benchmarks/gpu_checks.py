@@ -58,7 +58,7 @@ def digits_on_gpu(
             sys.executable,
             "-m",
             "adv_smooth.evaluate",
-            f"ckpt_path={ckpt}",
+            f"ckpt={ckpt}",
             "trainer.accelerator=cpu",
             *eval_args,
             f"hydra.run.dir={cpu_dir}",
@@ -75,7 +75,7 @@ def digits_on_gpu(
             [
                 "-m",
                 "adv_smooth.evaluate",
-                f"ckpt_path={ckpt}",
+                f"ckpt={ckpt}",
                 f"trainer.accelerator={trainer}",
                 *eval_args,
                 f"trainer.precision={precision}",

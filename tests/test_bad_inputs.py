@@ -113,7 +113,7 @@ CASES: list[tuple[list[str], str]] = [
     (["trainer.num_nodes=0"], "trainer.num_nodes=0"),
     (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0"),
     (["callbacks.model_checkpoint.every_n_train_steps=5"], "callbacks.model_checkpoint.every_n_train_steps=5"),
-    (["ckpt_path=/nonexistent/last.ckpt"], "ckpt_path='/nonexistent/last.ckpt'"),
+    (["resume=/nonexistent/last.ckpt"], "resume='/nonexistent/last.ckpt'"),
     (["overwrite=maybe"], "overwrite='maybe'"),
     # Raised inside objects Hydra builds (InstantiationException chains, unwrapped to their cause):
     (["defense=smooth", "defense.gamma=-1"], "defense.gamma=-1"),
@@ -221,15 +221,23 @@ def _snapshot(run: Path) -> dict[str, bytes]:
     [
         ([], "holds a completed run"),  # a valid command: still refused
         (["seed=-1"], "holds a completed run"),  # a rejected one: the completed results must survive
-        (["ckpt_path=/nonexistent/x.ckpt"], "ckpt_path='/nonexistent/x.ckpt'"),  # resuming: fails later, keeps them
+        (["resume=/nonexistent/x.ckpt"], "resume='/nonexistent/x.ckpt'"),  # resuming: fails later, keeps them
+        (["ckpt_path=/nonexistent/x.ckpt"], "resume='/nonexistent/x.ckpt'"),  # the old spelling: the same, noted
     ],
 )
 def test_a_completed_run_is_never_replaced(args: list[str], message: str, tmp_path: Path) -> None:
     before = _completed_run(tmp_path)
     code, stderr = run_main(*TINY_RUN, *args, f"hydra.run.dir={tmp_path}")
-    assert code == 2 and message in stderr and len(error_lines(stderr)) == 1, stderr
+    old_spelling = any(a.startswith("ckpt_path=") for a in args)  # accepted for one release, with a one-line notice
+    assert code == 2 and message in stderr and len(error_lines(stderr)) == 1 + old_spelling, stderr
+    if old_spelling:
+        assert (
+            error_lines(stderr)[0] == "note: ckpt_path= is now resume= (ckpt_path= is still accepted in this release)"
+        )
     after = _snapshot(tmp_path)
-    if any(a.startswith("ckpt_path=") for a in args):  # a resume may start, so Hydra records its command in .hydra/
+    if any(
+        a.startswith(("resume=", "ckpt_path=")) for a in args
+    ):  # a resume may start, so Hydra records its command in .hydra/
         before = {k: v for k, v in before.items() if not k.startswith(".hydra")}
         after = {k: v for k, v in after.items() if not k.startswith(".hydra")}
     assert after == before  # results.json, checkpoints (and unless resuming, .hydra/config.yaml) untouched
@@ -237,7 +245,7 @@ def test_a_completed_run_is_never_replaced(args: list[str], message: str, tmp_pa
 
 def test_evaluation_into_a_completed_run_dir_is_refused(tmp_path: Path) -> None:
     before = _completed_run(tmp_path)
-    code, stderr = run_main("ckpt_path=/nonexistent/x.ckpt", f"hydra.run.dir={tmp_path}", module="adv_smooth.evaluate")
+    code, stderr = run_main("ckpt=/nonexistent/x.ckpt", f"hydra.run.dir={tmp_path}", module="adv_smooth.evaluate")
     assert_one_line_exit_2(code, stderr, "holds a completed run")
     assert _snapshot(tmp_path) == before
 
@@ -364,7 +372,7 @@ def test_corrupt_saved_config_in_evaluate(text: str, message: str, tmp_path: Pat
     torch.save({"state_dict": {}, "epoch": 0}, run / "checkpoints" / "last.ckpt")
     out = tmp_path / "eval"
     code, stderr = run_main(
-        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}", module="adv_smooth.evaluate"
+        f"ckpt={run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}", module="adv_smooth.evaluate"
     )
     assert_one_line_exit_2(code, stderr, f"{run / '.hydra' / 'config.yaml'} {message}", out)
 

@@ -105,9 +105,7 @@ def test_cli_refuses_malicious_resume_checkpoint(tmp_path: Path) -> None:
     """The real command: one line naming the checkpoint, exit 2, and the payload never ran."""
     marker = tmp_path / "pwned"
     evil = _malicious(tmp_path / "evil.ckpt", marker, "torch_save")
-    assert_one_line_exit_2(
-        *run_process("adv_smooth", f"ckpt_path={evil}", f"hydra.run.dir={tmp_path / 'run'}"), str(evil)
-    )
+    assert_one_line_exit_2(*run_process("adv_smooth", f"resume={evil}", f"hydra.run.dir={tmp_path / 'run'}"), str(evil))
     assert not marker.exists()
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -116,7 +114,7 @@ def test_resume_checkpoint_of_another_model_is_refused(make_config, tmp_path: Pa
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"net.stem.weight": torch.zeros(3)}, "epoch": 0}, other)
     with pytest.raises(UserError, match="does not match this model"):
-        train(make_config(*TINY, f"ckpt_path={other}"))
+        train(make_config(*TINY, f"resume={other}"))
 
 
 class NanAfter(Defense):

@@ -96,7 +96,7 @@ def test_the_slurm_multi_node_recipe_composes(monkeypatch: pytest.MonkeyPatch) -
     from adv_smooth.utils.errors import UserError
     from tests.test_sweeps import sweep_job
 
-    recipe = ["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", "ckpt_path=last"]
+    recipe = ["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", "resume=last"]
     cfg = compose_config(*recipe, "hydra.run.dir=/shared/runs/x")
     assert (cfg.trainer.strategy, cfg.trainer.devices, cfg.trainer.num_nodes) == ("ddp", 4, 2)
     for var in ("SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID", "LOCAL_RANK", "GROUP_RANK"):

@@ -70,17 +70,17 @@ def test_sigterm_mid_epoch_saves_that_step_and_restores_the_handlers(tmp_path: P
 
 @pytest.mark.usefixtures("one_thread")
 def test_sigterm_during_validation_stops_at_the_epoch_end_and_resumes_exactly(tmp_path: Path) -> None:
-    """The command-line contract: one line, status 143, results.json "interrupted"; then ckpt_path=last."""
+    """The command-line contract: one line, status 143, results.json "interrupted"; then resume=last."""
     run = tmp_path / "interrupted"
     code, stderr = run_main(*QUICK, *_sender(epoch=0), f"hydra.run.dir={run}")
     lines = error_lines(stderr)
     assert code == 143, stderr
-    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0] and "ckpt_path=last" in lines[0], stderr
+    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0] and "resume=last" in lines[0], stderr
     record = json.loads((run / "results.json").read_text())
     assert record["status"] == "interrupted" and record["signal"] == "SIGTERM" and record["epochs_done"] == 1
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 5  # epoch 0's end, not later
 
-    resumed = train(compose_config(*QUICK, "ckpt_path=last", output_dir=run))
+    resumed = train(compose_config(*QUICK, "resume=last", output_dir=run))
     straight = train(compose_config(*QUICK, output_dir=tmp_path / "straight"))
     assert resumed["status"] == "completed"
     _assert_same_ending(straight, resumed)
@@ -99,12 +99,12 @@ def test_a_requeued_sweep_job_resumes_from_its_last_checkpoint(tmp_path: Path) -
     """What SLURM's requeue does to a preempted array task: the same sweep command again, into the same job dir.
 
     The first launch is stopped by SIGTERM during epoch 0's validation (exit 143, job 0 "interrupted", its
-    last.ckpt at the end of epoch 0); the identical second launch (`ckpt_path=last`, as slurm_gpu's recipe)
+    last.ckpt at the end of epoch 0); the identical second launch (`resume=last`, as slurm_gpu's recipe)
     resumes job 0 from there and ends as an uninterrupted run does. (The signal callback fires in epoch 0 only,
     which the resumed job never runs again.)
     """
     sweep = tmp_path / "sweep"
-    command = ["-m", *QUICK, "seed=0", *_sender(epoch=0), "ckpt_path=last", f"hydra.sweep.dir={sweep}"]
+    command = ["-m", *QUICK, "seed=0", *_sender(epoch=0), "resume=last", f"hydra.sweep.dir={sweep}"]
     code, stderr = run_main(*command)
     assert code == 143 and "interrupted by SIGTERM" in stderr, stderr
     assert json.loads((sweep / "0" / "results.json").read_text())["status"] == "interrupted"

@@ -1,4 +1,4 @@
-"""Resume: a run killed mid-training and resumed with ckpt_path=last ends exactly like an uninterrupted one.
+"""Resume: a run killed mid-training and resumed with resume=last ends exactly like an uninterrupted one.
 
 Exactness needs the random generators at the start of the epoch after the checkpoint: the train
 loader's shuffle and the augmentation draw on them, and Lightning does not store them (the module
@@ -68,7 +68,7 @@ def test_resume_in_process_matches_uninterrupted(tmp_path: Path) -> None:
     quick = [*SETTINGS, *limits]
     straight = train(compose_config(*quick, "trainer.max_epochs=3", output_dir=tmp_path / "a"))
     train(compose_config(*quick, "trainer.max_epochs=1", output_dir=tmp_path / "b"))
-    resumed = train(compose_config(*quick, "trainer.max_epochs=3", "ckpt_path=last", output_dir=tmp_path / "b"))
+    resumed = train(compose_config(*quick, "trainer.max_epochs=3", "resume=last", output_dir=tmp_path / "b"))
     _assert_same_ending(straight, resumed)
     with open(tmp_path / "b" / "csv" / "metrics.csv", newline="") as file:  # the first epoch's rows survive
         epochs = {row["epoch"] for row in csv.DictReader(file)}
@@ -92,21 +92,21 @@ def test_last_ckpt_follows_epochs_that_do_not_improve(tmp_path: Path, monkeypatc
     assert (last["epoch"], last["global_step"]) == (1, 10)
     best = [p.name for p in (tmp_path / "b" / "checkpoints").glob("epoch*.ckpt")]
     assert best == [Path(straight["best_checkpoint"]).name] and best[0].startswith("epoch000")
-    resumed = train(compose_config(*quick, "trainer.max_epochs=3", "ckpt_path=last", output_dir=tmp_path / "b"))
+    resumed = train(compose_config(*quick, "trainer.max_epochs=3", "resume=last", output_dir=tmp_path / "b"))
     _assert_same_ending(straight, resumed)
     assert resumed["best_epoch"] == straight["best_epoch"] == 0
     assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.ckpt")["epoch"] == 2
 
 
-def test_ckpt_path_last_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
-    from adv_smooth.app.training_run import resolve_ckpt_path
+def test_resume_last_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
+    from adv_smooth.app.training_run import resolve_resume
 
-    assert resolve_ckpt_path("last", tmp_path) is None
+    assert resolve_resume("last", tmp_path) is None
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
-    assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert resolve_resume("last", tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
     with pytest.raises(UserError, match="last.ckpt"):  # and an empty/corrupt last.ckpt is a clear error
-        train(compose_config(*SETTINGS, "ckpt_path=last", output_dir=tmp_path))
+        train(compose_config(*SETTINGS, "resume=last", output_dir=tmp_path))
 
 
 def _command(run_dir: Path, *extra: str) -> list[str]:
@@ -153,7 +153,7 @@ def test_sigkilled_run_resumes_to_the_same_results(tmp_path: Path) -> None:
     assert not (killed_dir / "results.json").exists()  # only written at the very end
     assert not list(killed_dir.glob(".results.json.*"))
 
-    _run(_command(killed_dir, "ckpt_path=last"))
+    _run(_command(killed_dir, "resume=last"))
     _, stderr = straight.communicate(timeout=900)
     assert straight.returncode == 0, stderr[-3000:]
 
@@ -183,7 +183,7 @@ def test_sigterm_saves_exits_143_and_resumes(tmp_path: Path) -> None:
     record = json.loads((run / "results.json").read_text())
     assert record["status"] == "interrupted" and record["global_step"] == saved["global_step"]
 
-    _run(_command(run, "ckpt_path=last"))
+    _run(_command(run, "resume=last"))
     resumed = json.loads((run / "results.json").read_text())
     assert resumed["status"] == "completed" and resumed["epochs"] == 5
     assert not list(run.glob("*.log"))  # no empty __main__.log (conf/hydra/job_logging/project.yaml)

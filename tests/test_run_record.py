@@ -195,7 +195,7 @@ def test_training_and_evaluation_records_round_trip_with_provenance(tmp_path: Pa
     assert trained.provenance.split_sizes["test"] is not None
     out = tmp_path / "eval"
     cfg = compose_config(
-        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        f"ckpt={run / 'checkpoints' / 'last.ckpt'}",
         "eval.snr_levels=[40]",
         "eval.attacks.pgd.steps=1",
         "eval.test_subset=8",

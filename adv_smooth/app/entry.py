@@ -27,7 +27,12 @@ from omegaconf import DictConfig
 
 from adv_smooth.app import run_dir
 from adv_smooth.app.console import quiet_console
-from adv_smooth.app.preflight.command_line import _first_job_request, _is_sweep_config_request, check_command_line
+from adv_smooth.app.preflight.command_line import (
+    _first_job_request,
+    _is_sweep_config_request,
+    check_command_line,
+    renamed_keys,
+)
 from adv_smooth.app.preflight.failures import explain, flat
 from adv_smooth.app.provenance import provenance
 from adv_smooth.app.summary import sweep_line
@@ -66,24 +71,22 @@ class JobOutcome:
 JOBS: list[JobOutcome] = []  # this process's multirun jobs, in launch order (the basic launcher runs them here)
 
 
-def run_entry(
-    hydra_entry: Callable[[], Any], argv: list[str] | None = None, resumable: bool = True, config_name: str = "config"
-) -> None:
+def run_entry(hydra_entry: Callable[[], Any], argv: list[str] | None = None, config_name: str = "config") -> None:
     """An entry point's `main()`: vet the command line, run the Hydra app, summarize failed sweep jobs.
 
-    `resumable`: a non-null `ckpt_path` resumes the run in its dir (training), so a completed dir is
-    accepted for it; evaluation's `ckpt_path` names what to evaluate, so only `overwrite=true` is.
     `config_name`: the entry point's primary config (its `@hydra.main`), what the command line is checked against.
     """
     quiet_console()  # Lightning's lines no user can act on (app/console.py)
     args = sys.argv[1:] if argv is None else argv
     if argv is None and _is_sweep_config_request(args):
         args = sys.argv[1:] = _first_job_request(args)
+    if argv is None:  # the old spellings (ckpt_path=) for this release, each with a notice: Hydra reads sys.argv
+        args = sys.argv[1:] = renamed_keys(args, config_name)
     claimed: Path | None = None
     try:
         composed = check_command_line(args, config_name=config_name)
         if composed is not None and launched_rank_zero():  # DDP's other processes share rank 0's dir and lock
-            claimed = claim_run_dir(composed, resumable)
+            claimed = claim_run_dir(composed)
     except UserError as e:
         fail(str(e))
     JOBS.clear()
@@ -103,10 +106,12 @@ def run_entry(
             run_dir.release(claimed)
 
 
-def claim_run_dir(cfg: DictConfig, resumable: bool) -> Path | None:
+def claim_run_dir(cfg: DictConfig) -> Path | None:
     """Before Hydra writes into a single run's existing dir: take its lock, refuse a completed run there.
 
-    Returns the dir whose lock this process now holds (the job reuses it), None when there is none yet.
+    A training's `resume` continues the run in its dir, so a completed dir is accepted for it; otherwise
+    (an evaluation has no `resume`) only `overwrite=true` is. Returns the dir whose lock this process now holds
+    (the job reuses it), None when there is none yet.
     """
     try:
         directory = Path(str(cfg.hydra.run.dir))
@@ -117,11 +122,10 @@ def claim_run_dir(cfg: DictConfig, resumable: bool) -> Path | None:
         return None
     if not run_dir.acquire(directory):
         return None
-    ckpt_path = cfg.get("ckpt_path")
     try:
         run_dir.refuse_completed(
             directory,
-            resuming=resumable and ckpt_path not in (None, "", "null"),
+            resuming=cfg.get("resume") not in (None, "", "null"),
             overwrite=cfg.get("overwrite") is True,
         )
     except UserError:

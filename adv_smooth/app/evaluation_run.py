@@ -1,4 +1,4 @@
-"""`python -m adv_smooth.evaluate ckpt_path=PATH [overrides]`: robustness of a saved checkpoint.
+"""`python -m adv_smooth.evaluate ckpt=PATH [overrides]`: robustness of a saved checkpoint.
 
 No retraining: the configuration of the run that wrote the checkpoint (its `.hydra/config.yaml`)
 rebuilds the same network and test split; the command line's overrides (attacks, SNR levels, data
@@ -26,6 +26,7 @@ from adv_smooth.app.evaluation_target import (
     ensemble_summary,
     from_checkpoints,
     from_weights,
+    load_checkpoints,
     saved_run,
 )
 from adv_smooth.app.provenance import provenance
@@ -59,7 +60,7 @@ def apply_overrides(train_cfg: DictConfig, cfg: DictConfig, overrides: list[str]
     with open_dict(train_cfg):
         for override in OverridesParser.create().parse_overrides(overrides):
             key = override.key_or_group
-            if key == "ckpt_path" or key.startswith("hydra"):
+            if key == "ckpt" or key.startswith("hydra"):
                 continue
             if not any(key == k or key.startswith(k + ".") for k in EVAL_KEYS):
                 subset = " (part of the test split: eval.test_subset=N)" if key.startswith("trainer.limit_") else ""
@@ -147,9 +148,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("weights") is not None:  # any network (models/external.py): the command line's own config
         target, runs = from_weights(cfg), []
     else:  # our checkpoint(s): each run dir's saved config, vetted once, this command's overrides on top
-        paths = checkpoint_paths(cfg.ckpt_path)
+        paths = checkpoint_paths(cfg.ckpt)
+        checkpoints = load_checkpoints(paths)
         runs = [saved_run(path) for path in paths]
-        target = from_checkpoints(paths, [apply_overrides(run.config, cfg, overrides) for run in runs])
+        target = from_checkpoints(paths, checkpoints, [apply_overrides(run.config, cfg, overrides) for run in runs])
     run_cfg = target.run_cfg
     subset = TestSubset(run_cfg.eval.get("test_subset"), run_cfg.eval.get("test_subset_seed"))
     if subset.n is not None:  # the data is loaded: a subset larger than the split is refused before the Trainer

@@ -1,8 +1,8 @@
 """What `python -m adv_smooth.evaluate` evaluates: one checkpoint, an ensemble of checkpoints, or any network.
 
-* `ckpt_path=PATH`: one of this project's checkpoints; its run dir's saved config (vetted by the allowlist
+* `ckpt=PATH`: one of this project's checkpoints; its run dir's saved config (vetted by the allowlist
   of `app/preflight/targets.py`) rebuilds the network and the test split.
-* `ckpt_path=[A,B,...]`: the checkpoints' networks as one ensemble (`models/ensemble.py`: the log of the
+* `ckpt=[A,B,...]`: the checkpoints' networks as one ensemble (`models/ensemble.py`: the log of the
   mean softmax, attacked white-box through every member), evaluated beside each member. The members must
   come from runs on the same dataset, since they are judged on one test split; each attack step then costs
   one forward and backward pass per member, which the results say.
@@ -53,15 +53,13 @@ class SavedRun:
 
 
 def checkpoint_paths(value: Any) -> list[Path]:
-    """`ckpt_path` as a list of paths: one path, or a list of them (an ensemble)."""
+    """`ckpt` as a list of paths: one path, or a list of them (an ensemble)."""
     if isinstance(value, (ListConfig, Sequence)) and not isinstance(value, str):
         paths = [str(v) for v in value]
         if not paths:
-            raise UserError(
-                "ckpt_path=[] is an empty list: give one checkpoint, or a list of checkpoints (an ensemble)"
-            )
+            raise UserError("ckpt=[] is an empty list: give one checkpoint, or a list of checkpoints (an ensemble)")
         if len(set(paths)) != len(paths):
-            raise UserError(f"ckpt_path={paths} names a checkpoint twice: an ensemble's members must differ")
+            raise UserError(f"ckpt={paths} names a checkpoint twice: an ensemble's members must differ")
         return [Path(p).expanduser() for p in paths]
     return [Path(str(value)).expanduser()]
 
@@ -84,13 +82,13 @@ def saved_run(ckpt_path: Path) -> SavedRun:
             check_targets(loaded, str(saved))
             return SavedRun(loaded, saved_choices(run))
     raise UserError(
-        f"ckpt_path={str(ckpt_path)!r}: no .hydra/config.yaml found in its run dir, so the network it belongs to "
+        f"ckpt={str(ckpt_path)!r}: no .hydra/config.yaml found in its run dir, so the network it belongs to "
         "is unknown (keep checkpoints inside the run dir that wrote them)"
     )
 
 
 def _label(paths: list[Path], i: int) -> str:
-    return f"ckpt_path[{i}]={str(paths[i])!r}" if len(paths) > 1 else f"ckpt_path={str(paths[i])!r}"
+    return f"ckpt[{i}]={str(paths[i])!r}" if len(paths) > 1 else f"ckpt={str(paths[i])!r}"
 
 
 def _test_split(cfg: DictConfig) -> dict[str, Any]:
@@ -110,14 +108,21 @@ def check_same_dataset(configs: list[DictConfig], paths: list[Path]) -> None:
             )
 
 
-def from_checkpoints(paths: list[Path], configs: list[DictConfig]) -> Evaluated:
-    """Our checkpoints at `paths`; `configs[i]`: the saved config of path i's run with this command's overrides."""
+def load_checkpoints(paths: list[Path]) -> list[dict[str, Any]]:
+    """Each checkpoint read once (weights-only), before anything in its run dir is: a missing, corrupt or
+    code-carrying file is refused first."""
     checkpoints = []
     for i, path in enumerate(paths):
         checkpoint = load_checkpoint(path)
         if "state_dict" not in checkpoint:
             raise UserError(f"{_label(paths, i)} holds no 'state_dict': not a Lightning checkpoint")
         checkpoints.append(checkpoint)
+    return checkpoints
+
+
+def from_checkpoints(paths: list[Path], checkpoints: list[dict[str, Any]], configs: list[DictConfig]) -> Evaluated:
+    """Our checkpoints at `paths`, as `load_checkpoints` read them; `configs[i]`: the saved config of path i's run
+    with this command's overrides."""
     check_same_dataset(configs, paths)
     pl.seed_everything(configs[0].seed, workers=True, verbose=False)
     datamodule = build_datamodule(configs[0])
@@ -155,9 +160,9 @@ def from_checkpoints(paths: list[Path], configs: list[DictConfig]) -> Evaluated:
 
 def from_weights(cfg: DictConfig) -> Evaluated:
     """Any network: the command line's `model` config, `weights` loaded into it, the command line's dataset."""
-    if cfg.get("ckpt_path") not in (None, "", "null"):
+    if cfg.get("ckpt") not in (None, "", "null"):
         raise UserError(
-            f"weights={cfg.weights!r} and ckpt_path={cfg.ckpt_path!r} both given: ckpt_path evaluates our "
+            f"weights={cfg.weights!r} and ckpt={cfg.ckpt!r} both given: ckpt evaluates our "
             "checkpoints (their run dirs say the model), weights= an outside network with model=...; give one"
         )
     path = Path(str(cfg.weights)).expanduser()

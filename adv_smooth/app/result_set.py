@@ -48,14 +48,14 @@ def prepare(out: Path, keep_checkpoints: bool = False) -> Path:
     return staging
 
 
-def stages_checkpoints(out: Path, ckpt_path: object, overwrite: bool) -> bool:
+def stages_checkpoints(out: Path, resume: object, overwrite: bool) -> bool:
     """Whether this training run writes its checkpoints into the staging dir too: when it replaces a completed
     run (`overwrite=true`, the completed run's checkpoints stay until the new set moves in), or resumes
-    (`ckpt_path=last`) such a run that was interrupted. A resume of the completed run itself continues it in
+    (`resume=last`) such a run that was interrupted. A resume of the completed run itself continues it in
     place, as any resume does (only its result files are staged)."""
-    if ckpt_path == "last":
+    if resume == "last":
         return (staging_dir(out) / CHECKPOINTS / "last.ckpt").is_file()
-    return ckpt_path in (None, "", "null") and overwrite and status(out) == "completed"
+    return resume in (None, "", "null") and overwrite and status(out) == "completed"
 
 
 def redirect_checkpoints(callbacks: list[Any], out: Path) -> None:

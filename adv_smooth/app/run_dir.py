@@ -7,7 +7,7 @@ is refused in one line naming the PID that holds it.
 
 A completed results.json is the one thing a finished run is worth: a later command pointed at the same
 directory must not replace it with a failure record, and a new training run may start there only to
-resume it (`ckpt_path`) or when told to (`overwrite=true`).
+resume it (`resume`) or when told to (`overwrite=true`).
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def refuse_completed(directory: Path, resuming: bool, overwrite: bool) -> None:
     if resuming or overwrite or status(directory) != "completed":
         return
     raise UserError(
-        f"run dir {directory} holds a completed run (its results.json): resume it with ckpt_path=last, pass "
+        f"run dir {directory} holds a completed run (its results.json): resume it with resume=last, pass "
         "overwrite=true to replace it, or choose another hydra.run.dir"
     )
 

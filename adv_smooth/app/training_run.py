@@ -39,17 +39,18 @@ def run_dir(cfg: DictConfig) -> Path:
     return Path(cfg.trainer.default_root_dir)
 
 
-def resolve_ckpt_path(ckpt_path: str | None, directory: Path) -> str | None:
-    """`last` means this run dir's last checkpoint (missing = start fresh, so reruns are idempotent)."""
-    if ckpt_path in (None, "", "null"):
+def resolve_resume(resume: str | None, directory: Path) -> str | None:
+    """The checkpoint `resume` names; `last` means this run dir's last one (missing = start fresh, so reruns are
+    idempotent)."""
+    if resume in (None, "", "null"):
         return None
-    if ckpt_path == "last":
+    if resume == "last":
         last = directory / "checkpoints" / "last.ckpt"
         if not last.exists():  # said, not silent: a mistyped hydra.run.dir would otherwise retrain quietly
-            print(f"note: ckpt_path=last: no checkpoint at {last}, training from scratch", file=sys.stderr)
+            print(f"note: resume=last: no checkpoint at {last}, training from scratch", file=sys.stderr)
             return None
         return str(last)
-    return str(ckpt_path)
+    return str(resume)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     before the data is loaded. The result files (records, figure, results.json) are written into the
     run dir's staging dir and moved in as a set at the very end (`app/result_set.py`), so a killed or
     failed run never leaves results that look complete, nor replaces or mixes with a completed run's. A
-    completed run's dir is only reused to resume it (`ckpt_path`) or with `overwrite=true`.
+    completed run's dir is only reused to resume it (`resume`) or with `overwrite=true`.
     """
     check_config(cfg)
     check_sweep(cfg)
@@ -69,10 +70,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     out = run_dir(cfg)
     overwrite = cfg.get("overwrite", False)
     require(isinstance(overwrite, bool), "overwrite", overwrite, "true or false")
-    refuse_completed(out, resuming=cfg.get("ckpt_path") not in (None, "", "null"), overwrite=overwrite)
+    refuse_completed(out, resuming=cfg.get("resume") not in (None, "", "null"), overwrite=overwrite)
     start = time.time()
-    staged = result_set.stages_checkpoints(out, cfg.get("ckpt_path"), overwrite)  # replacing a completed run
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), result_set.staging_dir(out) if staged else out)
+    staged = result_set.stages_checkpoints(out, cfg.get("resume"), overwrite)  # replacing a completed run
+    ckpt_path = resolve_resume(cfg.get("resume"), result_set.staging_dir(out) if staged else out)
     resume = load_checkpoint(ckpt_path) if ckpt_path else None  # refuses pickled code before Lightning reads it
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 

@@ -1,6 +1,6 @@
 """What a run's record needs from the parts before a resume: their wall time and their last fit metrics.
 
-A run killed and resumed with `ckpt_path=last` is one run in several parts. Lightning restores the
+A run killed and resumed with `resume=last` is one run in several parts. Lightning restores the
 weights, optimizer and loops, but the resumed part alone knows neither how long the earlier parts took
 nor, when the checkpoint was the final epoch's (killed while testing), any validation metric: its
 `fit` block came out empty and its `wall_time_s` counted the last part only. `FitRecord` stores both

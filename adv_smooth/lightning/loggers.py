@@ -1,7 +1,7 @@
 """A CSV logger that keeps what its file already holds.
 
 Lightning's `CSVLogger` deletes `metrics.csv` when its directory is not empty. Runs here log into a fixed
-directory of their run dir (`version: ""`), so resuming a killed run there (`ckpt_path=last`) would erase the
+directory of their run dir (`version: ""`), so resuming a killed run there (`resume=last`) would erase the
 history of every epoch before the crash. This one appends instead; rows logged between the last checkpoint
 and the crash stay in the file, and the resumed run logs those steps again after them.
 """

@@ -5,7 +5,7 @@ success) and saves nothing. While training or testing, this callback's handler o
 at the next safe point (the end of the current training batch, or the end of the epoch when the signal
 came during validation) it saves `last.ckpt`, then raises `Preempted`. The entry point writes a
 results.json with status "interrupted" and exits with 128 + the signal number (143 for SIGTERM, 138 for
-SIGUSR1), and `ckpt_path=last` resumes the run. The previous handlers are restored when training or
+SIGUSR1), and `resume=last` resumes the run. The previous handlers are restored when training or
 testing ends, so outside those stages the signals keep their usual meaning.
 
 The handler replaces Lightning's own (installed just before `on_train_start`): Lightning's would also
@@ -36,8 +36,7 @@ class Preempted(Exception):
         name = signal.Signals(signum).name
         where = f"saved {checkpoint}" if checkpoint else "training had ended, nothing to save"
         super().__init__(
-            f"interrupted by {name} at step {global_step} ({epochs_done} epochs done): {where}; "
-            "resume with ckpt_path=last"
+            f"interrupted by {name} at step {global_step} ({epochs_done} epochs done): {where}; resume with resume=last"
         )
 
     @property

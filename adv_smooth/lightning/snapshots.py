@@ -4,7 +4,7 @@ With `optim/schedule=snapshot` the learning rate anneals to about zero `cycles` 
 weights at each cycle's end sit in a different minimum, and averaging their softmax outputs is an ensemble
 "for free": one training run, M members. This callback saves those weights as
 `checkpoints/snapshot<k>.ckpt` (k = 1..M, whole Lightning checkpoints written through the trainer's atomic
-checkpoint writer), and lists them in results.json; `python -m adv_smooth.evaluate ckpt_path=[...]`
+checkpoint writer), and lists them in results.json; `python -m adv_smooth.evaluate ckpt=[...]`
 evaluates them as one model.
 
 Why a callback of its own rather than `ModelCheckpoint(every_n_epochs=...)`: the project's ModelCheckpoint
@@ -73,6 +73,6 @@ class Snapshots(pl.Callback):
                 "cycles": self.cycles,
                 "files": paths,
                 "epochs": [self.saved[k]["epoch"] for k in sorted(self.saved)],
-                "evaluate": f"python -m adv_smooth.evaluate 'ckpt_path=[{','.join(paths)}]'",
+                "evaluate": f"python -m adv_smooth.evaluate 'ckpt=[{','.join(paths)}]'",
             }
         }

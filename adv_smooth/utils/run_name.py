@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 RESOLVER = "run_name"
 MAX_LENGTH = 120
-IGNORED = ("ckpt_path", "overwrite", "dataset.root", "dataset.download", "trainer.enable_progress_bar")
+IGNORED = ("resume", "ckpt", "overwrite", "dataset.root", "dataset.download", "trainer.enable_progress_bar")
 
 
 def run_name(overrides: Iterable[str] | None) -> str:

@@ -19,9 +19,9 @@ def _header(config_name: str) -> str:
 def test_each_entry_point_has_its_own_usage_line() -> None:
     train, evaluate = _header("config").splitlines(), _header("evaluate").splitlines()
     assert train[1].startswith("Usage: python -m adv_smooth [group=option ...]")
-    assert any("python -m adv_smooth.evaluate ckpt_path=" in line for line in train)
+    assert any("python -m adv_smooth.evaluate ckpt=" in line for line in train)
     assert any("python -m adv_smooth.report " in line for line in train)
-    assert evaluate[1].startswith("Usage: python -m adv_smooth.evaluate ckpt_path=")
+    assert evaluate[1].startswith("Usage: python -m adv_smooth.evaluate ckpt=")
     assert not any(line.startswith("Usage: python -m adv_smooth [") for line in evaluate)
 
 
@@ -30,4 +30,4 @@ def test_evaluate_help_prints_its_usage(capsys: pytest.CaptureFixture) -> None:
     """The real `--help` (Hydra composes and lists every group: a few seconds)."""
     code, _ = run_main("--help", module="adv_smooth.evaluate")
     out = capsys.readouterr().out
-    assert code == 0 and out.splitlines()[1].startswith("Usage: python -m adv_smooth.evaluate ckpt_path=")
+    assert code == 0 and out.splitlines()[1].startswith("Usage: python -m adv_smooth.evaluate ckpt=")

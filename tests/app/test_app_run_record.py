@@ -15,7 +15,7 @@ import torch
 from adv_smooth.app.hparams import final_metrics, run_hparams
 from adv_smooth.app.provenance import git_state, versions
 from adv_smooth.app.summary import format_summary
-from adv_smooth.app.training_run import resolve_ckpt_path, train
+from adv_smooth.app.training_run import resolve_resume, train
 from adv_smooth.utils.run_name import MAX_LENGTH, run_name
 from tests.conftest import TINY_JOB, compose_config
 from tests.test_bad_inputs import run_main
@@ -23,11 +23,11 @@ from tests.test_bad_inputs import run_main
 TINY = TINY_JOB
 
 
-def test_ckpt_path_last_without_a_checkpoint_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert resolve_ckpt_path("last", tmp_path) is None
+def test_resume_last_without_a_checkpoint_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert resolve_resume("last", tmp_path) is None
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert lines == [
-        f"note: ckpt_path=last: no checkpoint at {tmp_path / 'checkpoints' / 'last.ckpt'}, training from scratch"
+        f"note: resume=last: no checkpoint at {tmp_path / 'checkpoints' / 'last.ckpt'}, training from scratch"
     ]
 
 
@@ -38,7 +38,7 @@ def test_resumed_run_has_the_whole_record(tmp_path: Path) -> None:
     metrics, counts the first part's time, and says what made it."""
     first = train(compose_config(*TINY, "logger=csv", output_dir=tmp_path))
     (tmp_path / "results.json").unlink()  # as if killed while testing
-    resumed = train(compose_config(*TINY, "logger=csv", "ckpt_path=last", output_dir=tmp_path))
+    resumed = train(compose_config(*TINY, "logger=csv", "resume=last", output_dir=tmp_path))
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["fit"]["val/acc"] == first["fit"]["val/acc"] and saved["fit"]["train/loss_epoch"] > 0
     assert len(saved["wall_time_parts_s"]) == 2 and saved["wall_time_parts_s"][0] > 0
@@ -73,7 +73,10 @@ def test_git_commit_of_the_package_tree_or_unknown(tmp_path: Path) -> None:
 
 
 def test_run_names_and_hparams_from_the_config() -> None:
-    assert run_name(["defense=adv", "seed=1", "ckpt_path=last", "dataset.root=/data/x"]) == "defense=adv,seed=1"
+    assert (
+        run_name(["defense=adv", "seed=1", "resume=last", "ckpt=a.ckpt", "dataset.root=/data/x"])
+        == "defense=adv,seed=1"
+    )
     assert (
         run_name(["optim/schedule=tiny", "optimized_metric=val/acc"]) == "optim_schedule=tiny,optimized_metric=val_acc"
     )

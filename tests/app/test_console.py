@@ -63,7 +63,7 @@ def test_evaluate_names_the_trained_runs_choices_and_its_directory(trained, tmp_
     out = tmp_path / "eval"
     proc = _run(
         "adv_smooth.evaluate",
-        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        f"ckpt={run / 'checkpoints' / 'last.ckpt'}",
         "eval=report",
         "eval.snr_levels=[30]",
         "eval.attacks.pgd.steps=1",

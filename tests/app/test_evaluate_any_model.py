@@ -106,8 +106,8 @@ def test_a_state_dict_that_does_not_fit_the_model(images: Path, tmp_path: Path) 
 
 def test_an_empty_checkpoint_list(tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    code, stderr = run_main("ckpt_path=[]", f"hydra.run.dir={out}", module="adv_smooth.evaluate")
-    assert_one_line_exit_2(code, stderr, "ckpt_path=[] is an empty list", out)
+    code, stderr = run_main("ckpt=[]", f"hydra.run.dir={out}", module="adv_smooth.evaluate")
+    assert_one_line_exit_2(code, stderr, "ckpt=[] is an empty list", out)
 
 
 def _fake_run(root: Path, *overrides: str) -> Path:
@@ -123,7 +123,5 @@ def test_ensemble_members_trained_on_different_datasets(images: Path, tmp_path: 
     digits = _fake_run(tmp_path / "a")
     folder = _fake_run(tmp_path / "b", "dataset=folder", f"dataset.root={images}")
     out = tmp_path / "eval"
-    code, stderr = run_main(f"ckpt_path=[{digits},{folder}]", f"hydra.run.dir={out}", module="adv_smooth.evaluate")
-    assert_one_line_exit_2(
-        code, stderr, f"ckpt_path[1]={str(folder)!r} was trained on another dataset than ckpt_path[0]", out
-    )
+    code, stderr = run_main(f"ckpt=[{digits},{folder}]", f"hydra.run.dir={out}", module="adv_smooth.evaluate")
+    assert_one_line_exit_2(code, stderr, f"ckpt[1]={str(folder)!r} was trained on another dataset than ckpt[0]", out)

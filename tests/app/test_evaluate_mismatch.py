@@ -47,8 +47,8 @@ def test_the_first_differing_tensor_and_both_shapes_are_named(tmp_path: Path, ca
         ckpt = _run_with_foreign_weights(tmp_path / "run", [*folder, three], [*folder, two])
         detail = "has shape (2, 8) in it, the network expects (3, 8)"
     out = tmp_path / "eval"
-    code, stderr = run_main(f"ckpt_path={ckpt}", f"hydra.run.dir={out}", module="adv_smooth.evaluate")
-    assert_one_line_exit_2(code, stderr, f"ckpt_path={str(ckpt)!r} does not fit the network its run dir's config", out)
+    code, stderr = run_main(f"ckpt={ckpt}", f"hydra.run.dir={out}", module="adv_smooth.evaluate")
+    assert_one_line_exit_2(code, stderr, f"ckpt={str(ckpt)!r} does not fit the network its run dir's config", out)
     assert detail in stderr and "Error(s) in loading" not in stderr
 
 
@@ -56,5 +56,5 @@ def test_the_first_differing_tensor_and_both_shapes_are_named(tmp_path: Path, ca
 def test_real_process_names_the_tensor(tmp_path: Path) -> None:
     ckpt = _run_with_foreign_weights(tmp_path / "run", ["model.width=4"], ["model.width=8"])
     out = tmp_path / "eval"
-    code, stderr = run_process("adv_smooth.evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={out}")
+    code, stderr = run_process("adv_smooth.evaluate", f"ckpt={ckpt}", f"hydra.run.dir={out}")
     assert_one_line_exit_2(code, stderr, "'net.stem.weight' has shape (8, 1, 3, 3) in it, the network expects", out)

@@ -42,14 +42,14 @@ def loop(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("module", "message"),
+    ("module", "key", "message"),
     [
-        ("adv_smooth.__main__", "ckpt_path='{}' is invalid: it is a symlink loop"),
-        ("adv_smooth.evaluate", "'{}' is a symlink loop"),
+        ("adv_smooth.__main__", "resume", "resume='{}' is invalid: it is a symlink loop"),
+        ("adv_smooth.evaluate", "ckpt", "'{}' is a symlink loop"),
     ],
 )
-def test_a_symlink_loop_is_called_one(loop: Path, module: str, message: str, tmp_path: Path) -> None:
-    code, stderr = run_main(f"ckpt_path={loop}", f"hydra.run.dir={tmp_path / 'run'}", module=module)
+def test_a_symlink_loop_is_called_one(loop: Path, module: str, key: str, message: str, tmp_path: Path) -> None:
+    code, stderr = run_main(f"{key}={loop}", f"hydra.run.dir={tmp_path / 'run'}", module=module)
     assert_one_line_exit_2(code, stderr, message.format(loop))
 
 
@@ -75,7 +75,7 @@ def test_a_raw_pickle_refusal_is_the_only_line(tmp_path: Path) -> None:
     """torch's weights-only unpickler warned twice ('Detected pickle protocol 4 ...') before the refusal."""
     raw = tmp_path / "raw.ckpt"
     raw.write_bytes(pickle.dumps(Payload(), protocol=4))
-    code, stderr = run_process("adv_smooth.evaluate", f"ckpt_path={raw}", f"hydra.run.dir={tmp_path / 'run'}")
+    code, stderr = run_process("adv_smooth.evaluate", f"ckpt={raw}", f"hydra.run.dir={tmp_path / 'run'}")
     assert_one_line_exit_2(code, stderr, f"checkpoint '{raw}' refused")
 
 
@@ -87,7 +87,7 @@ def test_nothing_before_an_error_found_once_the_trainer_is_built(tmp_path: Path)
     train_in_run_dir(cfg, tmp_path / "a")
     wider = [o for o in TINY_JOB if not o.startswith("model.width")] + ["model.width=8"]
     ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
-    code, stderr = run_process("adv_smooth", *wider, f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'b'}")
+    code, stderr = run_process("adv_smooth", *wider, f"resume={ckpt}", f"hydra.run.dir={tmp_path / 'b'}")
     assert_one_line_exit_2(code, stderr, "does not match this model")
 
 

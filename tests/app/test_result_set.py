@@ -1,6 +1,6 @@
 """A completed run's files are replaced only as a set, and only by a run that completed (issue 26, item 1).
 
-A failed resume (`ckpt_path=last`) or `overwrite=true` run used to delete results.json before training, then
+A failed resume (`resume=last`) or `overwrite=true` run used to delete results.json before training, then
 leave a failure record beside the completed run's `per_image_test.npz` and `robustness_test.png`.
 """
 
@@ -62,7 +62,7 @@ def completed(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
-@pytest.mark.parametrize("how", [["ckpt_path=last"], ["overwrite=true", "seed=1"]], ids=["resume", "overwrite"])
+@pytest.mark.parametrize("how", [["resume=last"], ["overwrite=true", "seed=1"]], ids=["resume", "overwrite"])
 def test_a_failed_run_leaves_the_completed_set_whole(completed: Path, how: list[str]) -> None:
     before = _snapshot(completed)
     code, stderr = run_main(*JOB, *how, *FAIL_IN_TEST, f"hydra.run.dir={completed}")

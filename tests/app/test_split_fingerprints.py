@@ -26,7 +26,7 @@ def test_a_run_and_its_evaluation_record_the_same_test_images(tmp_path: Path) ->
     assert json.loads((run / "results.json").read_text())["split_fingerprints"] == expected
     out = tmp_path / "eval"
     code, stderr = run_main(
-        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        f"ckpt={run / 'checkpoints' / 'last.ckpt'}",
         "eval.snr_levels=[40]",
         "eval.attacks.pgd.steps=2",
         "eval.test_subset=20",  # part of the split evaluated: the print is still the whole split's

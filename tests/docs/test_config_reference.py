@@ -58,5 +58,5 @@ def test_meanings_types_and_choices_come_from_comments_signatures_and_docstrings
     labels = docs["defense/adv.yaml", "defense.labels"]  # a `labels: true | predicted` line of the file's comment
     assert labels.allowed == "true, predicted"
     assert docs["defense/smooth.yaml", "defense.knn_self"].allowed == "true, false"
-    assert docs["config.yaml", "ckpt_path"].meaning.startswith("Path of a checkpoint")  # the comment above the key
-    assert key_meaning("ckpt_path").startswith("Path of a checkpoint")
+    assert docs["config.yaml", "resume"].meaning.startswith("Resume a run")  # the comment above the key
+    assert key_meaning("resume").startswith("Resume a run")

@@ -187,7 +187,7 @@ def test_tiny_overrides_are_appended_unless_the_command_sets_the_key() -> None:
     assert tiny("python -m adv_smooth.report multirun/demo") == "python -m adv_smooth.report multirun/demo"
     assert tiny("python -m adv_smooth --help") == "python -m adv_smooth --help"  # prints, trains nothing
     assert "model.width=8" in tiny("python -m adv_smooth.evaluate weights=w.ckpt model=preact_resnet18_small")
-    assert "eval.attacks.square_linf.queries=20" in tiny("python -m adv_smooth.evaluate ckpt_path=a.ckpt eval=strong")
+    assert "eval.attacks.square_linf.queries=20" in tiny("python -m adv_smooth.evaluate ckpt=a.ckpt eval=strong")
 
 
 @pytest.mark.slow

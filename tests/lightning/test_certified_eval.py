@@ -32,7 +32,7 @@ def test_bad_certification_settings_are_one_line_and_exit_2(
     module: str, override: str, message: str, tmp_path: Path
 ) -> None:
     """Refused before any data or checkpoint is read (the checkpoint named here does not exist)."""
-    ckpt = ["ckpt_path=/nonexistent/last.ckpt"] if module == "adv_smooth.evaluate" else []
+    ckpt = ["ckpt=/nonexistent/last.ckpt"] if module == "adv_smooth.evaluate" else []
     code, stderr = run_main("eval=certified", override, *ckpt, f"hydra.run.dir={tmp_path}", module=module)
     assert_one_line_exit_2(code, stderr, message, tmp_path)
 
@@ -40,7 +40,7 @@ def test_bad_certification_settings_are_one_line_and_exit_2(
 @pytest.mark.slow
 def test_a_real_shell_sees_one_line_and_status_2(tmp_path: Path) -> None:
     code, stderr = run_process(
-        "adv_smooth.evaluate", "ckpt_path=/nonexistent/last.ckpt", "eval=certified", "eval.certify.n0=5",
+        "adv_smooth.evaluate", "ckpt=/nonexistent/last.ckpt", "eval=certified", "eval.certify.n0=5",
         "eval.certify.n=4", f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
     assert_one_line_exit_2(code, stderr, "eval.certify.n0=5 is invalid: an integer in [1, n=4]", tmp_path)
@@ -72,7 +72,7 @@ def test_digits_noise_training_then_certification(tmp_path: Path) -> None:
     ckpt = train_dir / "checkpoints" / "last.ckpt"
 
     def certify(out: Path) -> tuple[dict, Records]:
-        args = [f"ckpt_path={ckpt}", "eval=certified", f"eval.test_subset={n_images}", "eval.test_subset_seed=1"]
+        args = [f"ckpt={ckpt}", "eval=certified", f"eval.test_subset={n_images}", "eval.test_subset_seed=1"]
         args += [f"eval.certify.n0={n0}", f"eval.certify.n={n}", "eval.certify.batch=500", "eval.attacks.pgd.steps=2"]
         args += [f"eval.certify.check_steps={steps}", f"eval.certify.check_draws={draws}"]
         code, stderr = run_process("adv_smooth.evaluate", *args, "eval.snr_levels=[40,30,20]", f"hydra.run.dir={out}")

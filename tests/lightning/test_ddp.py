@@ -94,10 +94,10 @@ def test_one_process_and_two_agree_image_by_image(spawned: tuple[Path, dict], tm
     run, trained = spawned
     ckpt = trained["best_checkpoint"]
     one = tmp_path / "one"
-    code, stderr = run_main(f"ckpt_path={ckpt}", f"hydra.run.dir={one}", module="adv_smooth.evaluate")
+    code, stderr = run_main(f"ckpt={ckpt}", f"hydra.run.dir={one}", module="adv_smooth.evaluate")
     assert code == 0, stderr
     two = tmp_path / "two"
-    command = [sys.executable, "-m", "adv_smooth.evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={two}"]
+    command = [sys.executable, "-m", "adv_smooth.evaluate", f"ckpt={ckpt}", f"hydra.run.dir={two}"]
     proc = subprocess.run(
         [*command, *TWO, "trainer.strategy=ddp"], cwd=REPO, capture_output=True, text=True, timeout=600
     )

@@ -47,7 +47,7 @@ def test_evaluate_stops_on_a_signal(checkpoint: Path, signum: int, status: int, 
             sys.executable,
             "-m",
             "adv_smooth.evaluate",
-            f"ckpt_path={checkpoint}",
+            f"ckpt={checkpoint}",
             "eval.attacks.pgd.steps=5000",  # minutes of testing, were it not stopped
             f"hydra.run.dir={out}",
         ],

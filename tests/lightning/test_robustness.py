@@ -56,7 +56,7 @@ def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) 
 
     run, results = trained_run
     cfg = compose_config(
-        f"ckpt_path={results['best_checkpoint']}", "eval.snr_levels=[33]", output_dir=tmp_path, config_name="evaluate"
+        f"ckpt={results['best_checkpoint']}", "eval.snr_levels=[33]", output_dir=tmp_path, config_name="evaluate"
     )
     evaluated = evaluate(cfg)
     assert evaluated["metrics"]["test/acc"] == results["metrics"]["test/acc"]
@@ -73,9 +73,11 @@ def test_checkpoint_evaluation_reproduces_clean_accuracy(trained_run, tmp_path) 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["ckpt_path=/no/such.ckpt"], "does not exist"),
-        (["ckpt_path=/no/such.ckpt", "+eval.attacks.cw={}"], "cw"),
-        ([], "ckpt_path is required"),
+        (["ckpt=/no/such.ckpt"], "does not exist"),
+        (["ckpt=/no/such.ckpt", "+eval.attacks.cw={}"], "cw"),
+        ([], "ckpt is required"),
+        (["ckpt_path=/no/such.ckpt"], "note: ckpt_path= is now ckpt= (ckpt_path= is still accepted in this release)"),
+        (["ckpt_path=/no/such.ckpt"], "does not exist"),  # the old spelling still names what to evaluate
     ],
 )
 def test_evaluate_user_mistakes(args: list[str], message: str, tmp_path) -> None:

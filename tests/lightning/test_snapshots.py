@@ -73,7 +73,7 @@ def test_the_snapshot_ensemble_is_evaluated_beside_its_members(snapshot_run, tmp
     _, results = snapshot_run
     files = results["snapshots"]["files"]
     cfg = compose_config(
-        f"ckpt_path=[{','.join(files)}]",
+        f"ckpt=[{','.join(files)}]",
         "eval=report",
         "~eval.attacks.pgd",
         "eval.snr_levels=[33]",

@@ -109,7 +109,7 @@ def test_evaluate_takes_the_first_images_of_the_split(subset_run, tmp_path) -> N
 
     _, results = subset_run
     cfg = compose_config(
-        f"ckpt_path={results['best_checkpoint']}",
+        f"ckpt={results['best_checkpoint']}",
         "eval.snr_levels=[30]",
         "eval.test_subset=25",
         "eval.test_subset_seed=null",  # the trained run's eval settings (seed 2) apply unless overridden
@@ -129,7 +129,7 @@ def test_evaluate_refuses_a_subset_larger_than_the_split_in_one_line(subset_run,
     _, results = subset_run
     code, stderr = run_process(
         "adv_smooth.evaluate",
-        f"ckpt_path={results['best_checkpoint']}",
+        f"ckpt={results['best_checkpoint']}",
         "eval.test_subset=99999",
         f"hydra.run.dir={tmp_path}",
     )
@@ -140,7 +140,7 @@ def test_evaluate_refuses_a_subset_larger_than_the_split_in_one_line(subset_run,
 def test_evaluate_points_limit_test_batches_to_the_subset_key(subset_run, tmp_path) -> None:
     _, results = subset_run
     code, stderr = run_main(
-        f"ckpt_path={results['best_checkpoint']}",
+        f"ckpt={results['best_checkpoint']}",
         "+trainer.limit_test_batches=1",
         f"hydra.run.dir={tmp_path}",
         module="adv_smooth.evaluate",
@@ -158,7 +158,7 @@ def test_two_processes_evaluate_the_same_subset_image_by_image(subset_run, tmp_p
     from tests.conftest import REPO
 
     _, results = subset_run
-    args = [f"ckpt_path={results['best_checkpoint']}", "eval.test_subset=101", "eval.test_subset_seed=5"]
+    args = [f"ckpt={results['best_checkpoint']}", "eval.test_subset=101", "eval.test_subset_seed=5"]
     args += ["eval.attacks.pgd.random_start=false", "~eval.attacks.pgd_l2", "dataset.eval_batch_size=30"]
     one, two = tmp_path / "one", tmp_path / "two"
     code, stderr = run_main(*args, f"hydra.run.dir={one}", module="adv_smooth.evaluate")

@@ -7,7 +7,7 @@ Objects check their own values: defenses and attacks in their constructors, Ligh
 strategies, devices are Lightning's lists, not copied here). What stays here: values Lightning or torch
 would accept silently but no run can use (max_epochs=0, a seed Lightning would replace at random),
 rules across keys (min_epochs <= max_epochs, a validation split for eval.checkpoint=best, one checkpoint
-schedule) and files on disk (dataset.root, ckpt_path). A key that a group does not define is not checked.
+schedule) and files on disk (dataset.root, resume). A key that a group does not define is not checked.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ BATCH_LIMIT: Rule = (_batch_limit, f"a number of batches (integer in [0, {MAX_CO
 TOP: dict[str, Rule] = {
     "seed": ((lambda v: is_int(v) and 0 <= v <= MAX_SEED), f"an integer in [0, {MAX_SEED}]"),
     "test": BOOL,
-    "ckpt_path": ((lambda v: v is None or (isinstance(v, str) and v != "")), "a checkpoint file, last, or null"),
+    "resume": ((lambda v: v is None or (isinstance(v, str) and v != "")), "a checkpoint file, last, or null"),
 }
 OPTIM: dict[str, Rule] = {
     "lr": _number(0, low_open=True),
@@ -159,7 +159,7 @@ def check_config(cfg: DictConfig) -> None:
         checkpoint = _plain(callbacks.model_checkpoint)
         _check(checkpoint, "callbacks.model_checkpoint.", CHECKPOINT)
         _check_checkpoint_schedule(checkpoint)
-    _check_ckpt_path(cfg.get("ckpt_path"))
+    _check_resume(cfg.get("resume"))
 
 
 def _plain(node: DictConfig | None) -> dict[str, Any]:
@@ -279,10 +279,10 @@ def _check_checkpoint_schedule(checkpoint: Mapping[str, Any]) -> None:
     )
 
 
-def _check_ckpt_path(ckpt: object) -> None:
+def _check_resume(ckpt: object) -> None:
     """Existence only; `load_checkpoint` vets the contents before anything else reads the file."""
     if ckpt in (None, "last"):
         return
     problem = file_problem(Path(str(ckpt)).expanduser())
     if problem is not None:
-        raise UserError(f"ckpt_path={ckpt!r} is invalid: it {problem}; give a checkpoint file (or ckpt_path=last)")
+        raise UserError(f"resume={ckpt!r} is invalid: it {problem}; give a checkpoint file (or resume=last)")

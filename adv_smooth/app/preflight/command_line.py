@@ -17,6 +17,36 @@ from adv_smooth.app.preflight.launchers import check_launcher, check_plugin_targ
 from adv_smooth.app.preflight.magnitudes import check_magnitudes
 from adv_smooth.utils.conf_dir import config_dir
 from adv_smooth.utils.errors import UserError
+from adv_smooth.utils.ranks import launched_rank_zero
+
+# Keys renamed, per entry point's config: the old spelling is still accepted in this release, with a notice.
+RENAMED = {"config": {"ckpt_path": "resume"}, "evaluate": {"ckpt_path": "ckpt"}}
+# What an entry point cannot run without: one of these keys, else this one-line refusal.
+REQUIRED = {
+    "evaluate": (
+        ("ckpt", "weights"),
+        "ckpt is required: python -m adv_smooth.evaluate ckpt=PATH/TO/x.ckpt (or a list [a.ckpt,b.ckpt]: one "
+        "ensemble), or weights=FILE model=<config> for a network that is not one of our checkpoints",
+    )
+}
+
+
+def renamed_keys(args: list[str], config_name: str) -> list[str]:
+    """`args` with each renamed key in its new spelling (`ckpt_path=last` -> `resume=last` for training, `ckpt=` for
+    an evaluation), saying so on stderr in one line per key."""
+    renames = RENAMED.get(config_name, {})
+    out = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        bare = key.lstrip("+~")
+        if arg.startswith("-") or bare not in renames:
+            out.append(arg)
+            continue
+        new = renames[bare]
+        if launched_rank_zero():  # DDP re-runs the command in every process: one notice
+            print(f"note: {bare}= is now {new}= ({bare}= is still accepted in this release)", file=sys.stderr)
+        out.append(f"{key[: len(key) - len(bare)]}{new}{sep}{value}")
+    return out
 
 
 def _is_sweep_config_request(args: list[str]) -> bool:
@@ -49,6 +79,7 @@ def check_command_line(args: list[str], conf: str | None = None, config_name: st
     parsed, _ = get_args_parser().parse_known_args(args)
     if parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.experimental_rerun:
         return
+    _check_required(parsed.overrides, parsed.config_name or config_name)
     modes = [
         flag
         for flag, on in (
@@ -73,6 +104,15 @@ def check_command_line(args: list[str], conf: str | None = None, config_name: st
         check_plugin_targets(composed)  # builds neither sweeper nor launcher
     check_magnitudes(composed)  # numbers no knob takes (10**20, inf), for every entry point, checked key or not
     return None if parsed.multirun or parsed.cfg or parsed.info else composed
+
+
+def _check_required(overrides: list[str], config_name: str) -> None:
+    """The key an entry point cannot run without (an evaluation: what to evaluate), before anything else."""
+    if config_name not in REQUIRED:
+        return
+    keys, message = REQUIRED[config_name]
+    if not any(o.partition("=")[0].lstrip("+~") in keys and "=" in o for o in overrides):
+        raise UserError(message)
 
 
 def check_composition(overrides: list[str], config_name: str, multirun: bool, conf: str | None = None) -> DictConfig:

@@ -42,7 +42,7 @@ def test_unparsable_override_in_process() -> None:
 
 @pytest.mark.slow
 def test_no_key_in_evaluate_too(tmp_path: Path) -> None:
-    code, stderr = run_process("adv_smooth.evaluate", "ckpt_path=x.ckpt", "=5", f"hydra.run.dir={tmp_path}")
+    code, stderr = run_process("adv_smooth.evaluate", "ckpt=x.ckpt", "=5", f"hydra.run.dir={tmp_path}")
     assert_one_line_exit_2(code, stderr, "'=5' has no key")
 
 
@@ -112,7 +112,7 @@ def test_counts_state_their_upper_bound() -> None:
 @pytest.mark.parametrize("module", ["adv_smooth", "adv_smooth.evaluate"])
 def test_huge_batch_size_is_one_line_exit_2(module: str, tmp_path: Path) -> None:
     """It used to pass the checks and crash in fit (exit 1, an 80-line traceback); evaluate is vetted the same."""
-    args = ["ckpt_path=x.ckpt"] if module.endswith("evaluate") else []
+    args = ["ckpt=x.ckpt"] if module.endswith("evaluate") else []
     code, stderr = run_process(
         module, *args, "dataset.eval_batch_size=99999999999999999999", f"hydra.run.dir={tmp_path}"
     )
@@ -128,3 +128,27 @@ def test_plugin_packages_are_checked_for_sweeps_only(monkeypatch: pytest.MonkeyP
     check_command_line(["hparams_search=optuna"])
     with pytest.raises(UserError, match=r'the sweeper needs optuna.*pip install "adv-smooth\[sweeps\]"'):
         check_command_line(["-m", "hparams_search=optuna"])
+
+
+def test_the_old_spelling_ckpt_path_is_renamed_with_a_notice(capsys: pytest.CaptureFixture) -> None:
+    """Issue 27 item 5: `resume=` trains on, `ckpt=` names what to evaluate; `ckpt_path=` still works this release."""
+    from adv_smooth.app.preflight.command_line import renamed_keys
+
+    assert renamed_keys(["ckpt_path=last", "seed=1", "-m"], "config") == ["resume=last", "seed=1", "-m"]
+    assert renamed_keys(["+ckpt_path=x.ckpt"], "config") == ["+resume=x.ckpt"]
+    assert renamed_keys(["ckpt_path=[a.ckpt,b.ckpt]"], "evaluate") == ["ckpt=[a.ckpt,b.ckpt]"]
+    assert renamed_keys(["resume=last", "ckpt=a.ckpt"], "config") == ["resume=last", "ckpt=a.ckpt"]  # no notice
+    notes = capsys.readouterr().err.splitlines()
+    assert notes == [
+        "note: ckpt_path= is now resume= (ckpt_path= is still accepted in this release)",
+        "note: ckpt_path= is now resume= (ckpt_path= is still accepted in this release)",
+        "note: ckpt_path= is now ckpt= (ckpt_path= is still accepted in this release)",
+    ]
+
+
+def test_evaluate_requires_what_to_evaluate() -> None:
+    from adv_smooth.app.preflight.command_line import check_command_line
+    from adv_smooth.utils.errors import UserError
+
+    with pytest.raises(UserError, match=r"^ckpt is required: python -m adv_smooth.evaluate ckpt=PATH/TO/x.ckpt"):
+        check_command_line(["eval=report"], config_name="evaluate")

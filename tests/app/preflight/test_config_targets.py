@@ -90,7 +90,7 @@ def test_payload_in_saved_config_is_refused_before_anything_runs(name: str, tmp_
     key, node = _payloads(tmp_path, marker)[name]
     ckpt = _victim_run(tmp_path, key, node)
     out = tmp_path / "evaluation"
-    code, stderr = run_main(f"ckpt_path={ckpt}", f"hydra.run.dir={out}", module="adv_smooth.evaluate")
+    code, stderr = run_main(f"ckpt={ckpt}", f"hydra.run.dir={out}", module="adv_smooth.evaluate")
     lines = error_lines(stderr)
     assert code == 2, stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and "refusing to build" in lines[0], stderr
@@ -112,7 +112,7 @@ def test_real_process_refuses_os_system_payload(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     key, node = _payloads(tmp_path, marker)["os.system"]
     ckpt = _victim_run(tmp_path, key, node)
-    code, stderr = run_process("adv_smooth.evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}")
+    code, stderr = run_process("adv_smooth.evaluate", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert_one_line_exit_2(code, stderr, "'os.system'")
     assert "model._target_" in error_lines(stderr)[0]
     assert not marker.exists()
