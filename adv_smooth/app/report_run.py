@@ -26,6 +26,7 @@ from adv_smooth.reporting.plots import plot_accuracy_vs_snr, plot_training_curve
 from adv_smooth.reporting.table import Group, Table, build_tables, group_jobs, table_markdown, tables_csv
 from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.io import write_text_atomic
+from adv_smooth.utils.text import counted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,12 +99,12 @@ def render(
         "# Sweep report",
         "",
         f"Sources: {', '.join(str(r) for r in roots)}. Jobs: {len(jobs)} found, {done} completed, "
-        f"{len(groups)} groups (jobs equal in everything but the seed).",
+        f"{counted(len(groups), 'group')} (jobs equal in everything but the seed).",
     ]
     done_jobs = [j for j in jobs if j.status == COMPLETED and j.results.get("selected_on")]
     chosen = Counter(str(j.results["selected_on"]) for j in done_jobs)
     if chosen:  # which validation metric chose the tested weights (robust accuracy for adversarial training)
-        metrics = ", ".join(f"{m} ({n} jobs)" for m, n in sorted(chosen.items()))
+        metrics = ", ".join(f"{m} ({counted(n, 'job')})" for m, n in sorted(chosen.items()))
         parts.append(f"Tested weights chosen on: {metrics}.")
     if groups and all(c.mean is None for t in tables for r in t.rows for c in r.cells.values()):
         split = tables[0].split

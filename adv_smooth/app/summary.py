@@ -10,12 +10,14 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from adv_smooth.utils.text import counted
+
 
 def format_summary(results: dict[str, Any]) -> str:
     choices = results.get("choices", {})
     head = " | ".join(
         [choices[k] for k in ("dataset", "model", "defense") if k in choices]
-        + ([f"{results['epochs']} epochs"] if results.get("epochs") is not None else [])
+        + ([counted(results["epochs"], "epoch")] if results.get("epochs") is not None else [])
         + [f"{results.get('wall_time_s')} s"]
     )
     metrics = {**results.get("fit", {}), **results.get("metrics", {})}

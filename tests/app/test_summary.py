@@ -34,3 +34,11 @@ def test_an_evaluation_has_no_epochs_to_name() -> None:
 def test_eval_checkpoint_last_reports_the_final_weights() -> None:
     text = format_summary(_results(epochs=4, best_epoch=1, best_checkpoint="x/epoch001.ckpt", tested_checkpoint=""))
     assert "test accuracy: 90.00 % (weights of epoch 4, the last)" in text
+
+
+def test_one_epoch_is_singular() -> None:
+    from adv_smooth.utils.text import counted
+
+    assert "| 1 epoch |" in format_summary(_results(epochs=1, best_epoch=0, best_checkpoint=""))
+    assert "| 8 epochs |" in format_summary(_results(epochs=8, best_epoch=0, best_checkpoint=""))
+    assert [counted(n, "group") for n in (0, 1, 2)] == ["0 groups", "1 group", "2 groups"]
