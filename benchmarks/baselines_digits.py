@@ -4,7 +4,7 @@ Vanilla, FGSM training (conf/defense/adv.yaml's recipe: half of each batch, trun
 adversarial weight 0.3), PGD training (pgd.yaml's: every image replaced by its PGD example) and TRADES
 (trades.yaml's: CE + 6 KL(clean || adversarial), its own KL maximization), all at one budget (14 dB per
 image, L-inf), the same network (PreAct ResNet, width 8, two stages), seed, data order and epochs, trained
-by the plain loop of `benchmarks/digits_loop.py` (the module's own loss, `training_objective`). Judged on the
+by the plain loop of `adv_smooth/defenses/plain_loop.py` (the module's own loss, `training_objective`). Judged on the
 449 test digits: clean, and under a 10-step PGD at 14 and 11 dB. Robustness, not speed: wall times are
 recorded only to size the run.
 
@@ -23,10 +23,10 @@ import torch
 from adv_smooth.attacks import FGSM, PGD
 from adv_smooth.defenses.adversarial import AdversarialTraining
 from adv_smooth.defenses.base import Defense
+from adv_smooth.defenses.plain_loop import digits_tensors, train_digits
 from adv_smooth.defenses.trades import Trades
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks._timing import format_table, load_average, machine_info
-from benchmarks.digits_loop import digits_tensors, train_digits
 
 DEFAULT_OUT = Path("benchmarks/results/baselines_digits.json")
 SNR = 14.0

@@ -40,7 +40,7 @@ DEFAULT_OUT = Path("benchmarks/results/certify.json")
 
 def noisy_digits_model(n: int, sigma: float, device: str) -> tuple[nn.Module, Tensor, Tensor]:
     """The digits CNN trained on noisy images (each epoch's noise fresh), and `n` held-out test images."""
-    from benchmarks.ensemble import DigitsCNN, digits_split
+    from adv_smooth.models.digits_cnn import DigitsCNN, digits_split
 
     x, y, perm, generator = digits_split(0)
     model = DigitsCNN()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,7 +74,28 @@ def tables_in(text: str) -> dict[str, str]:
     return {m["name"]: m["body"].strip() for m in _BLOCK.finditer(text)}
 
 
-def main() -> None:
+def check(docs: Path) -> list[str]:
+    """What disagrees: a page's table that differs from its JSON or has no generator, a table no page shows."""
+    problems, seen = [], set()
+    for page in sorted(docs.rglob("*.md")):
+        for name, table in tables_in(page.read_text()).items():
+            seen.add(name)
+            if name not in TABLES:
+                problems.append(f"{page}: no generator for table {name!r}")
+            elif table != TABLES[name]():
+                problems.append(f"{page}: table {name!r} disagrees with its JSON")
+    problems += [f"no page shows table {name!r}" for name in sorted(set(TABLES) - seen)]
+    return problems
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m benchmarks.doc_tables`: every table; `--check DOCS_DIR`: exit 1 naming each table that disagrees."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--check"]:
+        problems = check(Path(argv[1]) if len(argv) > 1 else Path("docs"))
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        sys.exit(1 if problems else 0)
     for name, make in TABLES.items():
         print(f"<!-- table: {name} -->\n{make()}\n<!-- /table -->\n")
 

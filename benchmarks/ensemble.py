@@ -23,6 +23,8 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from adv_smooth.app.build import build_attacks
+from adv_smooth.defenses.plain_loop import fit_classifier
+from adv_smooth.models.digits_cnn import DigitsCNN, digits_split
 from adv_smooth.robustness.batch import evaluate_batch
 from benchmarks._setup import compose_config
 from benchmarks._timing import format_table, interleaved, load_average, machine_info, summarize, timed
@@ -30,61 +32,12 @@ from benchmarks._timing import format_table, interleaved, load_average, machine_
 N_TEST = 1000
 
 
-class DigitsCNN(nn.Module):
-    """A small CNN for 8x8 digits; it carries mean/std buffers and normalizes inside, like PreActResNet."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor([0.3]).view(1, 1, 1, 1))
-        self.register_buffer("std", torch.tensor([0.4]).view(1, 1, 1, 1))
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(32 * 4 * 4, 10),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net((x - self.mean) / self.std)
-
-
-def digits_split(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, torch.Generator]:
-    """scikit-learn's 8x8 digits as (N, 1, 8, 8) floats in [0, 1] and int64 labels, a permutation drawn from a
-    generator seeded with `seed` (returned: later shuffles continue its stream), and the global seed set: the one
-    split every digits-CNN benchmark and test trains and tests on."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(data.target, dtype=torch.long)
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(y), generator=g)
-    torch.manual_seed(seed)
-    return x, y, perm, g
-
-
 def trained_model(seed: int = 0) -> tuple[nn.Module, Tensor, Tensor]:
     """The CNN trained for a few seconds on 797 digits; returns it with the 1,000 others."""
     x, y, perm, g = digits_split(seed)
     test, train = perm[:N_TEST], perm[N_TEST:]
-    model = fit(DigitsCNN(), x, y, train, epochs=30, generator=g)
+    model = fit_classifier(DigitsCNN(), x, y, train, epochs=30, generator=g)
     return model, x[test], y[test]
-
-
-def fit(model: nn.Module, x: Tensor, y: Tensor, train: Tensor, epochs: int, generator: torch.Generator) -> nn.Module:
-    """Adam (lr 3e-3), batches of 100 of the rows `train`, reshuffled each epoch from `generator`; eval mode after.
-
-    Shared with the attack tests' digits model, so the two cannot drift apart.
-    """
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(epochs):
-        for idx in train[torch.randperm(len(train), generator=generator)].split(100):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    return model.eval()
 
 
 def strong_linf_attacks(eps_255: float) -> dict[str, Any]:

@@ -64,10 +64,11 @@ def adv_lib() -> tuple[Callable[..., Tensor], Callable[..., Tensor]]:
 
 # --------------------------------------------------------------------------------------------- models
 def cnn_model(n: int) -> tuple[nn.Module, Tensor, Tensor]:
-    from benchmarks.ensemble import DigitsCNN, digits_split, fit
+    from adv_smooth.defenses.plain_loop import fit_classifier
+    from adv_smooth.models.digits_cnn import DigitsCNN, digits_split
 
     x, y, perm, generator = digits_split(0)
-    model = fit(DigitsCNN(), x, y, perm[:1400], epochs=15, generator=generator)
+    model = fit_classifier(DigitsCNN(), x, y, perm[:1400], epochs=15, generator=generator)
     test = perm[1400 : 1400 + n]
     return model, x[test], y[test]
 

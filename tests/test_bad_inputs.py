@@ -126,10 +126,10 @@ CASES: list[tuple[list[str], str]] = [
     (["+eval.attacks.pgd.foo=1"], "eval.attacks.pgd.foo"),
     (
         ["defense=smooth", "+defense.components.smoothness.foo=1"],
-        "defense.components.smoothness.foo is not a known option",
+        "+defense.components.smoothness.foo=1: adv_smooth.defenses.smoothness.LaplacianSmoothness does not read 'foo'",
     ),
-    (["+trainer.foo=1"], "trainer.foo is not a known option (options: accelerator, "),
-    (["+callbacks.lr_monitor.foo=1"], "callbacks.lr_monitor.foo is not a known option"),
+    (["+trainer.foo=1"], "+trainer.foo=1: pytorch_lightning.Trainer does not read 'foo' (it reads accelerator, "),
+    (["+callbacks.lr_monitor.foo=1"], "LearningRateMonitor does not read 'foo' (it reads logging_interval"),
     (["callbacks.lr_monitor.logging_interval=abc"], "callbacks.lr_monitor: logging_interval should be"),
     (
         ["defense=smooth", "defense.components.smoothness._target_=adv_smooth.nope.X"],
@@ -400,7 +400,7 @@ def test_full_disk_is_one_line_even_when_the_failure_record_cannot_be_written(
 
     import torch
 
-    from adv_smooth.app import run_dir
+    from adv_smooth import run_record
 
     real_save = torch.save
 
@@ -413,7 +413,7 @@ def test_full_disk_is_one_line_even_when_the_failure_record_cannot_be_written(
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "results.json"))
 
     monkeypatch.setattr(torch, "save", full)
-    monkeypatch.setattr(run_dir, "write_json_atomic", no_record)
+    monkeypatch.setattr(run_record, "write_json_atomic", no_record)  # what RunRecord.write writes through
     code, stderr = run_main(*TINY_RUN, f"hydra.run.dir={tmp_path}")
     monkeypatch.setattr(torch, "save", real_save)
     assert_one_line_exit_2(code, stderr, "could not write checkpoint", tmp_path)

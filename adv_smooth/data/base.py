@@ -143,7 +143,6 @@ class ImageDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         unaugmented_fraction: float = 0.0,
         on_device: bool | str = "auto",
-        **_: Any,
     ) -> None:
         super().__init__()
         require(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from adv_smooth.defenses.plain_loop import fit_classifier
 from adv_smooth.models import PreActResNet
-from benchmarks.ensemble import DigitsCNN, fit
+from adv_smooth.models.digits_cnn import DigitsCNN
 
 MEAN = (0.45, 0.5, 0.55)
 STD = (0.2, 0.25, 0.3)
@@ -40,5 +41,5 @@ def train_digits_cnn() -> tuple[nn.Module, Tensor, Tensor]:
     perm = torch.randperm(len(y), generator=g)
     train, test = perm[:1400], perm[1400:]
     torch.manual_seed(0)
-    model = fit(DigitsCNN(), x, y, train, epochs=15, generator=g)
+    model = fit_classifier(DigitsCNN(), x, y, train, epochs=15, generator=g)
     return model, x[test], y[test]

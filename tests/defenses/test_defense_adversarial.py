@@ -10,9 +10,9 @@ from adv_smooth.attacks.budget import snr_eps
 from adv_smooth.attacks.fgsm import FGSM
 from adv_smooth.defenses.adversarial import AdversarialTraining, mean_snr_eps
 from adv_smooth.defenses.base import TrainBatch
+from adv_smooth.defenses.plain_loop import digits_tensors, train_digits
 from adv_smooth.models.preact_resnet import PreActResNet
 from adv_smooth.utils.errors import UserError
-from benchmarks.digits_loop import digits_tensors, train_digits
 
 
 def _model() -> PreActResNet:

@@ -7,7 +7,7 @@ import torch
 
 from adv_smooth.attacks import FGSM, PGD
 from adv_smooth.defenses.adversarial import AdversarialTraining
-from benchmarks.digits_loop import digits_tensors, train_digits
+from adv_smooth.defenses.plain_loop import digits_tensors, train_digits
 
 SNR = 14.0  # dB, L-inf: where the 8x8 digits models of both kinds still keep most of their clean accuracy
 

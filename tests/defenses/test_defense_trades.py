@@ -10,10 +10,10 @@ from adv_smooth.attacks import PGD
 from adv_smooth.attacks.budget import snr_eps
 from adv_smooth.defenses.base import Defense, TrainBatch
 from adv_smooth.defenses.objective import training_objective
+from adv_smooth.defenses.plain_loop import digits_tensors, train_digits
 from adv_smooth.defenses.trades import START_SCALE, Trades, kl_divergence
 from adv_smooth.models.preact_resnet import PreActResNet
 from adv_smooth.utils.errors import UserError
-from benchmarks.digits_loop import digits_tensors, train_digits
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is as fast, and safe when shared
 

@@ -12,7 +12,8 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.ensemble import DigitsCNN, digits_split, fit
+from adv_smooth.defenses.plain_loop import fit_classifier
+from adv_smooth.models.digits_cnn import DigitsCNN, digits_split
 from tests.conftest import compose_config, quiet_trainer
 
 LEVELS = [30, 20]
@@ -29,7 +30,7 @@ def cascade_run(tmp_path_factory) -> tuple[dict, dict, object]:
 
     out = tmp_path_factory.mktemp("cascade")
     x, y, perm, g = digits_split(0)
-    net = fit(DigitsCNN(), x, y, perm[:1400], epochs=10, generator=g)
+    net = fit_classifier(DigitsCNN(), x, y, perm[:1400], epochs=10, generator=g)
     test = perm[1400:1700]
     cfg = compose_config("eval=strong", output_dir=out)
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)

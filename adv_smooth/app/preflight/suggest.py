@@ -7,9 +7,9 @@ a key the config lacks gets the closest existing group or key (did you mean `def
 and the keys of the node it was meant for; `+` is advised only where it adds an argument the object
 actually takes. A `+key` is refused when nothing would read it:
 
-* under an object's config (`_target_`), when the class reads only its named parameters and swallows
-  the rest (`**_`, the data modules: `+dataset.foo=1`); classes that refuse an unknown keyword
-  themselves (the Trainer, the attacks, the defenses) keep their own one-line error;
+* under an object's config (`_target_`), when its class's constructor has no parameter of that name
+  (`+dataset.foo=1`, `+trainer.foo=1`): the object would refuse it only once built, after Hydra has
+  written the run dir; a constructor that takes any keyword (`**kwargs` that end nowhere) is left to the object;
 * in `defense` or `optim` (no `_target_`), when no interpolation reads it: their knobs reach the
   objects only through `${defense.<knob>}`; the options of the group that have the key are named;
 * at the top level, when it is close to an existing group or key (`+defence=adv`): a typo.
@@ -131,7 +131,7 @@ def _advice(key: str, value: str, cfg: DictConfig, groups: dict[str, list[str]])
             f"{written}: {parent} has no key {name!r}; did you mean {meant}={value}? ({parent} keys: {_listing(keys)})"
         )
     takes = _keywords(str(target)) if target else None
-    if takes is not None and name in takes[0] and not rest:
+    if takes is not None and name in takes and not rest:
         return (
             f"{written}: {parent} has no key {name!r} yet: add it with +{written} (an argument of {target}; "
             f"{parent} keys: {_listing(keys)})"
@@ -168,12 +168,12 @@ def _unread(
         if isinstance(node, DictConfig) and "_target_" in node:
             name = parts[depth]
             takes = _keywords(str(node._target_))
-            if name.startswith("_") or takes is None or name in takes[0] or not takes[1]:
-                return None  # read, unknown, or refused by the object itself when it is built
+            if name.startswith("_") or takes is None or name in takes:
+                return None  # read, or a class that takes any keyword (or cannot be imported: building says so)
             where = ".".join(parts[:depth])
-            guess = closest(name, takes[0])
+            guess = closest(name, takes)
             hint = f"; did you mean {where}.{guess}?" if guess else ""
-            return f"{node._target_} does not read {name!r}{hint} (it reads {_listing(takes[0])})"
+            return f"{node._target_} does not read {name!r}{hint} (it reads {_listing(takes)})"
     if _referenced(key, references):
         return None
     group = parts[0]
@@ -222,7 +222,8 @@ def _own(conf: Path, group: str, option: str, seen: frozenset[str] = frozenset()
         for entry in loaded.get("defaults") or []
         if isinstance(entry, str) and entry != "_self_" and "/" not in entry
     ]
-    mine = OmegaConf.create({k: v for k, v in own.items() if k != "defaults"}) if isinstance(own, DictConfig) else {}
+    plain = OmegaConf.to_container(own, resolve=False) if isinstance(own, DictConfig) else {}  # ${hydra:...} stays
+    mine = OmegaConf.create({k: v for k, v in plain.items() if k != "defaults"})
     return OmegaConf.merge(*parts, mine) if parts else OmegaConf.create(mine)
 
 
@@ -258,10 +259,10 @@ def _referenced(key: str, references: set[str]) -> bool:
     return any(r == key or r.startswith(key + ".") or key.startswith(r + ".") for r in references)
 
 
-def _keywords(target: str) -> tuple[list[str], bool] | None:
-    """(the keywords `target` takes, whether it swallows any other one unread), None when unknown.
+def _keywords(target: str) -> list[str] | None:
+    """The keywords `target`'s constructor takes, None when unknown or when it takes any keyword.
 
-    `**kwargs` passed on is followed up the class hierarchy; a `**_` (underscore name) swallows.
+    `**kwargs` passed on is followed up the class hierarchy, to the constructor that names its parameters.
     """
     try:
         from hydra.utils import get_object
@@ -284,9 +285,6 @@ def _keywords(target: str) -> tuple[list[str], bool] | None:
         if isinstance(obj, type):
             params = params[1:]
         names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names]
-        var = next((p for p in params if p.kind == p.VAR_KEYWORD), None)
-        if var is None:
-            return names, False
-        if var.name.startswith("_"):
-            return names, True
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return names
     return None

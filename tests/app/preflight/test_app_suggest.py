@@ -65,10 +65,19 @@ def test_keys_something_reads_are_accepted(args: list[str]) -> None:
 
 
 def test_keyword_reading_follows_kwargs_up_the_classes() -> None:
-    """The data modules swallow unknown keywords (`**_`): only their named parameters are read. The Trainer
-    refuses unknown keywords itself (its own one-line error), so it is not pre-empted."""
-    names, swallows = _keywords("adv_smooth.data.digits.DigitsDataModule")
-    assert swallows and {"size", "test_fraction", "batch_size", "root"} <= set(names)
-    names, swallows = _keywords("pytorch_lightning.Trainer")
-    assert not swallows and "max_epochs" in names
+    """A data module passes `**kwargs` up to the base module, whose constructor names every parameter (no `**_`):
+    the keywords read are those of the whole chain. A constructor that takes any keyword is left to the object."""
+    names = _keywords("adv_smooth.data.digits.DigitsDataModule")
+    assert {"size", "test_fraction", "batch_size", "root"} <= set(names)
+    assert "max_epochs" in _keywords("pytorch_lightning.Trainer")
+    assert _keywords("builtins.dict") is None
+
+
+def test_data_modules_refuse_unknown_keywords_themselves() -> None:
+    from adv_smooth.data.digits import DigitsDataModule
+
+    with pytest.raises(TypeError, match="batchsize"):
+        DigitsDataModule(batchsize=32)
+
+
     assert _keywords("adv_smooth.no_such.Thing") is None

@@ -1,4 +1,5 @@
-"""The plain PyTorch training loop the defense comparisons share (benchmarks/baselines_digits.py and the tests).
+"""Plain PyTorch training loops, no Lightning: the one the defense comparisons share (benchmarks/baselines_digits.py
+and the defense tests), and the small-model fit of the digits-CNN benchmarks and the attack tests.
 
 It trains through `training_objective`, the module's own loss (prepare_batch -> forward passes -> weighted CE +
 the defense's terms), and calls `after_optimizer_step`, so any defense trains here exactly as under Lightning,
@@ -8,7 +9,7 @@ minus Lightning: seeds, data order and epochs are the caller's, so two defenses 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from adv_smooth.data.digits import DigitsDataModule
 from adv_smooth.defenses.base import Defense, TrainBatch
@@ -51,4 +52,20 @@ def train_digits(
             opt.step()
             defense.after_optimizer_step(model)
             sched.step()
+    return model.eval()
+
+
+def fit_classifier(
+    model: nn.Module, x: Tensor, y: Tensor, train: Tensor, epochs: int, generator: torch.Generator
+) -> nn.Module:
+    """Adam (lr 3e-3), batches of 100 of the rows `train`, reshuffled each epoch from `generator`; eval mode after.
+
+    Shared by the digits-CNN benchmarks and the attack tests' digits model, so the two cannot drift apart.
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(epochs):
+        for idx in train[torch.randperm(len(train), generator=generator)].split(100):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
     return model.eval()
