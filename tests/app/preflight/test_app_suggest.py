@@ -79,5 +79,4 @@ def test_data_modules_refuse_unknown_keywords_themselves() -> None:
     with pytest.raises(TypeError, match="batchsize"):
         DigitsDataModule(batchsize=32)
 
-
     assert _keywords("adv_smooth.no_such.Thing") is None
