@@ -238,7 +238,9 @@ def _randomized(records: Any) -> list[dict[str, str]]:
 def _not_converged(records: Any, share: float = STILL_IMPROVING_SHARE) -> list[dict[str, str]]:
     """An iterative attack that left more than `share` of its robust images just short of the boundary, still
     closing in (`adv_smooth.attacks.base.needs_more_steps`), stopped too early there: more steps would likely break
-    some (Carlini et al. 2019: check that the attack converged). Per attack and level, with the counts."""
+    some (Carlini et al. 2019: check that the attack converged). Per attack and level, with the counts. Checked on
+    the default digits network (benchmarks/results/convergence_check.json, H200): of the 37 images L2 PGD-10 left
+    robust at 20 dB and this rule flagged, 50 steps broke 11; of the 99 it did not flag, 1."""
     warnings = []
     for name, rec in records.attacks.items():
         if rec.improving is None:
@@ -254,9 +256,9 @@ def _not_converged(records: Any, share: float = STILL_IMPROVING_SHARE) -> list[d
                         name,
                         f"{name} {where}: still closing in on the boundary at its last step on {rising} of the "
                         f"{int(robust.sum())} images it left robust ({100 * rising / robust.sum():.0f} %, more than "
-                        f"{100 * share:.0f} %; at its last pace it would break them within a few more steps): the "
-                        f"attack needed more steps; raise them (e.g. eval.attacks.{name}.steps) before trusting this "
-                        "accuracy",
+                        f"{100 * share:.0f} %; at its last pace it would reach their boundary within a few more "
+                        f"steps): the attack needed more steps, and more would likely break some; raise them (e.g. "
+                        f"eval.attacks.{name}.steps) before trusting this accuracy",
                     )
                 )
     return warnings
