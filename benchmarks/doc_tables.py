@@ -65,7 +65,68 @@ def baselines_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"curves": curves_table, "baselines_digits": baselines_table}
+def _levels(acc: dict) -> list[int]:
+    return sorted((int(k.removeprefix("snr")) for k in acc), reverse=True)
+
+
+def default_band_table() -> str:
+    """benchmarks/results/gpu_evidence.json: the default digits job (trainer=gpu) for each seed."""
+    runs = _load("gpu_evidence")["default_job"]
+    seeds = sorted(runs, key=int)
+    levels = _levels(runs[seeds[0]]["worst"])
+    lines = [
+        "| seed | clean % | " + " | ".join(f"worst {level} dB %" for level in levels) + " | best epoch (0-based) |",
+        "|---|---|" + "---|" * len(levels) + "---|",
+    ]
+    for seed in seeds:
+        run = runs[seed]
+        cells = [_pct(run["worst"][f"snr{level}"]) for level in levels]
+        lines.append(f"| {seed} | {_pct(run['test_acc'])} | " + " | ".join(cells) + f" | {run['best_epoch']} |")
+    return "\n".join(lines)
+
+
+def sandwich_table() -> str:
+    """benchmarks/results/gpu_evidence.json: eval=certified on the whole digits test split, the three curves."""
+    data = _load("gpu_evidence")["certified"]["evaluate"]
+    levels = _levels(data["acc"])
+    lines = ["| accuracy (%) | " + " | ".join(f"{level} dB" for level in levels) + " |", "|---|" + "---|" * len(levels)]
+    rows = [
+        ("certified, smoothed classifier (lower bound)", data["acc"]),
+        ("PGD on the smoothed classifier (upper bound)", data["empirical_acc"]),
+        ("worst attack on the base network", data["base_network"]["worst"]),
+    ]
+    for label, acc in rows:
+        lines.append(f"| {label} | " + " | ".join(_pct(acc[f"snr{level}"]) for level in levels) + " |")
+    check = data["check"]
+    lines.append("")
+    lines.append(
+        f"{data['images']} test images, σ = {data['sigma']}, n = {data['n']}, α = {data['alpha']}; "
+        f"{data['forward_passes']:,} forward passes; PGD inside the certified radii broke {check['broken']} of "
+        f"{check['checked']} certificates."
+    )
+    return "\n".join(lines)
+
+
+def autoattack_table() -> str:
+    """benchmarks/results/autoattack*.json: eval=autoattack beside pyautoattack, same network, images, budget."""
+    lines = ["| threat model | images | ours % | AutoAttack % | ours s | AutoAttack s |", "|---|---|---|---|---|---|"]
+    for name, label in (("autoattack", "Linf 8/255"), ("autoattack_l2", "L2 0.5")):
+        d = _load(name)
+        ours, ref = d["ours"], d["autoattack"]
+        lines.append(
+            f"| {label} | {d['settings']['images']} | {100 * ours['robust_acc']:.2f} | {100 * ref['robust_acc']:.2f} "
+            f"| {ours['wall_s']:.1f} | {ref['wall_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES = {
+    "curves": curves_table,
+    "baselines_digits": baselines_table,
+    "default_band": default_band_table,
+    "sandwich": sandwich_table,
+    "autoattack": autoattack_table,
+}
 _BLOCK = re.compile(r"<!-- table: (?P<name>[\w-]+) -->\n(?P<body>.*?)\n<!-- /table -->", re.DOTALL)
 
 
