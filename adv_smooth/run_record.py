@@ -187,7 +187,7 @@ class RunRecord:
     config: dict[str, Any] = _opt("the resolved config")
     # training
     best_checkpoint: str = _opt("the best-on-validation checkpoint ('' when none)")
-    best_epoch: int | None = _opt("its epoch, 0-based")
+    best_epoch: int | None = _opt("its epoch, 0-based (Lightning's); printed and file names: best_epoch + 1")
     tested_checkpoint: str = _opt("the weights tested ('' = the final weights)")
     epochs: int = _opt("epochs trained")
     wall_time_parts_s: list[float] = _opt("wall time of each part of a resumed run")

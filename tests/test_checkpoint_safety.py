@@ -139,7 +139,7 @@ def _assert_last_is_clean_epoch_0(run: Path) -> None:
     assert last["epoch"] == 0 and last["global_step"] == 19
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
     assert [p.name for p in (run / "checkpoints").glob("epoch*.ckpt")] == [
-        p.name for p in (run / "checkpoints").glob("epoch000-*.ckpt")
+        p.name for p in (run / "checkpoints").glob("epoch001-*.ckpt")  # the weights after the 1st epoch
     ]
 
 
@@ -221,4 +221,4 @@ def test_training_writes_checkpoints_through_the_atomic_writer(make_config, tmp_
             *TINY, "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"
         )
     )
-    assert "last.ckpt" in written and any(name.startswith("epoch000") for name in written)
+    assert "last.ckpt" in written and any(name.startswith("epoch001") for name in written)

@@ -91,7 +91,7 @@ def test_last_ckpt_follows_epochs_that_do_not_improve(tmp_path: Path, monkeypatc
     last = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.ckpt")
     assert (last["epoch"], last["global_step"]) == (1, 10)
     best = [p.name for p in (tmp_path / "b" / "checkpoints").glob("epoch*.ckpt")]
-    assert best == [Path(straight["best_checkpoint"]).name] and best[0].startswith("epoch000")
+    assert best == [Path(straight["best_checkpoint"]).name] and best[0].startswith("epoch001")  # 1-based names
     resumed = train(compose_config(*quick, "trainer.max_epochs=3", "resume=last", output_dir=tmp_path / "b"))
     _assert_same_ending(straight, resumed)
     assert resumed["best_epoch"] == straight["best_epoch"] == 0

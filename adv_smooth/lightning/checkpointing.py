@@ -15,6 +15,7 @@ its checkpointed state), so a summary can say which epoch the best checkpoint is
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -104,11 +105,26 @@ class ModelCheckpoint(_ModelCheckpoint):
         self.saved_epochs: dict[str, int] = {}  # file -> the (0-based) epoch its weights are from
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit" and empty_validation_split(trainer):
+            # dataset.val_fraction=0: no validation loop (Lightning would warn that its loader is empty) and no
+            # metric to choose on: the latest checkpoint is kept (eval.checkpoint must then be last)
+            trainer.limit_val_batches = 0
+            self.monitor = None
+            if self.filename and "{val/" in self.filename:  # epoch001-val_acc0.0000: a metric never measured
+                self.filename = re.sub(r"[-_]?[\w]*\{val/[^}]*\}", "", self.filename) or "{epoch:03d}"
         if self.monitor == AUTO:
             defense = getattr(pl_module, "defense", None)
             probed = any(getattr(c, "val_subset", 0) != 0 for c in trainer.callbacks)  # a robustness probe may run
             self.monitor = ROBUST if getattr(defense, "trains_adversarially", False) and probed else CLEAN
         super().setup(trainer, pl_module, stage)
+
+    def format_checkpoint_name(self, metrics: dict[str, Any], filename: str | None = None, **kwargs: Any) -> str:
+        """Lightning's name, with epochs counted from 1 as the console counts them (`epoch004-...` holds the
+        weights after the 4th epoch, the summary's "epoch 4"); `saved_epochs` and results.json's `best_epoch`
+        stay 0-based, as Lightning's `current_epoch`."""
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
+        return super().format_checkpoint_name(metrics, filename, **kwargs)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "saved_epochs": dict(self.saved_epochs)}
@@ -137,6 +153,15 @@ class ModelCheckpoint(_ModelCheckpoint):
             return  # already written at this step (Lightning asks again after the top-k save)
         super()._save_last_checkpoint(trainer, monitor_candidates)
         self._last_saved_at = trainer.global_step
+
+
+def empty_validation_split(trainer: pl.Trainer) -> bool:
+    """The trainer's data module was set up with a validation split of no image (`dataset.val_fraction=0`)."""
+    val_set = getattr(trainer.datamodule, "val_set", None)
+    try:
+        return val_set is not None and len(val_set) == 0
+    except TypeError:  # a split without a length: not known to be empty
+        return False
 
 
 def moved_in(state: dict[str, Any], dirpath: str | None) -> dict[str, Any]:
