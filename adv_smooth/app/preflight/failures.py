@@ -179,21 +179,32 @@ def _options(target: str | None, message: str) -> list[str]:
     named = re.match(r"(\w+)\.__init__\(\)", message)
     if cls is not None and named and named.group(1) != cls.__name__:
         cls = next((c for c in cls.__mro__ if c.__name__ == named.group(1)), None)
-    if cls is None:
-        return []
+    found = constructor_keywords(cls) if cls is not None else None
+    return found[0] if found is not None else []
+
+
+def constructor_keywords(obj: Any) -> tuple[list[str], bool] | None:
+    """(the keyword parameters `obj` (a class or a function) takes, whether that list is complete), None when a
+    signature cannot be read. A `**kwargs` passed on is followed up a class's hierarchy; the list is incomplete
+    when the chain ends in a `**kwargs` that takes any keyword."""
+    if isinstance(obj, type):
+        inits = [c.__dict__["__init__"] for c in obj.__mro__ if "__init__" in c.__dict__]
+    elif callable(obj):
+        inits = [obj]
+    else:
+        return None
     names: list[str] = []
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
+    for init in inits:
         try:
-            params = list(inspect.signature(init).parameters.values())[1:]
+            params = list(inspect.signature(init).parameters.values())
         except (TypeError, ValueError):
-            break
+            return None
+        if isinstance(obj, type):
+            params = params[1:]
         names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names]
         if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return names
+            return names, True
+    return names, False
 
 
 def _class(target: str | None) -> type | None:

@@ -20,7 +20,6 @@ A sweep is checked at its first job, as the rest of the start-up checks.
 from __future__ import annotations
 
 import difflib
-import inspect
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from adv_smooth.app.preflight.failures import constructor_keywords
 from adv_smooth.utils.errors import UserError
 
 Compose = Callable[[list[str]], DictConfig]  # overrides -> the composed config (raises when they do not compose)
@@ -270,21 +270,5 @@ def _keywords(target: str) -> list[str] | None:
         obj = get_object(target)
     except Exception:  # noqa: BLE001 - not importable: building it reports that
         return None
-    if isinstance(obj, type):
-        inits = [c.__dict__["__init__"] for c in obj.__mro__ if "__init__" in c.__dict__]
-    elif callable(obj):
-        inits = [obj]
-    else:
-        return None
-    names: list[str] = []
-    for init in inits:
-        try:
-            params = list(inspect.signature(init).parameters.values())
-        except (TypeError, ValueError):
-            return None
-        if isinstance(obj, type):
-            params = params[1:]
-        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names]
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            return names
-    return None
+    found = constructor_keywords(obj)
+    return found[0] if found is not None and found[1] else None
