@@ -62,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
         help="also write RobustBench's model-info JSON per job (robustbench/<dataset>/<Linf|L2>/<job>.json); only "
         "for eval=autoattack / eval=autoattack_l2 unchanged, on the whole test split",
     )
+    parser.add_argument(
+        "--transfer",
+        nargs="?",
+        const=33.0,
+        type=float,
+        default=None,
+        metavar="SNR_DB",
+        help="also the transfer matrix: PGD crafted on each job's network at this SNR (default 33 dB), scored by "
+        "every other; a transfer beating a network's own white-box attack is flagged (gradient masking)",
+    )
+    parser.add_argument("--transfer-images", type=int, default=500, help="test images for --transfer (default 500)")
+    parser.add_argument("--transfer-norm", choices=("linf", "l2"), default="linf", help="--transfer's PGD norm")
     return parser
 
 
@@ -139,9 +151,10 @@ def report(
     baseline: str | None = None,
     reference: str | None = None,
     robustbench_export: bool = False,
+    transfer: tuple[float, int, str] | None = None,
 ) -> tuple[str, list[Path]]:
     """Build the report; write report.md, report.csv, the LaTeX, the statistics' CSVs and the figures into
-    `out`. Returns (markdown, files)."""
+    `out`. Returns (markdown, files). `transfer`: (SNR in dB, images, norm) of the transfer matrix, None: off."""
     jobs = find_jobs(dirs)
     roots = [Path(d) for d in dirs]
     groups, extras = group_jobs(jobs)
@@ -149,6 +162,11 @@ def report(
     labels = [g.label(extras) for g in groups]
     publication = publish.annotate(groups, tables, labels, baseline, reference)
     sections = [*bounds.sections(groups, labels, split), *publication.sections]
+    if transfer is not None:  # loads every network: only when asked
+        from adv_smooth.app.transfer_run import transfer_section
+
+        snr_db, images, norm = transfer
+        sections += ["", *transfer_section(jobs, roots, images, snr_db, norm)]
     markdown = render(jobs, groups, tables, extras, roots, sections)
     out = out or roots[0] / "report"
     if out.exists() and not out.is_dir():
@@ -176,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
             args.baseline,
             args.reference,
             args.robustbench,
+            None if args.transfer is None else (args.transfer, args.transfer_images, args.transfer_norm),
         )
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -66,3 +66,25 @@ def test_sound_models_stay_quiet() -> None:
     result = transfer_matrix(models, x, y, _pgd(), 10.0)
     assert result.masking == []
     assert "No pair flagged" in "\n".join(transfer_markdown(result, "PGD"))
+
+
+@pytest.mark.slow
+def test_report_transfer_loads_a_sweeps_networks(tmp_path) -> None:
+    """`report --transfer` on two tiny digits runs: each network rebuilt from its config and tested weights, the
+    matrix in report.md; a single job is refused in one line."""
+    from adv_smooth.app.report_run import main, report
+    from tests.test_bad_inputs import run_process
+
+    tiny = ["trainer=cpu", "model.width=8", "model.blocks=[1,1]", "trainer.max_epochs=1", "eval=report"]
+    tiny += ["eval.snr_levels=[25]", "eval.val_subset=0", "eval.test_subset=10", "trainer.enable_progress_bar=false"]
+    for seed in (0, 1):
+        code, stderr = run_process(
+            "adv_smooth", *tiny, f"seed={seed}", f"hydra.run.dir={tmp_path / 'sweep' / str(seed)}"
+        )
+        assert code == 0, stderr[-2000:]
+    markdown, _ = report([str(tmp_path / "sweep")], out=tmp_path / "out", plots=False, transfer=(25.0, 40, "linf"))
+    section = markdown[markdown.index("## Transfer matrix") :]
+    assert "| crafted on \\ scored by | 0 | 1 |" in section and "on the first 40 test images" in section
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "sweep" / "0"), "--out", str(tmp_path / "one"), "--transfer"])
+    assert exit_info.value.code == 2
