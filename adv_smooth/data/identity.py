@@ -25,7 +25,7 @@ from torch import Tensor
 TRAINING_ONLY = frozenset(
     {
         *("root", "download", "on_device", "num_workers", "batch_size", "eval_batch_size"),
-        *("augment", "flip", "padding", "unaugmented_fraction", "normalize", "mean", "std"),
+        *("augment", "flip", "padding", "pad_mode", "unaugmented_fraction", "normalize", "mean", "std"),
     }
 )
 FINGERPRINTED = ("val", "test")  # the splits robustness is evaluated on

@@ -128,3 +128,21 @@ def test_val_fraction_zero_trains_on_every_image_and_fixed_statistics_are_kept()
     assert len(dm.train_set) == 10 and len(dm.val_set) == 0
     assert (dm.mean, dm.std) == lpn  # not the statistics of these random images
     assert len(dm.val_dataloader()) == 0
+
+
+@pytest.mark.parametrize("pad_mode", ["zeros", "reflect"])
+def test_the_crop_pads_as_asked(pad_mode: str) -> None:
+    """`dataset.pad_mode`: zeros puts black borders into the crop, reflect mirrors the image at its edges (as many
+    plain training loops do): each crop equals the padded image's window at the drawn offset."""
+    x = torch.rand(16, 3, 8, 8) * 0.8 + 0.1  # no pixel is 0
+    g = torch.Generator().manual_seed(0)
+    out = augment(x, 2, False, generator=g, pad_mode=pad_mode)
+    g = torch.Generator().manual_seed(0)
+    dy, dx = torch.randint(0, 5, (16,), generator=g), torch.randint(0, 5, (16,), generator=g)
+    padded = torch.nn.functional.pad(x, (2,) * 4, mode="constant" if pad_mode == "zeros" else "reflect")
+    for i in range(16):
+        torch.testing.assert_close(out[i], padded[i, :, dy[i] : dy[i] + 8, dx[i] : dx[i] + 8])
+    shifted = (dy != 2) | (dx != 2)
+    assert ((out[shifted] == 0).any().item()) == (pad_mode == "zeros"), "zeros: black borders; reflect: none"
+    with pytest.raises(UserError, match="pad_mode='mirror' is invalid: one of zeros, reflect"):
+        ImageDataModule(pad_mode="mirror")
