@@ -138,7 +138,7 @@ def build_attacks(attacks: Mapping[str, Any] | None, key: str = "eval.attacks") 
         if not isinstance(attack, Attack):
             raise UserError(
                 f"{key}.{label}={attack!r} is invalid: expected an attack config with a _target_ "
-                "(one of conf/attack/*.yaml, e.g. +attack@eval.attacks.{label}=apgd)"
+                f"(one of conf/attack/*.yaml, e.g. +attack@{key}.{label}=apgd)"
             )
         built[str(label)] = attack
     return built

@@ -94,3 +94,13 @@ def test_robust_predictions_scores_in_eval_mode(resnet, images, labels) -> None:
         expected = resnet(images).argmax(1) == labels
     resnet.train()
     assert torch.equal(robust_predictions(resnet, images, labels, FGSM(), [40.0])["clean"], expected)
+
+
+def test_an_attack_entry_without_a_target_names_the_option_to_add_it() -> None:
+    import pytest
+
+    from adv_smooth.app.build import build_attacks
+    from adv_smooth.utils.errors import UserError
+
+    with pytest.raises(UserError, match=r"e\.g\. \+attack@eval\.attacks\.mine=apgd\)$"):
+        build_attacks({"mine": {"steps": 3}})
