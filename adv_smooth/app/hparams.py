@@ -3,8 +3,8 @@
 The network module saves no hyperparameters of its own (it is handed built objects), so Lightning logged
 `{}`. What tells runs apart is the config: the chosen groups and the knobs a study varies. They are
 logged before fitting (hparams.yaml is written at the fit's start, so a killed run has it too) and once
-more at the end with the final metrics, under `hp/...` names so they do not add points to the training
-curves of `val/acc` and `test/acc`.
+more at the end, naming as metrics the run's own `val/acc`, `test/acc` and worst-case curves. The knobs a
+researcher varies lead the columns (defense, β, γ, m, snr, lr, epochs, seed); booleans are "true" / "false".
 """
 
 from __future__ import annotations
@@ -14,6 +14,20 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+# The knobs a researcher varies, leading TensorBoard's HPARAMS columns in this order (the ones a run has).
+LEADING = (
+    "defense",
+    "defense.beta",
+    "defense.gamma",
+    "defense.m",
+    "defense.snr",
+    "optim.lr",
+    "trainer.max_epochs",
+    "seed",
+    "dataset",
+    "model",
+    "optim",
+)
 # Single settings worth a column, besides every top-level knob of the defense and the optimizer.
 KEY_SETTINGS = (
     "seed",
@@ -29,18 +43,28 @@ KEY_SETTINGS = (
     "eval.test_subset_seed",
 )
 _SKIPPED = ("name", "components", "optimizer", "scheduler")
+# Config choices that tell no two studies apart: plumbing, not knobs (the attacks are in eval's choice).
+_PLUMBING = ("callbacks", "logger", "hydra", "attack@")
 
 
-def _value(value: Any) -> bool | int | float | str:
-    """TensorBoard takes numbers, strings and booleans: lists become their text, null becomes "null"."""
-    if isinstance(value, (bool, int, float, str)):
+def _value(value: Any) -> int | float | str:
+    """TensorBoard takes numbers and strings (a boolean would read 1.0000): booleans become "true" / "false",
+    lists their text, null "null"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
         return value
     return "null" if value is None else str(value)
 
 
-def run_hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, bool | int | float | str]:
-    """`{"defense": "adv", "optim": "sgd", ..., "defense.snr": 33.0, "optim.lr": 0.1, "seed": 0, ...}`."""
-    params: dict[str, Any] = {group: choice for group, choice in sorted(choices.items()) if choice != "None"}
+def run_hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, int | float | str]:
+    """`{"defense": "adv", "defense.beta": ..., "optim.lr": 0.1, ..., "seed": 0, "dataset": ..., ...}`: the knobs a
+    researcher varies first (`LEADING`), then the other groups chosen and settings; no plumbing (`_PLUMBING`)."""
+    params: dict[str, Any] = {
+        group: choice
+        for group, choice in sorted(choices.items())
+        if choice != "None" and not group.startswith(_PLUMBING)
+    }
     for key in KEY_SETTINGS:
         value = OmegaConf.select(cfg, key, default=None)
         params[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
@@ -54,17 +78,17 @@ def run_hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, bool | in
             value = node[name]
             if not OmegaConf.is_config(value) or OmegaConf.is_list(value):
                 params[f"{group}.{name}"] = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
-    return {key: _value(value) for key, value in params.items()}
+    order = [k for k in LEADING if k in params] + [k for k in params if k not in LEADING]
+    return {key: _value(params[key]) for key in order}
 
 
 def final_metrics(results: dict[str, Any]) -> dict[str, float]:
-    """Validation and test accuracy and the worst-case robust accuracy at each level, as `hp/...` names."""
+    """Validation and test accuracy and the worst-case robust accuracy at each level, under the names of the
+    scalars the run logged (`val/acc`, `test/worst/snr20/acc`): HPARAMS reads each metric's last value from the
+    run's own curve, and no chart of a single dot is added."""
     scalars = {**results.get("fit", {}), **results.get("metrics", {})}
     picked = {"val/acc", "test/acc"} | {k for k in scalars if k.startswith("test/worst/") and k.endswith("/acc")}
-    out = {f"hp/{key.replace('/', '_')}": float(scalars[key]) for key in sorted(picked) if key in scalars}
-    if results.get("best_val_acc") is not None:
-        out["hp/best_val_acc"] = float(results["best_val_acc"])
-    return out
+    return {key: float(scalars[key]) for key in sorted(picked) if key in scalars}
 
 
 def log_hparams(
@@ -73,15 +97,21 @@ def log_hparams(
     """Give every logger the run's hyperparameters; with `metrics`, also TensorBoard's hparams entry.
 
     Called before fitting without metrics (Lightning then writes them to each logger's hparams.yaml), and
-    after testing with them. The TensorBoard writer is closed by then: a new event file in the same
-    directory takes the entry, and is closed again.
+    after testing with them. The entry names the metrics (scalars the run already logged) without logging them
+    again, as Lightning's `log_hyperparams` would: each would be a chart of one dot heading the SCALARS tab. The
+    TensorBoard writer is closed by then: a new event file in the same directory takes the entry, and is closed
+    again.
     """
     from pytorch_lightning.loggers import TensorBoardLogger
+    from torch.utils.tensorboard.summary import hparams
 
     for logger in loggers:
         if metrics is None:
             logger.log_hyperparams(params)
         elif isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params, metrics, step)
+            experiment, start, end = hparams(params, metrics)
+            writer = logger.experiment._get_file_writer()
+            for summary in (experiment, start, end):
+                writer.add_summary(summary, step)
             logger.experiment.flush()
             logger.experiment.close()

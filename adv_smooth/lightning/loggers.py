@@ -1,4 +1,5 @@
-"""A CSV logger that keeps what its file already holds.
+"""A CSV logger that keeps what its file already holds, and a TensorBoard logger whose epoch counter is a training
+curve (`train/epoch`).
 
 Lightning's `CSVLogger` deletes `metrics.csv` when its directory is not empty. Runs here log into a fixed
 directory of their run dir (`version: ""`), so resuming a killed run there (`resume=last`) would erase the
@@ -9,8 +10,10 @@ and the crash stay in the file, and the resumed run logs those steps again after
 from __future__ import annotations
 
 import csv
+from typing import Any
 
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import TensorBoardLogger as _TensorBoardLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
@@ -34,3 +37,16 @@ class AppendingCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+class TensorBoardLogger(_TensorBoardLogger):
+    """Lightning's `TensorBoardLogger`, with the epoch counter logged as `train/epoch` (among the training curves)
+    rather than `epoch`, a chart that headed TensorBoard's SCALARS tab before any curve."""
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        if "epoch" in metrics:
+            metrics = {EPOCH_TAG if k == "epoch" else k: v for k, v in metrics.items()}
+        super().log_metrics(metrics, step)
+
+
+EPOCH_TAG = "train/epoch"

@@ -49,7 +49,8 @@ def _tensorboard_curves(directory: Path) -> Curves:
     events = EventAccumulator(str(directory), size_guidance={SCALARS: 0})
     events.Reload()
     tags = events.Tags().get(SCALARS, [])
-    epoch_at = {e.step: int(e.value) for e in events.Scalars("epoch")} if "epoch" in tags else {}
+    counter = next((t for t in ("train/epoch", "epoch") if t in tags), None)  # `epoch` before this release
+    epoch_at = {e.step: int(e.value) for e in events.Scalars(counter)} if counter else {}
     curves: Curves = {}
     for tag in tags:
         term = _term(tag)

@@ -17,17 +17,19 @@ from omegaconf import OmegaConf
 
 RESOLVER = "run_name"
 MAX_LENGTH = 120
+NO_OVERRIDES = "defaults"  # the name of a run without overrides
 IGNORED = ("resume", "ckpt", "overwrite", "dataset.root", "dataset.download", "trainer.enable_progress_bar")
 
 
 def run_name(overrides: Iterable[str] | None) -> str:
-    """`a=1,b=2` from the job's task overrides; "" for none (the logger's own directory)."""
+    """`a=1,b=2` from the job's task overrides; `defaults` for none (TensorBoard named such a run after its parent
+    directory, "tensorboard")."""
     kept = []
     for override in overrides or []:
         key = str(override).split("=", 1)[0].lstrip("+~")
         if key not in IGNORED:
             kept.append(str(override).replace("/", "_").replace("\\", "_"))
-    name = ",".join(kept)
+    name = ",".join(kept) or NO_OVERRIDES
     if len(name) <= MAX_LENGTH:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:10]

@@ -82,7 +82,7 @@ def test_run_names_and_hparams_from_the_config() -> None:
     )
     long = run_name([f"defense.gamma={i}" for i in range(40)])
     assert len(long) == MAX_LENGTH and long != run_name([f"defense.gamma={i}" for i in range(41)])
-    assert run_name([]) == ""
+    assert run_name([]) == "defaults" and run_name(["resume=last"]) == "defaults", "every run named"
     params = run_hparams(
         compose_config("defense=adv", "seed=3", "eval.test_subset=100"), {"defense": "adv", "experiment": "None"}
     )
@@ -90,9 +90,15 @@ def test_run_names_and_hparams_from_the_config() -> None:
     assert params["defense"] == "adv" and "experiment" not in params
     assert params["defense.snr"] == 33.0 and params["optim.lr"] == 0.1 and params["seed"] == 3
     assert params["eval.snr_levels"] == "[50, 45, 40, 33, 25, 20]"
+    assert params["dataset.augment"] in ("true", "false"), "a boolean reads true / false, not 1.0000"
+    lead = ["defense", "defense.beta", "defense.gamma", "defense.m", "defense.snr", "optim.lr", "trainer.max_epochs"]
+    expected = [k for k in lead if k in params] + ["seed"]
+    assert list(params)[: len(expected)] == expected and "defense.snr" in expected, list(params)
+    choices = {"callbacks": "default", "attack@eval.attacks.pgd_l2": "pgd", "hydra/launcher": "basic", "model": "m"}
+    assert set(run_hparams(compose_config(), choices)) & set(choices) == {"model"}, "no plumbing columns"
     assert all(isinstance(v, (bool, int, float, str)) for v in params.values())
     metrics = final_metrics({"fit": {"val/acc": 0.5}, "metrics": {"test/acc": 0.4, "test/worst/snr33/acc": 0.2}})
-    assert metrics == {"hp/val_acc": 0.5, "hp/test_acc": 0.4, "hp/test_worst_snr33_acc": 0.2}
+    assert metrics == {"val/acc": 0.5, "test/acc": 0.4, "test/worst/snr33/acc": 0.2}, "the run's own scalars"
 
 
 @pytest.mark.slow
@@ -114,7 +120,11 @@ def test_sweep_jobs_have_distinct_tensorboard_runs_with_hparams(tmp_path: Path) 
         start = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
         hparams = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
         assert hparams["seed"].number_value == int(job) and hparams["defense"].string_value == "vanilla"
-        assert "hp/test_acc" in events.Tags()["scalars"]
+        scalars = events.Tags()["scalars"]
+        assert not any(t.startswith("hp/") for t in scalars) and "epoch" not in scalars, "no one-dot charts"
+        assert "train/epoch" in scalars
         results = json.loads((tmp_path / job / "results.json").read_text())
-        assert events.Scalars("hp/test_acc")[-1].value == pytest.approx(results["metrics"]["test/acc"])
+        assert events.Scalars("test/acc")[-1].value == pytest.approx(results["metrics"]["test/acc"])
+        end = plugin_data_pb2.HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/experiment"])
+        assert {m.name.tag for m in end.experiment.metric_infos} >= {"val/acc", "test/acc"}
         assert "seed: " + job in (run / "hparams.yaml").read_text()
