@@ -31,3 +31,28 @@ def test_evaluate_help_prints_its_usage(capsys: pytest.CaptureFixture) -> None:
     code, _ = run_main("--help", module="adv_smooth.evaluate")
     out = capsys.readouterr().out
     assert code == 0 and out.splitlines()[1].startswith("Usage: python -m adv_smooth.evaluate ckpt=")
+
+
+def test_help_describes_each_key_from_the_reference_source() -> None:
+    """`--help`'s config: every key the reference describes carries its one-line meaning (app/config_help.py)."""
+    from omegaconf import OmegaConf
+
+    from adv_smooth.app.config_help import described_yaml
+    from tests.conftest import compose_config
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        help_cfg = compose("config", return_hydra_config=True).hydra.help
+        template = OmegaConf.to_container(help_cfg, resolve=False)["template"]
+    assert "${described_config:}" in template and "$CONFIG" not in template
+    choices = {"defense": "adv_smooth", "optim": "sgd", "dataset": "digits", "eval": "default"}
+    cfg = compose_config("defense=adv_smooth")
+    text = described_yaml(cfg, {**choices, "eval/attack@eval.attacks.pgd_l2": "pgd"})
+    lines = text.splitlines()
+    assert "seed: 0  # seeds every generator" in text
+    assert any(line.startswith("  gamma: 0.01  # γ, the smoothness weight") for line in lines)
+    assert any(line.startswith("  lr: 0.1  # the initial learning rate") for line in lines)
+    assert any(line.strip().startswith("steps: 10  # ") for line in lines), "the attacks' keys too"
+    assert all(len(line.split("  # ", 1)[-1]) <= 100 for line in lines), "one line each"
+    described = sum("  # " in line for line in lines if not line.lstrip().startswith("- "))
+    assert described > 60, described

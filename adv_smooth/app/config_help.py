@@ -1,0 +1,106 @@
+"""`--help`'s config with each key's one-line meaning, from the source of the generated reference.
+
+Hydra's help dumps the composed config as bare YAML. `conf/hydra/default.yaml` puts `${described_config:}` in
+its help template instead: this resolver renders the same YAML (unresolved, as Hydra does) with `# meaning`
+after every key that `key_reference.describe_keys()` knows (the comments of conf/ and the constructors'
+docstrings, as in docs/reference/config.md); for a key several options define (dataset.batch_size), the chosen
+option's meaning.
+"""
+
+from __future__ import annotations
+
+import re
+
+from omegaconf import DictConfig, OmegaConf
+
+RESOLVER = "described_config"
+WIDTH = 100  # a meaning longer than this is cut (the reference has it whole)
+_KEY = re.compile(r"^(?P<indent> *)(?P<key>[^\s#'\"-][^:]*|'[^']*'|\"[^\"]*\"):(?P<rest>.*)$")
+
+
+def _sentence(text: str) -> str:
+    """The first sentence (to the first full stop followed by a space), cut to `WIDTH` characters."""
+    text = " ".join(text.split())
+    match = re.match(r"^(.+?\.)(\s|$)", text)
+    text = match.group(1) if match else text
+    return text if len(text) <= WIDTH else text[: WIDTH - 1].rstrip() + "…"
+
+
+_BORROWED = re.compile(r"\s*\(from conf/[^)]*\)")
+_GLOBAL_GROUPS = ("debug", "experiment", "row", "hparams_search")  # options that set keys of other groups
+
+
+def meanings(choices: dict[str, str] | None = None) -> dict[str, str]:
+    """Composed key -> the first sentence of its meaning: conf/config.yaml's and the chosen options' first (an
+    attack chosen as `attack@eval.attacks.pgd` describes the keys under `eval.attacks.pgd`), then the same key in
+    another option of its group (presets share their keys); each key under `eval.attacks.<label>` as the attack
+    options describe it."""
+    from adv_smooth.app.key_reference import describe_keys
+
+    chosen: dict[tuple[str, str], str | None] = {}  # (group, option) -> where its keys go (None: as documented)
+    for name, option in (choices or {}).items():
+        group, _, package = name.partition("@")
+        chosen[(group.rsplit("/", 1)[-1] if package else group, option)] = package or None
+    first: dict[str, str] = {}  # from the primary config or a chosen option
+    fallback: dict[str, str] = {}  # from another option of the key's group
+    for doc in describe_keys():
+        if doc.meaning in ("—", "") or doc.local_key == "defaults" or doc.meaning.startswith("a mapping"):
+            continue
+        if any(f"(from conf/{g}/" in doc.meaning for g in _GLOBAL_GROUPS):  # a preset's comment, not the key's
+            continue
+        meaning = _sentence(_BORROWED.sub("", doc.meaning))
+        if not meaning:
+            continue
+        if not doc.group or (doc.group, doc.option) in chosen:
+            package = chosen.get((doc.group, doc.option)) if doc.group else None
+            key = f"{package}.{doc.local_key}" if package else doc.key
+            if doc.group or key not in first:  # a chosen option's meaning over conf/config.yaml's
+                first[key] = meaning
+        if doc.group == "attack":
+            fallback.setdefault(f"attack:{doc.local_key}", meaning)
+        elif doc.group and doc.group.split("/")[0] not in _GLOBAL_GROUPS:
+            fallback.setdefault(doc.key, meaning)
+    return {**fallback, **first}
+
+
+def _meaning(known: dict[str, str], key: str) -> str:
+    parts = key.split(".")
+    if key in known:
+        return known[key]
+    if parts[:2] == ["eval", "attacks"] and len(parts) > 3:  # an attack of any label
+        return known.get("attack:" + ".".join(parts[3:]), "")
+    return ""
+
+
+def described_yaml(cfg: DictConfig, choices: dict[str, str] | None = None) -> str:
+    """`OmegaConf.to_yaml(cfg)` with `  # <meaning>` after each key line of a value or a list whose meaning is
+    known (a mapping's keys carry their own)."""
+    known = meanings(choices)
+    lines, path = [], []  # path: the keys of the enclosing mappings, by depth
+    for line in OmegaConf.to_yaml(cfg).splitlines():
+        match = _KEY.match(line)
+        if match is None:  # a list item or a continuation: no key of its own
+            lines.append(line)
+            continue
+        depth = len(match["indent"]) // 2
+        path = [*path[:depth], match["key"].strip("'\"")]
+        key = ".".join(path)
+        meaning = _meaning(known, key)
+        if meaning and (match["rest"].strip() or OmegaConf.is_list(OmegaConf.select(cfg, key, default=None))):
+            line = f"{line}  # {meaning}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _resolve(*, _root_: DictConfig) -> str:
+    """The resolver: the whole config without `hydra`, described; `$` doubled for Hydra's string.Template."""
+    cfg = OmegaConf.masked_copy(_root_, [k for k in _root_ if k != "hydra"])
+    choices = OmegaConf.select(_root_, "hydra.runtime.choices", default=None)
+    plain = OmegaConf.to_container(choices) if choices is not None else {}
+    return described_yaml(cfg, {str(k): str(v) for k, v in plain.items()}).replace("$", "$$")
+
+
+def register() -> None:
+    """Make `${described_config:}` resolvable (idempotent)."""
+    if not OmegaConf.has_resolver(RESOLVER):
+        OmegaConf.register_new_resolver(RESOLVER, _resolve)
