@@ -120,12 +120,27 @@ def autoattack_table() -> str:
     return "\n".join(lines)
 
 
+def default_band_cpu_table() -> str:
+    """benchmarks/results/default_band_cpu.json: the default recipe at CI size, per seed, and the band."""
+    data = _load("default_band_cpu")
+    keys = ["clean", *sorted((k for k in data["band"] if k != "clean"), key=lambda k: -int(k.removeprefix("snr")))]
+    names = ["clean %", *(f"worst {k.removeprefix('snr')} dB %" for k in keys[1:])]
+    lines = ["| seed | " + " | ".join(names) + " |", "|---|" + "---|" * len(keys)]
+    for seed, run in data["runs"].items():
+        cells = [_pct(run["clean"] if k == "clean" else run["worst"][k]) for k in keys]
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    band = [f"{_pct(data['band'][k][0])}–{_pct(data['band'][k][1])}" for k in keys]
+    lines.append("| band | " + " | ".join(band) + " |")
+    return "\n".join(lines)
+
+
 TABLES = {
     "curves": curves_table,
     "baselines_digits": baselines_table,
     "default_band": default_band_table,
     "sandwich": sandwich_table,
     "autoattack": autoattack_table,
+    "default_band_cpu": default_band_cpu_table,
 }
 _BLOCK = re.compile(r"<!-- table: (?P<name>[\w-]+) -->\n(?P<body>.*?)\n<!-- /table -->", re.DOTALL)
 

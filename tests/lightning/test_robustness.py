@@ -46,7 +46,11 @@ def test_curve_is_ordered_and_honest(trained_run) -> None:
     assert all(cumulative[k] <= fgsm[k] + 1e-9 for k in keys)
     measured = test["attacks"]["fgsm"]["measured_snr_db"]
     assert all(measured[f"snr{s}"] >= s - 1e-3 for s in LEVELS)  # clamping only removes noise
-    assert results["honesty"]["warnings"] == []
+    # the curve's own checks stay quiet; L2 PGD-10 may be flagged as not converged at 20 dB, which is true of it (on
+    # the default digits network 50 steps break 11 of the 37 images it flags: benchmarks/results/convergence_check.json)
+    shape = [w for w in results["honesty"]["warnings"] if w["check"] != "not_converged"]
+    assert shape == [], shape
+    assert all(w["attack"] == "pgd_l2" for w in results["honesty"]["warnings"] if w["check"] == "not_converged")
     assert "test/pgd/snr33/acc" in results["metrics"] and "val/fgsm/snr20/acc" in results["fit"]
 
 
