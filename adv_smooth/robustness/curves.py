@@ -130,10 +130,10 @@ def accuracy_vs_snr_figure(summary: Mapping[str, Any]):
     for index, (name, entry) in enumerate(summary["attacks"].items()):
         style = line_style(index)
         if "min_snr" in entry:  # its own curve at any resolution stands for its per-level points
-            curve = entry["min_snr"]["curve"]
+            curve = sorted((float(s), v) for s, v in entry["min_snr"]["curve"].items())  # JSON may sort keys as text
             ax.plot(
-                [float(s) for s in curve],
-                [100 * v for v in curve.values()],
+                [s for s, _ in curve],
+                [100 * v for _, v in curve],
                 linestyle=":",
                 label=f"{name} (minimal SNR)",
                 zorder=3,

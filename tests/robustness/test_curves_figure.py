@@ -32,3 +32,12 @@ def test_a_single_level_figure_has_its_level_as_an_integer_tick_and_room_around_
     left, right = ax.get_xlim()
     assert left - right >= 6 and left > 20 > right, "a few dB either side, noise growing to the right"
     assert ax.get_ylim()[0] >= 0
+
+
+def test_a_minimal_snr_curve_read_back_from_json_is_drawn_in_snr_order() -> None:
+    """results.json may hold the curve's keys sorted as text ("10.0" before "5.0"): drawn by SNR, not zigzagging."""
+    summary = _summary([20], {"fgsm": [0.5]}, [0.5])
+    summary["attacks"]["fmn"] = {"min_snr": {"curve": {"10.0": 0.1, "20.0": 0.5, "30.0": 0.9, "5.0": 0.0}}}
+    (ax,) = accuracy_vs_snr_figure(summary).axes
+    (line,) = [line for line in ax.get_lines() if line.get_label() == "fmn (minimal SNR)"]
+    assert list(line.get_xdata()) == [5.0, 10.0, 20.0, 30.0]
