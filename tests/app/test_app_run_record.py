@@ -127,4 +127,6 @@ def test_sweep_jobs_have_distinct_tensorboard_runs_with_hparams(tmp_path: Path) 
         assert events.Scalars("test/acc")[-1].value == pytest.approx(results["metrics"]["test/acc"])
         end = plugin_data_pb2.HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/experiment"])
         assert {m.name.tag for m in end.experiment.metric_infos} >= {"val/acc", "test/acc"}
+        shown = sorted(end.experiment.hparam_infos, key=lambda h: (not h.differs, h.name))[:5]  # TensorBoard's 5
+        assert [h.name for h in shown][:3] == ["defense", "optim.lr", "seed"], "the knobs are the columns shown"
         assert "seed: " + job in (run / "hparams.yaml").read_text()
