@@ -139,7 +139,8 @@ def _assert_last_is_clean_epoch_0(run: Path) -> None:
     assert last["epoch"] == 0 and last["global_step"] == 19
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
     assert [p.name for p in (run / "checkpoints").glob("epoch*.ckpt")] == [
-        p.name for p in (run / "checkpoints").glob("epoch001-*.ckpt")  # the weights after the 1st epoch
+        p.name
+        for p in (run / "checkpoints").glob("epoch001-*.ckpt")  # the weights after the 1st epoch
     ]
 
 
