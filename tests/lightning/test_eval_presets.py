@@ -63,7 +63,11 @@ def test_the_default_run_uses_the_default_preset() -> None:
         (["eval=strong", "eval.attacks.square_l2.queries=0"], "eval.attacks.square_l2.queries=0 is invalid"),
         (["eval.snr_levels=[40,inf]"], "eval.snr_levels=[40, inf] is invalid"),
         (["eval.snr_levels=abc"], "eval.snr_levels='abc' is invalid"),
-        (["+eval.attacks.pgd.stepz=3"], "eval.attacks.pgd.stepz is not an option of adv_smooth.attacks.pgd.PGD"),
+        (
+            ["+eval.attacks.pgd.stepz=3"],
+            "+eval.attacks.pgd.stepz=3: adv_smooth.attacks.pgd.PGD does not read 'stepz'; "
+            "did you mean eval.attacks.pgd.steps?",
+        ),
     ],
 )
 def test_bad_attack_settings_are_one_line_and_exit_2(args: list[str], expected: str, tmp_path) -> None:

@@ -60,4 +60,4 @@ def test_the_robust_monitor_picks_the_best_robust_epoch_where_the_best_clean_one
     assert results["best_score"] == pytest.approx(by_epoch[best["val/robust_acc"]]["val/robust_acc"])
     assert results["tested_checkpoint"] == results["best_checkpoint"] != ""
     markdown, _ = report([str(tmp_path / "run")], out=tmp_path / "report", plots=False)
-    assert "Tested weights chosen on: val/robust_acc (1 jobs)." in markdown
+    assert "Tested weights chosen on: val/robust_acc (1 job)." in markdown
