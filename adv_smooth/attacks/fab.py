@@ -49,14 +49,13 @@ from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, is_number, require
 BISECTION_STEPS = 40
 
 
-def project_onto_hyperplane(p: Tensor, w: Tensor, c: Tensor, lo: Tensor, hi: Tensor, norm: str) -> Tensor:
+def project_onto_hyperplane(w: Tensor, c: Tensor, lo: Tensor, hi: Tensor, norm: str) -> Tensor:
     """Per row, the smallest d (in `norm`) with w . d = c and lo <= d <= hi (rows flattened to (N, D)).
 
     The minimizer is d(t) = clip(t v, lo, hi), v = w for L2 and sign(w) for L-inf, at the t >= 0 (c >= 0) or
     t <= 0 (c < 0) where w . d(t) = c; w . d(t) is monotone in t, so t is found by bisection on [0, t_max],
     t_max the step at which every coordinate is clipped. Rows that cannot reach c get d(t_max).
     """
-    del p  # the box (lo, hi) already says where the point is
     v = w if norm == "l2" else w.sign()
     v = v * torch.where(c < 0, -1.0, 1.0).to(v.dtype)[:, None]  # search along t >= 0 in the direction of c
     target = c.abs()
@@ -187,9 +186,9 @@ class FAB(Attack):
             g, _, grad = loss_and_grad(problem.f, x, labels, gap)
             w, flat = grad.flatten(1), x.flatten(1)
             # the hyperplane g(x) + w . (u - x) = 0, from the iterate and from the clean image
-            d_x = project_onto_hyperplane(flat, w, -g, bottom - flat, top - flat, self.norm)
+            d_x = project_onto_hyperplane(w, -g, bottom - flat, top - flat, self.norm)
             c_0 = -(g + (w * (flat0 - flat)).sum(dim=1))
-            d_0 = project_onto_hyperplane(flat0, w, c_0, bottom - flat0, top - flat0, self.norm)
+            d_0 = project_onto_hyperplane(w, c_0, bottom - flat0, top - flat0, self.norm)
             a_x = self.threat.norm(d_x.view_as(z)).clamp_min(1e-8)
             a_0 = self.threat.norm(d_0.view_as(z)).clamp_min(1e-8)
             alpha = (a_x / (a_x + a_0)).clamp(0.0, self.alpha_max).view(view)

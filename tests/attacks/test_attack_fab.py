@@ -16,7 +16,7 @@ def test_projection_without_the_box_is_the_closed_form(norm: str) -> None:
     g = torch.Generator().manual_seed(0)
     w, c = torch.randn(6, 20, generator=g), torch.randn(6, generator=g) * 0.01
     far = torch.full_like(w, 10.0)
-    d = project_onto_hyperplane(torch.zeros_like(w), w, c, -far, far, norm)
+    d = project_onto_hyperplane(w, c, -far, far, norm)
     if norm == "l2":
         expected = c[:, None] * w / (w * w).sum(dim=1, keepdim=True)
     else:
@@ -31,7 +31,7 @@ def test_projection_inside_a_binding_box_reaches_the_plane_and_beats_random_feas
     p = torch.rand(8, 12, generator=g)
     lo, hi = -p, 1 - p
     c = 0.5 * (w * torch.where(w > 0, hi, lo)).sum(dim=1)  # half way to the farthest reachable value: feasible
-    d = project_onto_hyperplane(p, w, c, lo, hi, norm)
+    d = project_onto_hyperplane(w, c, lo, hi, norm)
     assert ((d >= lo - 1e-6) & (d <= hi + 1e-6)).all()
     torch.testing.assert_close((w * d).sum(dim=1), c, rtol=1e-4, atol=1e-5)
     size = d.norm(dim=1) if norm == "l2" else d.abs().amax(dim=1)
