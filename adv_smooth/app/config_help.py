@@ -19,10 +19,10 @@ _KEY = re.compile(r"^(?P<indent> *)(?P<key>[^\s#'\"-][^:]*|'[^']*'|\"[^\"]*\"):(
 
 
 def _sentence(text: str) -> str:
-    """The first sentence (to the first full stop followed by a space), cut to `WIDTH` characters."""
-    text = " ".join(text.split())
-    match = re.match(r"^(.+?\.)(\s|$)", text)
-    text = match.group(1) if match else text
+    """The first sentence (`key_reference.first_sentence`), cut to `WIDTH` characters."""
+    from adv_smooth.app.key_reference import first_sentence
+
+    text = first_sentence(text)
     return text if len(text) <= WIDTH else text[: WIDTH - 1].rstrip() + "…"
 
 
@@ -64,12 +64,17 @@ def meanings(choices: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _meaning(known: dict[str, str], key: str) -> str:
+    from adv_smooth.app.key_reference import HYDRA_KEYS
+
     parts = key.split(".")
     if key in known:
         return known[key]
     if parts[:2] == ["eval", "attacks"] and len(parts) > 3:  # an attack of any label
         return known.get("attack:" + ".".join(parts[3:]), "")
-    return ""
+    if "attack" in parts[:-1]:  # a defense's training attack (defense.components.<name>.attack)
+        at = len(parts) - 1 - parts[::-1].index("attack")
+        return known.get("attack:" + ".".join(parts[at + 1 :]), "")
+    return HYDRA_KEYS.get(parts[-1], "")
 
 
 def described_yaml(cfg: DictConfig, choices: dict[str, str] | None = None) -> str:

@@ -152,6 +152,13 @@ def _scan(text: str) -> _Comments:
         comment = " ".join(part for part in (above or (active[1] if active else ""), inline) if part)
         if comment:
             out.keys[path] = comment
+            if value.startswith("{"):  # a flow mapping's keys share its line's comment
+                try:
+                    inner = yaml.safe_load(value)
+                except yaml.YAMLError:
+                    inner = None
+                for sub in inner if isinstance(inner, dict) else ():
+                    out.keys.setdefault(f"{path}.{sub}", comment)
         for entry_key, entry_text in _entries(block).items():
             out.entries.setdefault(entry_key, entry_text)
         block = []
@@ -202,10 +209,44 @@ def _prose_params(doc: str | None) -> dict[str, str]:
     return found
 
 
+# Third-party packages (hard dependencies) whose classes a `_target_` may name: a key of such a node takes the first
+# sentence of that class's docstring (its `Args:` section, as installed), so the page follows the installed version.
+THIRD_PARTY = ("pytorch_lightning", "lightning", "torch", "torchvision")
+# Hydra's own keys of an instantiated node.
+HYDRA_KEYS = {
+    "_target_": "the class or function Hydra builds from this node",
+    "_partial_": "true: Hydra builds a partial (the caller supplies the remaining arguments, e.g. the parameters)",
+    "_convert_": "how Hydra passes the node's containers to the constructor: none | partial | object | all (plain)",
+    "_recursive_": "false: Hydra leaves the nested nodes as configs for the class to build",
+    "_args_": "positional arguments Hydra passes to the target",
+}
+
+
+def _rst_to_markdown(text: str) -> str:
+    """A Sphinx docstring's markup as plain Markdown code spans: ``x`` and :class:`~a.B` become `x` and `B`."""
+    text = re.sub(r":\w+:`~([^`]*)`", lambda m: f"`{m[1].rsplit('.', 1)[-1]}`", text)
+    text = re.sub(r":\w+:`([^`]*)`", r"`\1`", text)
+    return text.replace("``", "`")
+
+
+def _third_party_docs(owner: Any) -> dict[str, str]:
+    """A third-party class's (or function's) parameters -> the first sentence of their docstring text."""
+    found = _docstring_args(owner.__doc__)
+    if inspect.isclass(owner):
+        found = {**found, **_docstring_args(owner.__init__.__doc__)}
+    # the page has its own default column: "(default: 0)" and "Default: ``None``." are left out
+    return {
+        name: first_sentence(re.sub(r"\s*\(default:[^)]*\)", "", _rst_to_markdown(text), flags=re.IGNORECASE))
+        for name, text in found.items()
+    }
+
+
 @cache
 def _target_params(target: str) -> dict[str, tuple[str, str, str]]:
-    """A `_target_` of this package: parameter -> (annotation, default, docstring text); {} for other targets."""
-    if not target.startswith("adv_smooth."):
+    """A `_target_`'s parameters -> (annotation, default, docstring text). For this package's classes all three,
+    walking up the classes while a constructor passes `**kwargs` on; for a third-party target of `THIRD_PARTY`
+    (or a third-party base class) only the docstring's first sentence; {} for other targets."""
+    if target.split(".")[0] not in ("adv_smooth", *THIRD_PARTY):
         return {}
     module_name, _, name = target.rpartition(".")
     try:
@@ -213,32 +254,41 @@ def _target_params(target: str) -> dict[str, tuple[str, str, str]]:
     except (ImportError, AttributeError):  # a moved class: the page's drift test says so
         return {}
     params: dict[str, tuple[str, str, str]] = {}
-    classes = (
-        [c for c in inspect.getmro(obj) if c.__module__.startswith("adv_smooth")] if inspect.isclass(obj) else [obj]
-    )
+    classes = [c for c in inspect.getmro(obj) if c is not object] if inspect.isclass(obj) else [obj]
+    closed = False  # a constructor without **kwargs: its bases only fill in the texts its docstring leaves out
     for owner in classes:
+        if closed and all(doc for _, _, doc in params.values()):
+            break
         try:
             signature = inspect.signature(owner.__init__ if inspect.isclass(owner) else owner)
         except (TypeError, ValueError):
             continue
-        docs = (
-            {**_prose_params(owner.__doc__), **_field_comments(owner), **_docstring_args(owner.__doc__)}
-            if inspect.isclass(owner)
-            else _docstring_args(owner.__doc__)
-        )
+        mine = owner.__module__.startswith("adv_smooth")
+        if not mine:
+            docs = _third_party_docs(owner)
+        elif inspect.isclass(owner):
+            docs = {**_prose_params(owner.__doc__), **_field_comments(owner), **_docstring_args(owner.__doc__)}
+        else:
+            docs = _docstring_args(owner.__doc__)
         for param in signature.parameters.values():
             if param.name in ("self", "args", "kwargs", "common") or param.kind in (
                 param.VAR_KEYWORD,
                 param.VAR_POSITIONAL,
             ):
                 continue
-            if param.name in params:
+            if param.name in params:  # a subclass's parameter: its docstring may leave the text to the base
+                annotation, default, doc = params[param.name]
+                params[param.name] = (annotation, default, doc or docs.get(param.name, ""))
                 continue
-            annotation = "" if param.annotation is param.empty else str(param.annotation).replace("typing.", "")
-            default = "" if param.default is param.empty else _format(param.default)
+            if closed:
+                continue
+            annotation = default = ""
+            if mine:
+                annotation = "" if param.annotation is param.empty else str(param.annotation).replace("typing.", "")
+                default = "" if param.default is param.empty else _format(param.default)
             params[param.name] = (annotation, default, docs.get(param.name, ""))
         if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-            break
+            closed = True
     return params
 
 
@@ -330,6 +380,21 @@ def _defaults_text(entries: list) -> str:
     return "; ".join(parts)
 
 
+def _mounts(entries: list, group: str, prefix: str) -> list[tuple[str, str]]:
+    """(composed node, option file) of each `group@package: option` entry of a defaults list."""
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        for name, option in entry.items():
+            where, at, package = str(name).removeprefix("override ").partition("@")
+            if not at or not isinstance(option, str):
+                continue
+            source = where[1:] if where.startswith("/") else "/".join(p for p in (group, where) if p)
+            out.append((f"{prefix}.{package}" if prefix else package, f"{source}/{option}.yaml"))
+    return out
+
+
 def _prefix(group: str, package: str | None) -> str:
     if package == "_global_" or not group:
         return ""
@@ -341,6 +406,32 @@ def _prefix(group: str, package: str | None) -> str:
 def _first_sentence(text: str) -> str:
     match = re.match(r"^(.+?[.:;])(\s|$)", text)
     return match.group(1) if match else text
+
+
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "al.")
+
+
+def first_sentence(text: str) -> str:
+    """`text` up to its first full stop followed by a space (or the end), outside brackets, quotes and code spans
+    and not that of an abbreviation: "Residual blocks per stage, e.g. [2, 2] (ResNet-18). More." -> the first."""
+    text = " ".join(text.split())
+    depth, code = 0, False
+    for index, char in enumerate(text):
+        if char == "`":
+            code = not code
+        elif not code and char in "([{":
+            depth += 1
+        elif not code and char in ")]}" and depth:
+            depth -= 1
+        elif (
+            char == "."
+            and not code
+            and depth == 0
+            and text[index + 1 : index + 2] in (" ", "")
+            and not text[: index + 1].endswith(_ABBREVIATIONS)
+        ):
+            return text[: index + 1]
+    return text
 
 
 # ------------------------------------------------------------------------------------------------- the walk
@@ -380,6 +471,8 @@ def describe_keys(conf_dir: Path | None = None) -> list[KeyDoc]:
     """One `KeyDoc` per key of every YAML file under conf/ (the defaults lists included, as key `defaults`)."""
     conf_dir = conf_dir or CONF_DIR
     docs: list[KeyDoc] = []
+    targets: dict[str, str] = {}  # composed node -> the first `_target_` a file gives it (trainer -> Trainer)
+    mounts: list[tuple[str, str]] = []  # (composed node, option file) of `group@package: option` defaults
     for path in _files(conf_dir):
         rel = path.relative_to(conf_dir)
         group = "/".join(rel.parts[:-1])
@@ -408,7 +501,10 @@ def describe_keys(conf_dir: Path | None = None) -> list[KeyDoc]:
                 annotation, sig_default, doc = _target_params(parent["_target_"]).get(leaf, ("", "", ""))
             if not doc and full in via_target:
                 annotation, sig_default, doc = via_target[full]
+            if leaf == "_target_" and isinstance(value, str):
+                targets.setdefault(full.rpartition(".")[0], value)
             if local == "defaults" and isinstance(value, list):
+                mounts += _mounts(value, group, prefix)
                 docs.append(
                     KeyDoc(
                         str(rel),
@@ -423,8 +519,8 @@ def describe_keys(conf_dir: Path | None = None) -> list[KeyDoc]:
                     )
                 )
                 continue
-            if leaf == "_target_":
-                meaning = comments.keys.get(local) or "the class or function Hydra builds from this node"
+            if leaf in HYDRA_KEYS:
+                meaning = comments.keys.get(local) or HYDRA_KEYS[leaf]
             else:
                 meaning = comments.keys.get(local) or comments.entries.get(local) or comments.entries.get(leaf) or doc
             if not meaning and isinstance(value, str) and re.fullmatch(r"\$\{[\w.]+\}", value):
@@ -453,11 +549,31 @@ def describe_keys(conf_dir: Path | None = None) -> list[KeyDoc]:
     for doc in docs:
         if doc.meaning and not doc.meaning.startswith("follows `"):
             known.setdefault(doc.key, (doc.meaning, doc.file))
-    out = []
+    # else the meaning of the key in the option file composed there (eval.attacks.apgd_ce.norm: conf/attack/apgd.yaml),
+    # else that of the parameter of the `_target_` the key's node has in another file (debug's trainer.limit_*)
+    by_local = {(doc.file, doc.local_key): doc.meaning for doc in docs if doc.meaning}
+    resolved = []
     for doc in docs:
-        meaning = doc.meaning
+        meaning = "" if doc.meaning.startswith("follows `") else doc.meaning
         if not meaning and doc.key in known:
             meaning = f"{known[doc.key][0]} (from conf/{known[doc.key][1]})"
+        for node, file in mounts if not meaning else ():
+            if doc.key.startswith(node + ".") and (file, doc.key[len(node) + 1 :]) in by_local:
+                meaning = by_local[(file, doc.key[len(node) + 1 :])]
+                break
+        node, _, leaf = doc.key.rpartition(".")
+        if not meaning and node in targets and leaf not in HYDRA_KEYS:
+            meaning = _target_params(targets[node]).get(leaf, ("", "", ""))[2]
+        resolved.append(meaning or doc.meaning)
+    # a key that others interpolate (defense.norm, fed to the training attack's norm) means what it feeds
+    fed: dict[str, str] = {}
+    for doc, meaning in zip(docs, resolved):
+        match = re.fullmatch(r"\$\{([\w.]+)\}", doc.default)
+        if match and meaning and not meaning.startswith("follows `"):
+            fed.setdefault(match[1], meaning)
+    out = []
+    for doc, meaning in zip(docs, resolved):
+        meaning = meaning or fed.get(doc.key, "")
         if not meaning and doc.default == "(mapping)":
             meaning = "a mapping: its keys follow"
         allowed = doc.allowed or _allowed(None, "", meaning)

@@ -37,6 +37,7 @@ class NaturalNoise(Attack):
     """Noise of one natural law (`kind`, see the module docstring) at exactly the budget's L2 energy.
 
     Args: `kind`, and the options every attack takes (see `Attack`); `labels` has no effect.
+        kind: the noise law: gaussian | uniform | impulse | shot | lowfreq.
     """
 
     name = "natural"

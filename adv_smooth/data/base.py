@@ -118,6 +118,24 @@ class ImageDataModule(pl.LightningDataModule):
     those rows clean and the smoothness loss reads only them. The report fixed the smoothness loss under
     adversarial augmentation by using the clean half only (section 4.2.2) and named the same fix for
     ordinary augmentation as future work: this is it.
+
+    Args:
+        root: the folder the dataset's files are read from (and downloaded into).
+        download: fetch the files into `root` when they are missing.
+        batch_size: training images per batch (per process).
+        eval_batch_size: images per validation/test batch (null: max(batch_size, 256)).
+        val_fraction: the share of the training images held out as the validation split (0: none).
+        split_seed: seeds the shuffle that carves the validation split out of the training images.
+        augment: random crop (with `padding`) and, with `flip`, horizontal flip of the training images.
+        flip: with `augment`, also flip half the training images horizontally.
+        padding: the random crop's padding in pixels (null: an eighth of the image side, at least 1).
+        pad_mode: the random crop's padding: zeros | reflect.
+        normalize: the model standardizes its input with `mean`/`std` (false: mean 0, std 1).
+        mean: per-channel mean the model subtracts (null: computed from the training images).
+        std: per-channel standard deviation the model divides by (null: computed from the training images).
+        num_workers: DataLoader worker processes (0: load in the main process).
+        unaugmented_fraction: with `augment`, this share of each training batch skips crop and flip.
+        on_device: keep the uint8 images in GPU memory when they fit: auto | true | false.
     """
 
     #: Whether the images are read from files under `root` (False: they ship inside a Python package).

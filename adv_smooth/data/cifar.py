@@ -43,6 +43,9 @@ class CifarDataModule(ImageDataModule):
 
     Mean/std are left to the base class (computed from the training images after the validation
     split is carved off), so no unverified constants are shipped.
+
+    Args:
+        variant: cifar10 | cifar100 (fine labels).
     """
 
     def __init__(self, variant: str = "cifar10", **kwargs) -> None:

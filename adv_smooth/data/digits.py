@@ -14,7 +14,12 @@ from adv_smooth.utils.errors import is_number, require, require_int
 
 
 class DigitsDataModule(ImageDataModule):
-    """Digits with a fixed stratified-by-shuffle test split (`test_fraction`, `split_seed`)."""
+    """Digits with a fixed stratified-by-shuffle test split (`test_fraction`, `split_seed`).
+
+    Args:
+        size: the side in pixels the 8x8 images are upsampled to.
+        test_fraction: the share of the 1,797 images held out as the test split.
+    """
 
     needs_files = False  # scikit-learn ships the images
 

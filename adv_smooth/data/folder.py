@@ -123,7 +123,13 @@ def _scan(folder: Path, boundary: _Boundary) -> dict[str, list[Path]]:
 
 
 class FolderDataModule(ImageDataModule):
-    """ImageFolder-style data at `root` (which is the dataset folder itself, not a parent)."""
+    """ImageFolder-style data at `root` (which is the dataset folder itself, not a parent).
+
+    Args:
+        root: the dataset folder holding train/<class>/ and test/<class>/ (and optionally val/<class>/).
+        size: the side (or [height, width]) in pixels every image is resized to.
+        channels: 1 (grayscale) or 3 (RGB): the images are converted to it.
+    """
 
     @classmethod
     def ships_val_split(cls, options: Mapping[str, Any]) -> bool:

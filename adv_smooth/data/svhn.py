@@ -32,6 +32,13 @@ class SvhnDataModule(ImageDataModule):
 
     Defaults follow the report: no normalization (images stay in [0, 1] for the model) and no
     horizontal flip (a mirrored digit is a different picture).
+
+    Args:
+        extra: fold SVHN's extra split (531,131 images) into training, its first `extra_val_size` as validation.
+        extra_val_size: with `extra`, how many extra images form the validation split.
+        flip: with `augment`, also flip half the training images horizontally (default false: a mirrored digit
+            is a different picture).
+        normalize: the model standardizes its input with `mean`/`std` (default false: images stay in [0, 1]).
     """
 
     @classmethod

@@ -41,7 +41,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class TinyImageNetDataModule(ImageDataModule):
-    """Tiny ImageNet-200 with the official val set as test split; classes are the sorted wnids."""
+    """Tiny ImageNet-200 with the official val set as test split; classes are the sorted wnids.
+
+    Args:
+        mean: per-channel mean the model subtracts (default ImageNet's; null: computed from the training images).
+        std: per-channel standard deviation the model divides by (default ImageNet's; null: computed).
+    """
 
     def __init__(
         self,

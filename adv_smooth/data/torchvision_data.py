@@ -72,7 +72,13 @@ def _images(dataset: Any) -> torch.Tensor:
 
 
 class TorchvisionDataModule(ImageDataModule):
-    """`torchvision.datasets.<name>` at `root`, its train and test splits as the class defines them."""
+    """`torchvision.datasets.<name>` at `root`, its train and test splits as the class defines them.
+
+    Args:
+        name: the class of `torchvision.datasets`, by name (MNIST, FashionMNIST, ...).
+        train_args: the keyword arguments that class takes for its training split (e.g. {train: true}).
+        test_args: the keyword arguments that class takes for its test split (e.g. {train: false}).
+    """
 
     def __init__(
         self,

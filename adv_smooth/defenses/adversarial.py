@@ -90,6 +90,18 @@ class AdversarialTraining(Defense):
     `magnitude` and `labels`, crafted in eval mode. A given attack brings its own magnitude, labels and bn_mode
     (the YAML feeds it the same keys).
     After construction `attack` is the crafting attack with this defense's budget set on it.
+
+    Args:
+        fraction: the share of each training batch replaced by adversarial examples.
+        snr: the crafting budget in dB of signal-to-noise ratio per image (lower: stronger).
+        eps_255: a fixed L-inf budget in 1/255 units instead of `snr` (null: use `snr`).
+        magnitude: FGSM's per-pixel step law: sign | truncated_normal | uniform | clipped_normal.
+        labels: craft against the true labels or the model's predicted ones: true | predicted.
+        adv_weight: the loss weight of an adversarial example.
+        clean_weight: the loss weight of a clean example.
+        budget_mode: per_image (each image its own SNR budget) | dataset_mean (one budget, the training mean).
+        separate_passes: send the adversarial and the clean rows through the network in separate passes.
+        attack: the crafting attack (null: FGSM with `magnitude` and `labels`).
     """
 
     fraction: float = 0.5

@@ -33,7 +33,12 @@ from adv_smooth.utils.errors import UserError, is_number, require
 
 @dataclass
 class GaussianAugmentation(Defense):
-    """Adds N(0, sigma^2 I) to every training image (`sigma` in pixel units, or per image from `snr` dB)."""
+    """Adds N(0, sigma^2 I) to every training image (`sigma` in pixel units, or per image from `snr` dB).
+
+    Args:
+        sigma: the noise's standard deviation in pixel units, images in [0, 1] (null: use `snr`).
+        snr: with sigma null, the noise level in dB per image: sigma sqrt(D) = ||x|| 10^(-snr/20).
+    """
 
     sigma: float | None = 0.25
     snr: float | None = None

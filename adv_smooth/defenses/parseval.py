@@ -78,6 +78,12 @@ class Parseval(Defense):
     Parseval-tight reshaped kernel is then 1-Lipschitz) and `convex_residual` replaces x + f(x) by
     0.5 x + 0.5 f(x) (a sum of two 1-Lipschitz maps is 2-Lipschitz, the convex mix stays 1). A
     disabled option is left out of `model_options` rather than forced off, so it composes.
+
+    Args:
+        beta: the retraction step: W <- (1 + beta) W - beta W W^T W after every optimizer step.
+        row_fraction: the share of each weight's rows (drawn at random each step) the retraction updates.
+        scaled_conv: divide conv weights by sqrt(2 kh kw + 1) in the forward pass.
+        convex_residual: residual blocks compute 0.5 x + 0.5 f(x) instead of x + f(x).
     """
 
     beta: float = 0.01

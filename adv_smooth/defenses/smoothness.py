@@ -27,6 +27,12 @@ class LaplacianSmoothness(Defense):
     Only clean samples enter the graph: with adversarial training, mixing the adversarial half in
     hurt (the report, section 4.2.2). `layers` picks taps by index into the model's activation list
     (negative indices count from the end); None uses all of them.
+
+    Args:
+        gamma: the smoothness weight (the loss is gamma^m * mean |s_l - s_{l-1}|).
+        m: the Laplacian power: s = trace(Y^T L^m Y).
+        k: keep a symmetric k-nearest-neighbour graph over the batch (0: the full cosine graph).
+        layers: indices of the tapped activations (negative: from the end); null: every ReLU output.
     """
 
     gamma: float = 0.01

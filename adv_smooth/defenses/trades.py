@@ -52,7 +52,14 @@ def kl_divergence(logits: Tensor, clean_probs: Tensor) -> Tensor:
 
 @dataclass
 class Trades(Defense):
-    """CE on the clean batch + beta * KL(p_clean || p_adv), x_adv maximizing that KL in the attack's ball."""
+    """CE on the clean batch + beta * KL(p_clean || p_adv), x_adv maximizing that KL in the attack's ball.
+
+    Args:
+        beta: the weight of the KL term (TRADES' 1/lambda; higher: more robust, less accurate).
+        snr: the attack's budget in dB of signal-to-noise ratio per image (lower: stronger).
+        eps_255: a fixed L-inf budget in 1/255 units instead of `snr` (null: use `snr`).
+        attack: the attack maximizing the KL (null: PGD).
+    """
 
     beta: float = 6.0
     snr: float = 33.0

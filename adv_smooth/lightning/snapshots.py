@@ -23,7 +23,13 @@ from adv_smooth.utils.errors import is_int, require
 
 
 class Snapshots(pl.Callback):
-    """Save `snapshot<k>.ckpt` at the end of each of `cycles` equal cycles of `epochs` epochs."""
+    """Save `snapshot<k>.ckpt` at the end of each of `cycles` equal cycles of `epochs` epochs.
+
+    Args:
+        cycles: how many snapshots (learning-rate cycles) the run takes.
+        epochs: the run's epochs (`trainer.max_epochs`, a multiple of `cycles`).
+        dirpath: the folder the snapshot checkpoints are written to.
+    """
 
     def __init__(self, cycles: int, epochs: int, dirpath: str | None = None) -> None:
         require(is_int(cycles) and cycles >= 1, "optim.cycles", cycles, "an integer >= 1")

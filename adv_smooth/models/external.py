@@ -34,6 +34,13 @@ class Normalized(nn.Module):
     by the evaluation). `num_classes` and `in_channels` are the dataset's, accepted so the evaluation can
     pass the data's facts to any model config; the output width is checked against them when the weights
     are loaded, not here (the network is already built).
+
+    Args:
+        network: the wrapped classifier (a config with its own `_target_`).
+        mean: per-channel mean the network's weights were trained with (null: the dataset's).
+        std: per-channel standard deviation the network's weights were trained with (null: the dataset's).
+        num_classes: the dataset's class count, checked against the network's output when weights load.
+        in_channels: the dataset's image channels.
     """
 
     def __init__(

@@ -141,7 +141,21 @@ def check_options(
 
 
 class PreActResNet(nn.Module):
-    """PreAct ResNet; `width=64, blocks=(2, 2, 2, 2), block="basic"` is ResNet-18 (`final_bn`: see module doc)."""
+    """PreAct ResNet; `width=64, blocks=(2, 2, 2, 2), block="basic"` is ResNet-18 (`final_bn`: see module doc).
+
+    Args:
+        num_classes: the output width (the dataset's class count).
+        in_channels: the input's channels (1 grayscale, 3 RGB).
+        width: the first stage's channels, doubled at each later stage (64: ResNet-18).
+        blocks: residual blocks per stage, e.g. [2, 2, 2, 2] (ResNet-18) or [3, 4, 6, 3] (ResNet-50).
+        block: basic (two 3x3 convs) | bottleneck (1x1, 3x3, 1x1 with 4x expansion).
+        stem_pool: a max-pool after the stem, halving the resolution (for 64x64 inputs such as Tiny ImageNet).
+        mean: per-channel mean the network subtracts from its input (null: the dataset's).
+        std: per-channel standard deviation the network divides its input by (null: the dataset's).
+        scaled_conv: divide conv weights by sqrt(2 kh kw + 1) in the forward pass (Parseval networks).
+        residual: sum (x + f(x)) | convex (0.5 x + 0.5 f(x), Parseval networks).
+        final_bn: a BatchNorm before the final ReLU (false: the original repositories' network).
+    """
 
     check_options = staticmethod(check_options)
 

@@ -56,3 +56,6 @@ def test_help_describes_each_key_from_the_reference_source() -> None:
     assert all(len(line.split("  # ", 1)[-1]) <= 100 for line in lines), "one line each"
     described = sum("  # " in line for line in lines if not line.lstrip().startswith("- "))
     assert described > 60, described
+    # every key with a value of its own says what it does (a mapping's keys carry theirs; list items have none)
+    bare = [line for line in lines if ": " in line and not line.lstrip().startswith("- ") and "  # " not in line]
+    assert not bare, bare[:10]
