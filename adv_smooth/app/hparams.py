@@ -4,7 +4,9 @@ The network module saves no hyperparameters of its own (it is handed built objec
 `{}`. What tells runs apart is the config: the chosen groups and the knobs a study varies. They are
 logged before fitting (hparams.yaml is written at the fit's start, so a killed run has it too) and once
 more at the end, naming as metrics the run's own `val/acc`, `test/acc` and worst-case curves. The knobs a
-researcher varies lead the columns (defense, β, γ, m, snr, lr, epochs, seed); booleans are "true" / "false".
+researcher varies lead the columns (defense, β, γ, m, snr, lr, epochs, seed), then dataset, model and the test's
+SNR levels; booleans are "true" / "false"; plumbing (callbacks, logger, hydra, the attacks' `attack@` choices) is
+left out.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ LEADING = (
     "seed",
     "dataset",
     "model",
+    "eval.snr_levels",  # the levels of the curves the run's metrics are read from
     "optim",
 )
 # Checked in HPARAMS by default: TensorBoard shows the first 5 hparams, those marked `differs` first, by name.

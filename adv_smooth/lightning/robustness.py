@@ -157,6 +157,7 @@ class RobustnessVsSNR(pl.Callback):
             self._val = self.engine.subset(attacks, levels)
         self._now = self._val
         self._start(trainer.current_epoch, trainer.val_dataloaders) if self._active_val(trainer) else self._stop()
+        self._start_progress(trainer, "val")
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self._evaluation is not None:
@@ -170,6 +171,7 @@ class RobustnessVsSNR(pl.Callback):
                 self._accumulate(trainer, pl_module, x[on], y[on], index[keep])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close_progress()
         if self._evaluation is not None:
             self._finish(trainer, pl_module, "val")
 
@@ -237,19 +239,23 @@ class RobustnessVsSNR(pl.Callback):
     def _stop(self) -> None:
         self._evaluation = None
 
-    def _start_progress(self, trainer: pl.Trainer) -> None:
-        """The test evaluation's progress, on rank 0 only: a bar below Lightning's when the run shows progress bars
-        (`trainer.enable_progress_bar`), else a plain line at most once a minute (`robustness/progress.py`)."""
+    def _start_progress(self, trainer: pl.Trainer, stage: str = "test") -> None:
+        """The evaluation's progress, on rank 0 only: for the test split a bar below Lightning's when the run shows
+        progress bars (`trainer.enable_progress_bar`), else a plain line at most once a minute
+        (`robustness/progress.py`); for the validation probe (under Lightning's validation bar, which stands still
+        while a batch is attacked) plain lines only, so a probe that runs over a minute says what it does."""
         self._close_progress()
         if not trainer.is_global_zero or self._evaluation is None:
             return
-        loader = trainer.test_dataloaders
+        loader = trainer.test_dataloaders if stage == "test" else trainer.val_dataloaders
         loader = loader[0] if isinstance(loader, (list, tuple)) and loader else loader
         images = len(self._order) if self._order is not None else len(getattr(loader, "dataset", ()))
+        if stage == "val":
+            images = min(images, self.val_subset)
         engine = self._now
         levels = {name: attack_levels(attack, engine.levels) for name, attack in engine.attacks.items()}
-        bar = trainer.progress_bar_callback is not None
-        self._progress = EvaluationProgress(images, engine.attacks, levels, "test", bar=bar)
+        bar = stage == "test" and trainer.progress_bar_callback is not None
+        self._progress = EvaluationProgress(images, engine.attacks, levels, stage, bar=bar, steps=engine.steps())
         self._evaluation.progress = self._progress
 
     def _close_progress(self) -> None:

@@ -218,14 +218,26 @@ def _attack_all(
             "min_snr_db": min_snr,
             "improving": improving if attack.iterative and not attack.minimal_norm else None,
         }
-    sane = [
-        n for n, a in attacks.items() if a.iterative and a.uses_gradients and a.budget == "snr" and not a.minimal_norm
-    ]
-    if sanity_level is not None and sane:
-        name = sorted(sane, key=lambda n: attacks[n].norm != "l2")[0]  # the L2 ball holds the cube
+    name = sanity_attack(attacks)
+    if sanity_level is not None and name is not None:
+        progress(SANITY, [], n, False)
         (r,) = attacks[name].craft_levels(model, x, y, [sanity_level])
         out["sanity_correct"][name] = _correct(model, r.x_adv, y)
         out["sanity_level"] = sanity_level
+        progress(SANITY, [], n, True)
+
+
+#: The progress label of the sanity check (`robustness/progress.py`: a step done once an image).
+SANITY = "sanity"
+
+
+def sanity_attack(attacks: Mapping[str, Attack]) -> str | None:
+    """The attack the sanity check runs at its very low SNR: the first iterative gradient attack with an SNR budget
+    (an L2 one first: the L2 ball holds the cube); None: no attack can."""
+    sane = [
+        n for n, a in attacks.items() if a.iterative and a.uses_gradients and a.budget == "snr" and not a.minimal_norm
+    ]
+    return sorted(sane, key=lambda n: attacks[n].norm != "l2")[0] if sane else None
 
 
 def batch_records(

@@ -20,13 +20,14 @@ from torch import Tensor, nn
 
 from adv_smooth.attacks.base import Attack
 from adv_smooth.robustness.attack_configs import check_levels
-from adv_smooth.robustness.batch import Progress, evaluate_batch, records_of, weak_to_strong
+from adv_smooth.robustness.batch import SANITY, Progress, evaluate_batch, records_of, sanity_attack, weak_to_strong
 from adv_smooth.robustness.certify import Certifier, certificate_arrays, summarize_certified
 from adv_smooth.robustness.curves import summarize
 from adv_smooth.robustness.records import Records
 from adv_smooth.utils.errors import require
 
 TEST_STAGE = -1  # the stage of a test-split evaluation (validation stages are epochs, 0, 1, ...)
+CERTIFICATION = "certification"  # the progress label of randomized-smoothing certification (a step once an image)
 
 
 class Evaluator:
@@ -92,6 +93,16 @@ class Evaluator:
         part.worst, part._own_rng = self.worst, self._own_rng
         return part
 
+    def steps(self) -> dict[str, str]:
+        """The work besides the attacks done once an image, as progress names it: label -> display name."""
+        out = {}
+        name = sanity_attack(self.attacks)
+        if self.sanity_snr_db is not None and name is not None:
+            out[SANITY] = f"sanity check ({name} at {self.sanity_snr_db:g} dB)"
+        if self.certifier is not None:
+            out[CERTIFICATION] = f"certification, {self.certifier.describe()}"
+        return out
+
     def start(self, stage: int = TEST_STAGE, seed: int | None = None, progress: Progress | None = None) -> Evaluation:
         """A fresh evaluation of one split; the attacks' random draws restart from (seed, stage) (`seed`: this
         engine's unless given, e.g. the run's seed known only once a Trainer has set it). `progress` hears of each
@@ -156,7 +167,11 @@ class Evaluation:
             self.progress,
         )
         if engine.certifier is not None:
-            out["certified"] = certificate_arrays(engine.certifier.certify(model, x))
+            report = self.progress if self.progress is not None else (lambda *event: None)
+            report(CERTIFICATION, [], len(y), False)
+            phase = getattr(self.progress, "phase", None)
+            out["certified"] = certificate_arrays(engine.certifier.certify(model, x, phase))
+            report(CERTIFICATION, [], len(y), True)
         out["label"], out["index"] = y, index
         self._batches.append(out)
 

@@ -9,6 +9,9 @@ on a batch (each level, in a cascade); this turns those events into
 - otherwise a plain line at most every `interval` seconds (none in the first `interval`: a short evaluation, a
   test's, prints nothing), each saying the attack, the levels, the images done, the elapsed time and an estimate.
 
+Besides the attacks, a split's evaluation may run `steps` done once an image: the sanity check (the first gradient
+attack at a very low SNR) and randomized-smoothing certification, whose phases (`phase`) can each take minutes.
+
 Only the process that reports (rank 0) makes one; the others evaluate silently.
 """
 
@@ -57,6 +60,8 @@ class EvaluationProgress:
         attacks: label -> attack, with `levels`: label -> the levels it is evaluated at.
         stage: "test" or "val", named in the output.
         bar: a tqdm bar (True) or plain lines at most every `interval` seconds (False).
+        steps: label -> display name of the other work done once an image ("sanity", "certification"), reported
+            like an attack with no levels.
         write: where plain lines go (default: `info_line`); `file`: the bar's stream (default: stdout, as Lightning's).
         clock: seconds, monotonic (tests pass their own).
     """
@@ -73,16 +78,20 @@ class EvaluationProgress:
         file: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
         position: int = 1,
+        steps: Mapping[str, str] | None = None,
     ) -> None:
         self.images, self.stage, self.interval, self.clock = max(int(images), 0), stage, interval, clock
         self.levels = {name: list(levels[name]) for name in attacks}
         self.names = {name: f"{name} ({DISPLAY.get(a.norm, a.norm)})" for name, a in attacks.items()}
-        self.total = self.images * sum(len(lv) for lv in self.levels.values())
+        self.steps = dict(steps or {})
+        self.names.update(self.steps)
+        self.total = self.images * (sum(len(lv) for lv in self.levels.values()) + len(self.steps))
         self.done = 0
-        self.images_done = {name: 0 for name in attacks}  # images each attack has finished (all its levels)
+        self.images_done = {name: 0 for name in self.names}  # images each attack has finished (all its levels)
         self.write = write or info_line
         self.started = clock()
         self.last_line = self.started
+        self.current = ""  # what runs now, as the bar names it
         self.bar = None
         if bar and self.total:
             from tqdm.auto import tqdm
@@ -103,21 +112,42 @@ class EvaluationProgress:
         `levels`."""
         (self.finish if finished else self.start)(name, levels, n)
 
+    def _what(self, name: str, levels: Sequence[float | None]) -> str:
+        """`pgd_l2 (L2) 40/20 dB`, or a step's name (`certification ...`)."""
+        label = self.names.get(name, name)
+        return label if name in self.steps else f"{label} {describe_levels(levels)}"
+
     def start(self, name: str, levels: Sequence[float | None], n: int) -> None:
+        self.current = self._what(name, levels)
         if self.bar is not None:
-            self.bar.set_description_str(f"Robustness ({self.stage}): {self.names[name]} {describe_levels(levels)}")
+            self.bar.set_description_str(f"Robustness ({self.stage}): {self.current}")
 
     def finish(self, name: str, levels: Sequence[float | None], n: int) -> None:
-        self.done += n * len(levels)
-        if list(levels) == [] or levels[-1] == self.levels[name][-1]:  # its last level: these images are done
-            self.images_done[name] += n
+        units = n if name in self.steps else n * len(levels)
+        self.done += units
+        last = self.levels.get(name, [None])[-1:]
+        if name in self.steps or list(levels) == [] or list(levels[-1:]) == last:  # these images are done
+            self.images_done[name] = self.images_done.get(name, 0) + n
         if self.bar is not None:
-            self.bar.update(n * len(levels))
+            self.bar.update(units)
+            return
+        self._plain(self.line(name, levels))
+
+    def phase(self, text: str) -> None:
+        """A phase of the step under way has finished (certification: the votes, the bound, each level's attack):
+        the bar's description names the next; a plain line comes as for an attack, at most every `interval`."""
+        if self.bar is not None:
+            self.bar.set_description_str(f"Robustness ({self.stage}): {self.current}: {text}")
             return
         now = self.clock()
+        elapsed = now - self.started
+        self._plain(f"robustness ({self.stage}): {self.current}: {text} done, {duration(elapsed)} elapsed", now)
+
+    def _plain(self, text: str, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
         if now - self.last_line >= self.interval:
             self.last_line = now
-            self.write(self.line(name, levels, now))
+            self.write(text)
 
     def line(self, name: str, levels: Sequence[float | None], now: float | None = None) -> str:
         """One plain progress line: the attack just finished, its images, the elapsed time and an estimate."""
@@ -125,9 +155,11 @@ class EvaluationProgress:
         share = self.done / self.total if self.total else 1.0
         left = elapsed * (1 - share) / share if share > 0 else float("nan")
         estimate = f"about {duration(left)} left" if left == left else "no estimate yet"
+        label = self.names.get(name, name)
+        what = label if name in self.steps else f"{label} at {describe_levels(levels)}"
         return (
-            f"robustness ({self.stage}): {self.names[name]} at {describe_levels(levels)}, "
-            f"{self.images_done[name]}/{self.images} images; {100 * share:.0f} % of the evaluation done, "
+            f"robustness ({self.stage}): {what}, "
+            f"{self.images_done.get(name, 0)}/{self.images} images; {100 * share:.0f} % of the evaluation done, "
             f"{duration(elapsed)} elapsed, {estimate}"
         )
 

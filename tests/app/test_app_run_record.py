@@ -94,6 +94,8 @@ def test_run_names_and_hparams_from_the_config() -> None:
     lead = ["defense", "defense.beta", "defense.gamma", "defense.m", "defense.snr", "optim.lr", "trainer.max_epochs"]
     expected = [k for k in lead if k in params] + ["seed"]
     assert list(params)[: len(expected)] == expected and "defense.snr" in expected, list(params)
+    order = list(params)
+    assert order.index("seed") < order.index("eval.snr_levels") < order.index("dataset.batch_size"), order
     choices = {"callbacks": "default", "attack@eval.attacks.pgd_l2": "pgd", "hydra/launcher": "basic", "model": "m"}
     assert set(run_hparams(compose_config(), choices)) & set(choices) == {"model"}, "no plumbing columns"
     assert all(isinstance(v, (bool, int, float, str)) for v in params.values())
