@@ -41,7 +41,9 @@ def meanings(choices: dict[str, str] | None = None) -> dict[str, str]:
     for name, option in (choices or {}).items():
         group, _, package = name.partition("@")
         chosen[(group.rsplit("/", 1)[-1] if package else group, option)] = package or None
+    rank = _with_bases(chosen)
     first: dict[str, str] = {}  # from the primary config or a chosen option
+    first_rank: dict[str, int] = {}  # 0: the chosen option's own, 1: an option it builds on, ...
     fallback: dict[str, str] = {}  # from another option of the key's group
     for doc in describe_keys():
         if doc.meaning in ("—", "") or doc.local_key == "defaults" or doc.meaning.startswith("a mapping"):
@@ -54,13 +56,36 @@ def meanings(choices: dict[str, str] | None = None) -> dict[str, str]:
         if not doc.group or (doc.group, doc.option) in chosen:
             package = chosen.get((doc.group, doc.option)) if doc.group else None
             key = f"{package}.{doc.local_key}" if package else doc.key
-            if doc.group or key not in first:  # a chosen option's meaning over conf/config.yaml's
-                first[key] = meaning
+            depth = rank.get((doc.group, doc.option), 0) if doc.group else len(rank) + 1
+            if key not in first or depth < first_rank[key]:  # the chosen option's over its bases' and config.yaml's
+                first[key], first_rank[key] = meaning, depth
         if doc.group == "attack":
             fallback.setdefault(f"attack:{doc.local_key}", meaning)
         elif doc.group and doc.group.split("/")[0] not in _GLOBAL_GROUPS:
             fallback.setdefault(doc.key, meaning)
     return {**fallback, **first}
+
+
+def _with_bases(chosen: dict[tuple[str, str], str | None]) -> dict[tuple[str, str], int]:
+    """Add to `chosen` (in place) the options of the same group a chosen option builds on (eval=default's
+    `defaults: [report]`), whose keys it composes; returns each option's depth (0: chosen itself)."""
+    from adv_smooth.app.key_reference import CONF_DIR, UnreadableYaml, load_yaml
+
+    depth = {option: 0 for option in chosen}
+    todo = list(chosen)
+    while todo:
+        group, option = todo.pop(0)
+        path = CONF_DIR / group / f"{option}.yaml"
+        try:
+            entries = load_yaml(path).get("defaults") or [] if path.is_file() else []
+        except UnreadableYaml:
+            continue
+        for base in entries:
+            if isinstance(base, str) and base != "_self_" and (group, base) not in chosen:
+                chosen[(group, base)] = chosen[(group, option)]
+                depth[(group, base)] = depth[(group, option)] + 1
+                todo.append((group, base))
+    return depth
 
 
 def _meaning(known: dict[str, str], key: str) -> str:

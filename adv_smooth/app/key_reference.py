@@ -149,7 +149,11 @@ def _scan(text: str) -> _Comments:
             active = (indent, above)
         elif active is not None and active[0] != indent:
             active = None
-        comment = " ".join(part for part in (above or (active[1] if active else ""), inline) if part)
+        block_text = above or (active[1] if active else "")
+        if inline and block_text:  # the key's own comment first (--help's one line), then the block it sits under
+            comment = f"{inline}{'' if inline.endswith('.') else '.'} {block_text}"
+        else:
+            comment = inline or block_text
         if comment:
             out.keys[path] = comment
             if value.startswith("{"):  # a flow mapping's keys share its line's comment

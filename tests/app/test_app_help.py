@@ -53,6 +53,9 @@ def test_help_describes_each_key_from_the_reference_source() -> None:
     assert any(line.startswith("  gamma: 0.01  # γ, the smoothness weight") for line in lines)
     assert any(line.startswith("  lr: 0.1  # the initial learning rate") for line in lines)
     assert any(line.strip().startswith("steps: 10  # ") for line in lines), "the attacks' keys too"
+    # eval=default builds on eval=report (its defaults list): report's comment, not another preset's (autoattack's)
+    assert any(line.startswith("  sanity_snr_db: -10  # also attack at this very low SNR") for line in lines)
+    assert any(line.startswith("  val_subset: null  # images of the validation split") for line in lines)
     assert all(len(line.split("  # ", 1)[-1]) <= 100 for line in lines), "one line each"
     described = sum("  # " in line for line in lines if not line.lstrip().startswith("- "))
     assert described > 60, described
