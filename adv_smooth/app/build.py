@@ -146,7 +146,8 @@ def build_attacks(attacks: Mapping[str, Any] | None, key: str = "eval.attacks") 
 
 def build_robustness_callback(eval_cfg: Mapping[str, Any], **overrides: Any) -> RobustnessVsSNR:
     """The robustness callback of an `eval` config group (conf/eval/*.yaml, a plain mapping), its attacks built."""
-    return from_eval_config({**eval_cfg, "attacks": build_attacks(eval_cfg.get("attacks"))}, **overrides)
+    attacks = build_attacks(eval_cfg.get("attacks"))
+    return from_eval_config({**eval_cfg, "attacks": attacks}, **overrides)
 
 
 def build_callback(node: DictConfig, **overrides: Any) -> Any:

@@ -10,32 +10,60 @@
   (`models/external.py`: weights-only loading of a state_dict or a Lightning checkpoint, its own
   normalization wrapped so inputs stay in [0, 1]). The model config is the user's own command line, so it
   is built as given; only configs read from run dirs go through the allowlist.
+
+`build_evaluation` builds all of it in one pass, in the order a refusal must come (the attack settings before
+any file is read, the checkpoints before their run dirs, the configs before the data, the data before the
+Trainers of `app/evaluation_trainers.py`): the hub (`app/evaluation_run.py`) then only runs what it is given and
+writes the results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from adv_smooth.app.build import build_datamodule, build_defense, build_module, build_network
-from adv_smooth.app.choices import saved_choices
-from adv_smooth.app.preflight.targets import check_targets
-from adv_smooth.data.identity import split_fingerprints, split_identity
+from adv_smooth.app.build import build_datamodule, build_network
+from adv_smooth.app.choices import evaluation_choices
+from adv_smooth.app.evaluation_inputs import Checkpoints, chose_eval, ckpt_label, read_checkpoints
+from adv_smooth.app.evaluation_trainers import check_eval, evaluation_trainers
+from adv_smooth.app.saved_network import load_network
+from adv_smooth.data.identity import split_fingerprints
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.models.ensemble import Ensemble
 from adv_smooth.models.external import Normalized, check_output, load_weights
-from adv_smooth.utils.checkpoints import load_checkpoint, state_mismatch
+from adv_smooth.utils.checkpoints import load_checkpoint
 from adv_smooth.utils.errors import UserError
 
 
 @dataclass
-class Evaluated:
-    """The network to test (`module`), its data and config, the members to test beside it, facts for results.json."""
+class Tester:
+    """One network and the Trainer that tests it (its callbacks write into that pass's own dir)."""
+
+    module: RobustClassifier
+    trainer: pl.Trainer
+
+
+@dataclass
+class Evaluation:
+    """One evaluation job, built: the config it runs under and the choices its results name, the test data, the
+    network to test (an ensemble's mean) with the members to test beside it, the facts for results.json."""
+
+    run_cfg: DictConfig
+    choices: dict[str, str]
+    datamodule: Any
+    tester: Tester
+    info: dict[str, Any]
+    members: list[tuple[str, Tester]] = field(default_factory=list)
+
+
+@dataclass
+class _Networks:
+    """What `from_checkpoints` / `from_weights` load: the config to run under, the data, the network to test, the
+    members beside it (path, module) and the facts for results.json."""
 
     run_cfg: DictConfig
     datamodule: Any
@@ -44,103 +72,41 @@ class Evaluated:
     members: list[tuple[str, RobustClassifier]] = field(default_factory=list)
 
 
-@dataclass
-class SavedRun:
-    """What the run that wrote a checkpoint saved beside it: its config (vetted) and its config-group choices."""
-
-    config: DictConfig
-    choices: dict[str, str]
-
-
-def checkpoint_paths(value: Any) -> list[Path]:
-    """`ckpt` as a list of paths: one path, or a list of them (an ensemble)."""
-    if isinstance(value, (ListConfig, Sequence)) and not isinstance(value, str):
-        paths = [str(v) for v in value]
-        if not paths:
-            raise UserError("ckpt=[] is an empty list: give one checkpoint, or a list of checkpoints (an ensemble)")
-        if len(set(paths)) != len(paths):
-            raise UserError(f"ckpt={paths} names a checkpoint twice: an ensemble's members must differ")
-        return [Path(p).expanduser() for p in paths]
-    return [Path(str(value)).expanduser()]
-
-
-def saved_run(ckpt_path: Path) -> SavedRun:
-    """The run that wrote `ckpt_path` (run/checkpoints/x.ckpt): its `.hydra/config.yaml` and its choices.
-
-    The run dir may come from someone else: the file must be a YAML mapping, and every `_target_` in it
-    must pass `check_targets` before anything is built from it.
-    """
-    for run in (ckpt_path.parent.parent, ckpt_path.parent):
-        saved = run / ".hydra" / "config.yaml"
-        if saved.is_file():
-            try:
-                loaded = OmegaConf.load(saved)
-            except Exception as e:  # YAML syntax, undecodable bytes, unreadable file
-                raise UserError(f"{saved} is not a readable config ({' '.join(str(e).split())[:200]})") from None
-            if not isinstance(loaded, DictConfig):
-                raise UserError(f"{saved} is not a config mapping (it holds a {type(loaded).__name__})")
-            check_targets(loaded, str(saved))
-            return SavedRun(loaded, saved_choices(run))
-    raise UserError(
-        f"ckpt={str(ckpt_path)!r}: no .hydra/config.yaml found in its run dir, so the network it belongs to "
-        "is unknown (keep checkpoints inside the run dir that wrote them)"
+def build_evaluation(cfg: DictConfig, overrides: list[str], out: Path) -> Evaluation:
+    """The job `cfg` (this command's config, `overrides` its command line) asks for, its results to go to `out`
+    (an ensemble's members to `out/members/<i>/`). Each fact is found once and passed down: the checkpoint paths,
+    each checkpoint's weights and run (its saved config, vetted, and its choices)."""
+    check_eval(cfg.eval)  # the attacks and the subset, before any file is read
+    if cfg.get("weights") is not None:  # any network (models/external.py): the command line's own config
+        networks, runs = from_weights(cfg), []
+    else:  # our checkpoint(s): each run dir's saved config, vetted once, this command's overrides on top
+        checkpoints = read_checkpoints(cfg, overrides)
+        networks, runs = from_checkpoints(checkpoints), checkpoints.runs
+    outs = [out, *(out / "members" / str(i) for i in range(len(networks.members)))]
+    trainer, *member_trainers = evaluation_trainers(networks.run_cfg, networks.datamodule, outs)
+    return Evaluation(
+        run_cfg=networks.run_cfg,
+        choices=evaluation_choices([run.choices for run in runs], chose_eval(overrides)),  # the trained run's
+        datamodule=networks.datamodule,
+        tester=Tester(networks.module, trainer),
+        info=networks.info,
+        members=[(p, Tester(m, t)) for (p, m), t in zip(networks.members, member_trainers)],
     )
 
 
-def _label(paths: list[Path], i: int) -> str:
-    return f"ckpt[{i}]={str(paths[i])!r}" if len(paths) > 1 else f"ckpt={str(paths[i])!r}"
-
-
-def _test_split(cfg: DictConfig) -> dict[str, Any]:
-    return split_identity(OmegaConf.to_container(cfg.dataset, resolve=True))
-
-
-def check_same_dataset(configs: list[DictConfig], paths: list[Path]) -> None:
-    """Every member must have been trained on the first member's dataset (one test split judges them all)."""
-    first = _test_split(configs[0])
-    for i, cfg in enumerate(configs[1:], start=1):
-        other = _test_split(cfg)
-        if other != first:
-            key = next(k for k in sorted(set(first) | set(other)) if first.get(k) != other.get(k))
-            raise UserError(
-                f"{_label(paths, i)} was trained on another dataset than {_label(paths, 0)} (dataset.{key}="
-                f"{other.get(key)!r} vs {first.get(key)!r}): an ensemble's members must share one dataset"
-            )
-
-
-def load_checkpoints(paths: list[Path]) -> list[dict[str, Any]]:
-    """Each checkpoint read once (weights-only), before anything in its run dir is: a missing, corrupt or
-    code-carrying file is refused first."""
-    checkpoints = []
-    for i, path in enumerate(paths):
-        checkpoint = load_checkpoint(path)
-        if "state_dict" not in checkpoint:
-            raise UserError(f"{_label(paths, i)} holds no 'state_dict': not a Lightning checkpoint")
-        checkpoints.append(checkpoint)
-    return checkpoints
-
-
-def from_checkpoints(paths: list[Path], checkpoints: list[dict[str, Any]], configs: list[DictConfig]) -> Evaluated:
-    """Our checkpoints at `paths`, as `load_checkpoints` read them; `configs[i]`: the saved config of path i's run
-    with this command's overrides."""
-    check_same_dataset(configs, paths)
+def from_checkpoints(checkpoints: Checkpoints) -> _Networks:
+    """Our checkpoints as `read_checkpoints` read them, each network under its run's config with this command's
+    overrides; one data module (the first run's config) tests them all."""
+    paths, configs = checkpoints.paths, checkpoints.configs
     pl.seed_everything(configs[0].seed, workers=True, verbose=False)
     datamodule = build_datamodule(configs[0])
-    modules = []
-    for i, (run_cfg, checkpoint) in enumerate(zip(configs, checkpoints)):
-        defense = build_defense(run_cfg.defense)  # for the architecture options it implies (e.g. Parseval)
-        module = build_module(run_cfg, datamodule, defense)
-        mismatch = state_mismatch(checkpoint["state_dict"], module.state_dict(), "the network")
-        if mismatch is not None:  # torch's own error would be cut to its header line (utils/checkpoints.py)
-            raise UserError(
-                f"{_label(paths, i)} does not fit the network its run dir's config builds: {mismatch} (a checkpoint "
-                "must stay in the run dir that saved it, with that run's model.* and dataset settings)"
-            )
-        module.load_state_dict(checkpoint["state_dict"])
-        modules.append(module)
+    modules = [
+        load_network(run_cfg, datamodule, weights["state_dict"], ckpt_label(paths, i))
+        for i, (run_cfg, weights) in enumerate(zip(configs, checkpoints.weights))
+    ]
     data = {"split_fingerprints": split_fingerprints(datamodule)}  # which images: the report pairs on them
     if len(paths) == 1:
-        return Evaluated(configs[0], datamodule, modules[0], {"ckpt_path": str(paths[0].resolve()), **data})
+        return _Networks(configs[0], datamodule, modules[0], {"ckpt_path": str(paths[0].resolve()), **data})
     ensemble = Ensemble(m.net for m in modules)
     info = {
         **data,
@@ -155,10 +121,10 @@ def from_checkpoints(paths: list[Path], checkpoints: list[dict[str, Any]], confi
         },
     }
     members = [(str(p.resolve()), m) for p, m in zip(paths, modules)]
-    return Evaluated(configs[0], datamodule, RobustClassifier(ensemble), info, members)
+    return _Networks(configs[0], datamodule, RobustClassifier(ensemble), info, members)
 
 
-def from_weights(cfg: DictConfig) -> Evaluated:
+def from_weights(cfg: DictConfig) -> _Networks:
     """Any network: the command line's `model` config, `weights` loaded into it, the command line's dataset."""
     if cfg.get("ckpt") not in (None, "", "null"):
         raise UserError(
@@ -177,16 +143,4 @@ def from_weights(cfg: DictConfig) -> Evaluated:
         cfg.defense = {"name": "vanilla", "components": {}}  # nothing of a training recipe applies
     info = {"weights": str(path.resolve()), "model": str(cfg.model._target_)}
     info["split_fingerprints"] = split_fingerprints(datamodule)
-    return Evaluated(cfg, datamodule, RobustClassifier(net), info)
-
-
-def ensemble_summary(results: dict[str, Any]) -> str:
-    """Two lines for the terminal: the ensemble's clean accuracy beside its members', and what attacking it cost."""
-    members = [m["metrics"].get("test/acc", float("nan")) for m in results["members"]]
-    shown = " / ".join(f"{100 * a:.2f}" for a in members)
-    mean = 100 * sum(members) / len(members)
-    return (
-        f"ensemble of {len(members)}: clean accuracy {100 * results['metrics'].get('test/acc', float('nan')):.2f} % "
-        f"(members {shown} %, mean {mean:.2f} %; each member's numbers under members/<i>/ and in results.json)\n"
-        f"cost: {results['ensemble']['note']}"
-    )
+    return _Networks(cfg, datamodule, RobustClassifier(net), info)

@@ -36,6 +36,18 @@ def format_summary(results: dict[str, Any]) -> str:
     return "\n".join([bar, *lines, bar])
 
 
+def ensemble_summary(results: dict[str, Any]) -> str:
+    """Two lines for the terminal: the ensemble's clean accuracy beside its members', and what attacking it cost."""
+    members = [m["metrics"].get("test/acc", float("nan")) for m in results["members"]]
+    shown = " / ".join(f"{100 * a:.2f}" for a in members)
+    mean = 100 * sum(members) / len(members)
+    return (
+        f"ensemble of {len(members)}: clean accuracy {100 * results['metrics'].get('test/acc', float('nan')):.2f} % "
+        f"(members {shown} %, mean {mean:.2f} %; each member's numbers under members/<i>/ and in results.json)\n"
+        f"cost: {results['ensemble']['note']}"
+    )
+
+
 def written_to(directory: Path) -> str:
     """The line after a run's summary: where its results went and how to open its figures."""
     from adv_smooth.lightning.robustness import FIGURE_FILE

@@ -2,7 +2,8 @@
 
 Every completed job must share the dataset and its test split (results.json's `split_fingerprints`); each network
 is rebuilt from its own resolved config and loaded with the weights it tested (`tested_checkpoint`, else
-`checkpoints/last.ckpt`), weights-only. The attack is PGD at one SNR level on the first `images` test images.
+`checkpoints/last.ckpt`), weights-only, by the loader checkpoint evaluation uses (`app/saved_network.py`). The
+attack is PGD at one SNR level on the first `images` test images.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from adv_smooth.app.build import build_datamodule, build_defense, build_module
+from adv_smooth.app.build import build_datamodule
+from adv_smooth.app.saved_network import load_network
 from adv_smooth.attacks.pgd import PGD
 from adv_smooth.reporting.jobs import COMPLETED, Job
 from adv_smooth.reporting.transfer import Transfer, transfer_markdown, transfer_matrix
@@ -21,18 +23,15 @@ from adv_smooth.utils.checkpoints import load_checkpoint
 from adv_smooth.utils.errors import UserError
 
 
-def load_network(job: Job) -> tuple[nn.Module, object]:
+def job_network(job: Job) -> tuple[nn.Module, object]:
     """(the job's network with its tested weights, in eval mode; its data module, loaded)."""
     cfg = OmegaConf.create(job.config)
     datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule, build_defense(cfg.defense))
     checkpoint = job.results.get("tested_checkpoint") or str(job.path / "checkpoints" / "last.ckpt")
     if not Path(checkpoint).is_file():
         raise UserError(f"--transfer: {job.path} has no checkpoint to load ({checkpoint})")
     state = load_checkpoint(checkpoint).get("state_dict", {})
-    net_state = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
-    module.net.load_state_dict(net_state)
-    return module.net.eval(), datamodule
+    return load_network(cfg, datamodule, state, f"--transfer: {checkpoint}").net.eval(), datamodule
 
 
 def _label(job: Job, roots: list[Path]) -> str:
@@ -54,7 +53,7 @@ def run_transfer(jobs: list[Job], roots: list[Path], images: int, snr_db: float,
         raise UserError("--transfer: the jobs do not share one test split (their split_fingerprints differ)")
     models, data = {}, None
     for job in completed:
-        net, datamodule = load_network(job)
+        net, datamodule = job_network(job)
         models[_label(job, roots)] = net
         data = data or datamodule
     x, y = data.splits.test  # the whole test split in memory (uint8 images, as the data modules keep them)

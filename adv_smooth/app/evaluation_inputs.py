@@ -1,0 +1,167 @@
+"""What `ckpt=` names, read once: the checkpoint paths, each checkpoint's weights, the run that wrote it (its saved
+config, vetted, and its choices), and that config with the command line's overrides laid on it.
+
+Nothing is built here. The order is the order of refusal: a path list that cannot be one first, then each
+checkpoint file (weights-only) before anything in its run dir is read, then the run dir's config, vetted by the
+allowlist of `app/preflight/targets.py` before anything is built from it, then the overrides an evaluation may
+make, then an ensemble's datasets (one test split judges all its members).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+from adv_smooth.app.choices import saved_choices
+from adv_smooth.app.preflight.targets import check_targets
+from adv_smooth.data.identity import split_identity
+from adv_smooth.utils.checkpoints import load_checkpoint
+from adv_smooth.utils.errors import UserError
+
+# Keys a user may change at evaluation; everything else must match the run that trained the weights.
+EVAL_KEYS = (
+    "eval",
+    "dataset.root",
+    "dataset.download",
+    "dataset.eval_batch_size",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.precision",
+    "seed",
+)
+
+
+@dataclass
+class SavedRun:
+    """What the run that wrote a checkpoint saved beside it: its config (vetted) and its config-group choices."""
+
+    config: DictConfig
+    choices: dict[str, str]
+
+
+@dataclass
+class Checkpoints:
+    """Our checkpoints as `read_checkpoints` found them: `paths[i]`'s weights, its run, that run's config with this
+    command's overrides (the config evaluation runs under)."""
+
+    paths: list[Path]
+    weights: list[dict[str, Any]]
+    runs: list[SavedRun]
+    configs: list[DictConfig]
+
+
+def read_checkpoints(cfg: DictConfig, overrides: list[str]) -> Checkpoints:
+    """The checkpoints `cfg.ckpt` names (`overrides`: the command line), each read once, in the order of refusal."""
+    paths = checkpoint_paths(cfg.ckpt)
+    weights = load_checkpoints(paths)
+    runs = [saved_run(path) for path in paths]
+    configs = [apply_overrides(run.config, cfg, overrides) for run in runs]
+    check_same_dataset(configs, paths)
+    return Checkpoints(paths, weights, runs, configs)
+
+
+def checkpoint_paths(value: Any) -> list[Path]:
+    """`ckpt` as a list of paths: one path, or a list of them (an ensemble)."""
+    if isinstance(value, (ListConfig, Sequence)) and not isinstance(value, str):
+        paths = [str(v) for v in value]
+        if not paths:
+            raise UserError("ckpt=[] is an empty list: give one checkpoint, or a list of checkpoints (an ensemble)")
+        if len(set(paths)) != len(paths):
+            raise UserError(f"ckpt={paths} names a checkpoint twice: an ensemble's members must differ")
+        return [Path(p).expanduser() for p in paths]
+    return [Path(str(value)).expanduser()]
+
+
+def ckpt_label(paths: list[Path], i: int) -> str:
+    """How a refusal names checkpoint i: `ckpt=...` alone, `ckpt[i]=...` in a list."""
+    return f"ckpt[{i}]={str(paths[i])!r}" if len(paths) > 1 else f"ckpt={str(paths[i])!r}"
+
+
+def load_checkpoints(paths: list[Path]) -> list[dict[str, Any]]:
+    """Each checkpoint read once (weights-only), before anything in its run dir is: a missing, corrupt or
+    code-carrying file is refused first."""
+    checkpoints = []
+    for i, path in enumerate(paths):
+        checkpoint = load_checkpoint(path)
+        if "state_dict" not in checkpoint:
+            raise UserError(f"{ckpt_label(paths, i)} holds no 'state_dict': not a Lightning checkpoint")
+        checkpoints.append(checkpoint)
+    return checkpoints
+
+
+def saved_run(ckpt_path: Path) -> SavedRun:
+    """The run that wrote `ckpt_path` (run/checkpoints/x.ckpt): its `.hydra/config.yaml` and its choices.
+
+    The run dir may come from someone else: the file must be a YAML mapping, and every `_target_` in it
+    must pass `check_targets` before anything is built from it.
+    """
+    for run in (ckpt_path.parent.parent, ckpt_path.parent):
+        saved = run / ".hydra" / "config.yaml"
+        if saved.is_file():
+            try:
+                loaded = OmegaConf.load(saved)
+            except Exception as e:  # YAML syntax, undecodable bytes, unreadable file
+                raise UserError(f"{saved} is not a readable config ({' '.join(str(e).split())[:200]})") from None
+            if not isinstance(loaded, DictConfig):
+                raise UserError(f"{saved} is not a config mapping (it holds a {type(loaded).__name__})")
+            check_targets(loaded, str(saved))
+            return SavedRun(loaded, saved_choices(run))
+    raise UserError(
+        f"ckpt={str(ckpt_path)!r}: no .hydra/config.yaml found in its run dir, so the network it belongs to "
+        "is unknown (keep checkpoints inside the run dir that wrote them)"
+    )
+
+
+def apply_overrides(train_cfg: DictConfig, cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Copy the command line's evaluation keys from `cfg` onto the training config."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    with open_dict(train_cfg):
+        for override in OverridesParser.create().parse_overrides(overrides):
+            key = override.key_or_group
+            if key == "ckpt" or key.startswith("hydra"):
+                continue
+            if not any(key == k or key.startswith(k + ".") for k in EVAL_KEYS):
+                subset = " (part of the test split: eval.test_subset=N)" if key.startswith("trainer.limit_") else ""
+                raise UserError(
+                    f"{key} cannot be changed when evaluating a checkpoint{subset} (allowed: {', '.join(EVAL_KEYS)})"
+                )
+            if override.is_delete():
+                parent, _, leaf = key.rpartition(".")
+                node = OmegaConf.select(train_cfg, parent) if parent else train_cfg
+                if node is not None and leaf in node:
+                    del node[leaf]
+            else:
+                OmegaConf.update(train_cfg, key, OmegaConf.select(cfg, key), merge=False)
+        if "eval" not in train_cfg:
+            train_cfg.eval = cfg.eval
+        train_cfg.trainer.default_root_dir = cfg.trainer.default_root_dir
+    return train_cfg
+
+
+def _test_split(cfg: DictConfig) -> dict[str, Any]:
+    return split_identity(OmegaConf.to_container(cfg.dataset, resolve=True))
+
+
+def check_same_dataset(configs: list[DictConfig], paths: list[Path]) -> None:
+    """Every member must have been trained on the first member's dataset (one test split judges them all)."""
+    first = _test_split(configs[0])
+    for i, cfg in enumerate(configs[1:], start=1):
+        other = _test_split(cfg)
+        if other != first:
+            key = next(k for k in sorted(set(first) | set(other)) if first.get(k) != other.get(k))
+            raise UserError(
+                f"{ckpt_label(paths, i)} was trained on another dataset than {ckpt_label(paths, 0)} (dataset.{key}="
+                f"{other.get(key)!r} vs {first.get(key)!r}): an ensemble's members must share one dataset"
+            )
+
+
+def chose_eval(overrides: list[str]) -> bool:
+    """Whether the command line picks an `eval` preset (the results then name it as the evaluation's choice)."""
+    return any(o.lstrip("+~").split("=")[0] == "eval" for o in overrides)

@@ -1,0 +1,63 @@
+"""The Trainers of an evaluation: one pass over the test split per network, its callbacks built from the `eval` group.
+
+The `eval` settings turn into objects here and nowhere else in an evaluation: `check_eval` builds them once
+before any file is read (a bad attack or subset is refused first), `evaluation_trainers` builds one Trainer per
+network, each with a fresh robustness callback, the test subset and the run's progress bar, writing into a dir of
+its own. A subset larger than the test split is refused before any Trainer is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from adv_smooth.app.build import build_callback, build_robustness_callback, build_trainer
+from adv_smooth.lightning.test_subset import TestSubset, check_test_subset
+
+
+def check_eval(eval_cfg: DictConfig) -> None:
+    """This command's attack settings (names, SNR levels) and test subset, vetted by building them."""
+    build_robustness_callback(OmegaConf.to_container(eval_cfg, resolve=True))
+    check_test_subset(eval_cfg.get("test_subset"), eval_cfg.get("test_subset_seed"))
+
+
+def evaluation_trainers(run_cfg: DictConfig, datamodule: Any, outs: list[Path]) -> list[pl.Trainer]:
+    """A Trainer writing into each of `outs`, under `run_cfg` (the config evaluation runs under), for
+    `datamodule`'s test split (loaded: the subset is checked against it first)."""
+    subset = TestSubset(run_cfg.eval.get("test_subset"), run_cfg.eval.get("test_subset_seed"))
+    if subset.n is not None:
+        subset.test_split(datamodule)
+    bar = (run_cfg.get("callbacks") or {}).get("progress_bar")  # the run's own (TQDM by default), as in training
+    show_bar = bar is not None and bool(run_cfg.trainer.get("enable_progress_bar", True))  # else none (not Rich's)
+    trainers = []
+    for out in outs:  # each its own callbacks: they keep state
+        callbacks = [
+            TestSubset(run_cfg.eval.get("test_subset"), run_cfg.eval.get("test_subset_seed")),
+            build_robustness_callback(OmegaConf.to_container(run_cfg.eval, resolve=True), val_subset=0),
+            *([build_callback(bar)] if show_bar else []),  # a run dir's config passed check_targets before
+        ]
+        trainers.append(
+            build_trainer(
+                {},
+                accelerator=run_cfg.trainer.accelerator,
+                devices=_plain(run_cfg.trainer.get("devices", 1)),  # several: one shard each, each image counted once
+                num_nodes=run_cfg.trainer.get("num_nodes", 1),
+                strategy=run_cfg.trainer.get("strategy", "auto"),
+                precision=run_cfg.trainer.precision,
+                inference_mode=False,
+                callbacks=callbacks,
+                enable_progress_bar=show_bar,
+                enable_model_summary=False,
+                enable_checkpointing=False,  # an evaluation saves no weights (and Lightning's checkpoint prints a tip)
+                default_root_dir=str(out),
+                logger=pl.loggers.TensorBoardLogger(str(out), name="tensorboard", version=""),
+            )
+        )
+    return trainers
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_object(value) if isinstance(value, ListConfig) else value
