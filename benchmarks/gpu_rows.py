@@ -94,10 +94,18 @@ def training(s: dict[str, Any], compiled: bool = False) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------------- evaluation
+def _smoke_steps(s: dict[str, Any], *attacks: str) -> list[str]:
+    """On --smoke, the presets' PGD at the plain loop's `pgd_steps` (seconds, not minutes, on a CPU); on a GPU the
+    presets' own steps, which `pgd_steps` equals."""
+    return [f"eval.attacks.{a}.steps={s['pgd_steps']}" for a in attacks] if s["smoke"] else []
+
+
 def evaluation(s: dict[str, Any], net_state: dict[str, Tensor] | None) -> dict[str, Any]:
     images, labels = parts.device_data(s, s["eval_images"], seed=1)
     levels = LEVELS
-    report_module, report_cfg = parts.project_module(s, "vanilla", ["eval=report", "eval.sanity_snr_db=null"])
+    report_module, report_cfg = parts.project_module(
+        s, "vanilla", ["eval=report", "eval.sanity_snr_db=null", *_smoke_steps(s, "pgd")]
+    )
     net = plain.make_net(s["width"], 10, s["device"], s["channels_last"], False, blocks=_blocks(s))
     if net_state is not None:  # the weights the training rows reached: predictions that are not all one class
         report_module.net.load_state_dict(net_state)
@@ -110,7 +118,9 @@ def evaluation(s: dict[str, Any], net_state: dict[str, Tensor] | None) -> dict[s
         },
     )
     out = {row: {"wall_s": [r["wall"] for r in runs], "acc": runs[-1]["acc"]} for row, runs in raw.items()}
-    default_module, default_cfg = parts.project_module(s, "vanilla", ["eval=default"])
+    default_module, default_cfg = parts.project_module(
+        s, "vanilla", ["eval=default", *_smoke_steps(s, "pgd", "pgd_l2")]
+    )
     if net_state is not None:
         default_module.net.load_state_dict(net_state)
     d = parts.project_test(s, default_module, default_cfg, images, labels)

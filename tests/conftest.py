@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,17 @@ from adv_smooth.app.preflight.command_line import config_dir
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = config_dir()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op thread per xdist worker, and per process a worker starts (they inherit the environment): the
+    suite runs `-n 2` on two cores, and two workers of two threads each oversubscribe them, so the tiny networks
+    of the tests wait on each other's thread barriers. ADV_SMOOTH_TEST_THREADS=N sets another count."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        threads = os.environ.get("ADV_SMOOTH_TEST_THREADS", "1")
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
+        torch.set_num_threads(int(threads))
+
 
 # Small and fast everywhere in tests: CPU, few epochs, tiny network, no progress bar.
 FAST = [

@@ -101,6 +101,7 @@ CASES: list[tuple[list[str], str]] = [
     (["optim.milestones=[0.5,3]"], "optim.milestones=[0.5, 3]"),  # fractions and epochs mixed
     (["optim.milestones=[1.5]"], "optim.milestones=[1.5]"),  # a fraction is < 1
     (["optim.gamma=0"], "optim.gamma=0"),
+    (["optim.schedule=linear"], "optim.schedule='linear'"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
     (["trainer.min_epochs=5", "trainer.max_epochs=2"], "trainer.min_epochs=5"),
     (["trainer.precision=8"], "trainer.precision=8"),

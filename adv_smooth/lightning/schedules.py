@@ -92,6 +92,44 @@ class MultiStepLR(torch.optim.lr_scheduler.MultiStepLR):
             self.optimizer.state.clear()
 
 
+SHAPES = ("step", "cosine")
+
+
+class EpochSchedule(MultiStepLR):
+    """The learning rate per epoch in one of two shapes. `step`: `MultiStepLR` above, a drop by `gamma` after each
+    milestone (the study's). `cosine`: half a cosine from the initial rate down to 0 over `max_epochs` (what
+    torch's `CosineAnnealingLR` computes), a shape that suits a run of any length with no milestone to place, the
+    rate still high in the first epochs and small in the last ones whether the run has 3 epochs or 300
+    (benchmarks/defaults_effect.py measures both at two lengths). One class for both, so a saved config names
+    one kind of object whatever the shape."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        shape: str = "step",
+        milestones: Sequence[int | float] = (0.6,),
+        gamma: float = 0.1,
+        reset_state: bool = False,
+        max_epochs: int | None = None,
+        last_epoch: int = -1,
+    ) -> None:
+        require(shape in SHAPES, "optim.schedule", shape, " | ".join(SHAPES))
+        if shape == "cosine":
+            require(is_int(max_epochs) and max_epochs >= 1, "trainer.max_epochs", max_epochs, "an integer >= 1")
+        self.shape = shape
+        self.max_epochs = max_epochs
+        stepped = list(milestones) if shape == "step" else []
+        super().__init__(
+            optimizer, stepped, gamma=gamma, reset_state=reset_state, max_epochs=max_epochs, last_epoch=last_epoch
+        )
+
+    def get_lr(self) -> list[float]:
+        if self.shape == "step":
+            return super().get_lr()
+        done = min(max(self.last_epoch, 0), self.max_epochs) / self.max_epochs
+        return [base * (1.0 + math.cos(math.pi * done)) / 2.0 for base in self.base_lrs]
+
+
 class CosineRestarts(torch.optim.lr_scheduler.LRScheduler):
     """Snapshot ensembles' schedule (Huang et al. 2017): `cycles` cosine annealings, each restarting at the peak.
 

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import FAST, compose_config, quiet_trainer, train_in_run_dir
 from tests.test_bad_inputs import run_process
 
-LEVELS = [50, 45, 40, 33, 25, 20]
+LEVELS = [50, 40, 33, 20]
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +18,11 @@ def trained_run(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("digits_run")
     cfg = compose_config(
         *FAST,
-        "trainer.max_epochs=4",
-        "optim.milestones=[3]",
+        "trainer.max_epochs=3",
+        "optim.milestones=[2]",
         "model.blocks=[1,1,1]",
         f"eval.snr_levels={LEVELS}",
-        "eval.val_every_n_epochs=4",
+        "eval.val_every_n_epochs=3",
         "eval.attacks.pgd.steps=10",
         output_dir=out,
     )

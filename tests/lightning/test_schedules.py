@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from adv_smooth.lightning.schedules import MultiStepLR
+from adv_smooth.lightning.schedules import EpochSchedule, MultiStepLR
+from adv_smooth.utils.errors import UserError
 
 PERIODS = [(0, 2, 0.1), (2, 4, 0.01), (4, 6, 0.001)]  # (start epoch, end epoch, lr), like svhn.py's loop
 
@@ -137,3 +138,33 @@ def test_milestones_no_run_could_use_are_refused(milestones: list) -> None:
 
     with pytest.raises(UserError, match=r"optim\.milestones=.* is invalid: a strictly increasing list of epochs"):
         resolve_milestones(milestones, 10)
+
+
+def _lrs(scheduler: torch.optim.lr_scheduler.LRScheduler, epochs: int) -> list[float]:
+    rates = []
+    for _ in range(epochs):
+        rates.append(scheduler.optimizer.param_groups[0]["lr"])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize("epochs", [3, 8, 40])
+def test_cosine_shape_is_torchs_cosine_annealing_at_any_length(epochs: int) -> None:
+    """`optim.schedule=cosine`: the rate of torch's CosineAnnealingLR over trainer.max_epochs, epoch by epoch (no
+    milestone to place, so a 3-epoch run and a 40-epoch run both start at the peak and end near 0)."""
+    ours = EpochSchedule(torch.optim.SGD(_model().parameters(), lr=0.1), "cosine", max_epochs=epochs)
+    torchs = torch.optim.lr_scheduler.CosineAnnealingLR(torch.optim.SGD(_model().parameters(), lr=0.1), T_max=epochs)
+    assert _lrs(ours, epochs) == pytest.approx(_lrs(torchs, epochs), abs=1e-12)
+    assert ours.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # annealed to 0 at the end
+
+
+def test_step_shape_is_the_study_drop_at_a_fraction_of_the_run() -> None:
+    """`optim.schedule=step` (the default): x0.01 after 60 % of 8 epochs, i.e. 5 epochs at 0.1 and 3 at 0.001."""
+    scheduler = EpochSchedule(torch.optim.SGD(_model().parameters(), lr=0.1), "step", [0.6], 0.01, max_epochs=8)
+    assert _lrs(scheduler, 8) == pytest.approx([0.1] * 5 + [0.001] * 3)
+
+
+def test_unknown_shape_is_one_line_naming_the_key() -> None:
+    with pytest.raises(UserError, match="optim.schedule=.linear."):
+        EpochSchedule(torch.optim.SGD(_model().parameters(), lr=0.1), "linear", max_epochs=3)

@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from adv_smooth.app.preflight.magnitudes import check_magnitudes
-from adv_smooth.lightning.schedules import MILESTONES_ALLOWED, valid_milestones
+from adv_smooth.lightning.schedules import MILESTONES_ALLOWED, SHAPES, valid_milestones
 from adv_smooth.utils.errors import (
     MAX_COUNT,
     MAX_FLOAT,
@@ -102,6 +102,7 @@ OPTIM: dict[str, Rule] = {
     "lr": _number(0, low_open=True),
     "momentum": FRACTION,
     "weight_decay": _number(0),
+    "schedule": _one_of(*SHAPES),
     "milestones": (valid_milestones, MILESTONES_ALLOWED),  # epochs or fractions of the run
     "gamma": _number(0, low_open=True),
     "reset_momentum": BOOL,
