@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -134,6 +135,39 @@ def default_band_cpu_table() -> str:
     return "\n".join(lines)
 
 
+DEFAULT_NAMES = {
+    "cosine": "schedule: cosine instead of step (x0.01 at 60 %)",
+    "no_val_carve": "no validation carve (all images, last weights)",
+    "reflect": "crop padding: reflect (now the default) instead of zeros",
+    "plain": "all three (a plain loop's recipe)",
+}
+
+
+def defaults_effect_table() -> str:
+    """benchmarks/results/defaults_effect.json: each default's effect (variant minus base, paired by seed), in
+    points, mean ± standard deviation over the seeds, at each length."""
+    data = _load("defaults_effect")
+    lengths = list(data["epochs"])
+    levels = [k for k in next(iter(data["epochs"][lengths[0]]["effect_points"].values())) if k != "clean"]
+    figures = ["clean", *sorted(levels, key=lambda k: -int(k.removeprefix("snr")))]
+    names = {"clean": "clean"} | {k: f"worst {k.removeprefix('snr')} dB" for k in figures if k != "clean"}
+    head = [f"{names[k]}, {e} ep." for e in lengths for k in figures]
+    lines = ["| change from the base recipe | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    base = [
+        f"{statistics.fmean(run[k] for run in data['epochs'][e]['runs']['base'].values()) * 100:.1f} %"
+        for e in lengths
+        for k in figures
+    ]
+    lines.append("| base recipe (mean, not a change) | " + " | ".join(base) + " |")
+    for variant, label in DEFAULT_NAMES.items():
+        cells = []
+        for e in lengths:
+            effect = data["epochs"][e]["effect_points"][variant]
+            cells += [f"{effect[k]['mean']:+.1f} ± {effect[k]['sd']:.1f}" for k in figures]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 TABLES = {
     "curves": curves_table,
     "baselines_digits": baselines_table,
@@ -141,6 +175,7 @@ TABLES = {
     "sandwich": sandwich_table,
     "autoattack": autoattack_table,
     "default_band_cpu": default_band_cpu_table,
+    "defaults_effect": defaults_effect_table,
 }
 _BLOCK = re.compile(r"<!-- table: (?P<name>[\w-]+) -->\n(?P<body>.*?)\n<!-- /table -->", re.DOTALL)
 

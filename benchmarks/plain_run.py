@@ -72,7 +72,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             idx = order[start : start + batch_size]
             x = x_train[idx].float().div_(255)
             if d.get("augment"):
-                x = augment(x, padding, d.get("flip", True))
+                x = augment(x, padding, d.get("flip", True), pad_mode=d.get("pad_mode", "reflect"))
             step = training_objective(net, defense, TrainBatch.clean(x, y_train[idx]))
             optimizer.zero_grad(set_to_none=True)
             step.loss.backward()

@@ -161,7 +161,7 @@ class ImageDataModule(pl.LightningDataModule):
         augment: bool = False,
         flip: bool = True,
         padding: int | None = None,
-        pad_mode: str = "zeros",
+        pad_mode: str = "reflect",
         normalize: bool = True,
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
