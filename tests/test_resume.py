@@ -46,7 +46,7 @@ COMPARED = [
     ("fit", "val/acc"),
     ("fit", "val/loss"),
     ("fit", "train/loss_epoch"),
-    ("fit", "lr-SGD"),
+    ("fit", "train/lr"),
 ]
 
 

@@ -64,7 +64,8 @@ def _value(value: Any) -> int | float | str:
 
 def run_hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, int | float | str]:
     """`{"defense": "adv", "defense.beta": ..., "optim.lr": 0.1, ..., "seed": 0, "dataset": ..., ...}`: the knobs a
-    researcher varies first (`LEADING`), then the other groups chosen and settings; no plumbing (`_PLUMBING`)."""
+    researcher varies first (`LEADING`, every one of them, "null" where the run has none), then the other groups
+    chosen and settings; no plumbing (`_PLUMBING`)."""
     params: dict[str, Any] = {
         group: choice
         for group, choice in sorted(choices.items())
@@ -83,6 +84,8 @@ def run_hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, int | flo
             value = node[name]
             if not OmegaConf.is_config(value) or OmegaConf.is_list(value):
                 params[f"{group}.{name}"] = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
+    for key in LEADING:  # every run names every knob ("null" where its defense has none): TensorBoard takes one
+        params.setdefault(key, None)  # run's columns for all the runs of a logdir, and would drop γ for the rest
     order = [k for k in LEADING if k in params] + [k for k in params if k not in LEADING]
     return {key: _value(params[key]) for key in order}
 
@@ -115,7 +118,7 @@ def log_hparams(
             logger.log_hyperparams(params)
         elif isinstance(logger, TensorBoardLogger):
             experiment, start, end = hparams(params, metrics)
-            _lead_with_knobs(experiment, KNOBS)
+            _lead_with_knobs(experiment, [k for k in KNOBS if params.get(k) not in (None, "null")])
             writer = logger.experiment._get_file_writer()
             for summary in (experiment, start, end):
                 writer.add_summary(summary, step)

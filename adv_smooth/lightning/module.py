@@ -118,7 +118,9 @@ class RobustClassifier(pl.LightningModule):
         if hasattr(scheduler, "set_total_steps"):  # a per-step schedule sized by the fit (CosineRestarts)
             scheduler.set_total_steps(int(self.trainer.estimated_stepping_batches))
         interval = getattr(scheduler, "interval", "epoch")
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        # named under train/: the learning-rate curve sits with the training curves, not first in TensorBoard
+        schedule = {"scheduler": scheduler, "interval": interval, "name": "train/lr"}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     # -- checkpoints ------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -168,6 +168,8 @@ def accuracy_vs_snr_figure(summary: Mapping[str, Any]):
     ax.axhline(100 * summary["clean_acc"], color="grey", linestyle="--", label="clean", zorder=1)
     ys = [y for line in ax.get_lines() for y in line.get_ydata()]
     ax.set_ylim(max(0.0, min(ys) - 5), min(101.0, max(ys) + 5))  # a margin, never beyond [0, 100]
+    for line in ax.get_lines():  # a marker at 0 or 100 % is drawn whole over the frame, not cut in half by it
+        line.set_clip_on(False)
     ax.invert_xaxis()
     if free_axis:
         from matplotlib.ticker import MaxNLocator

@@ -4,8 +4,9 @@ TensorBoard names a run by its directory. Under the run dir alone (`multirun/<da
 jobs of a sweep are told apart by their number only, so the config resolver `${run_name:...}` gives the
 TensorBoard logger a version directory named by the job's overrides (conf/logger/tensorboard.yaml).
 Overrides that do not change what is trained (resuming, overwriting, where the data lives, the progress
-bar) are left out, so a resumed run logs into the same directory; a path separator inside a value
-becomes `_`, and a name too long for a directory keeps its start and a hash of the whole.
+bar) are left out, so a resumed run logs into the same directory; the knobs a study varies (defense, lr, epochs,
+seed, dataset, model) lead, so a name too long for a directory, cut to its start and a hash of the whole, keeps
+them; a path separator inside a value becomes `_`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ RESOLVER = "run_name"
 MAX_LENGTH = 120
 NO_OVERRIDES = "defaults"  # the name of a run without overrides
 IGNORED = ("resume", "ckpt", "overwrite", "dataset.root", "dataset.download", "trainer.enable_progress_bar")
+# The overrides that tell the runs of a study apart come first, so a name cut to MAX_LENGTH keeps them.
+KNOBS = ("defense", "optim.lr", "optim.schedule", "trainer.max_epochs", "seed", "dataset", "model", "experiment", "row")
 
 
 def run_name(overrides: Iterable[str] | None) -> str:
@@ -29,11 +32,18 @@ def run_name(overrides: Iterable[str] | None) -> str:
         key = str(override).split("=", 1)[0].lstrip("+~")
         if key not in IGNORED:
             kept.append(str(override).replace("/", "_").replace("\\", "_"))
+    kept.sort(key=_knob_rank)  # stable: the rest keep the command line's order
     name = ",".join(kept) or NO_OVERRIDES
     if len(name) <= MAX_LENGTH:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:10]
     return f"{name[: MAX_LENGTH - 11]}_{digest}"
+
+
+def _knob_rank(override: str) -> int:
+    key = override.split("=", 1)[0].lstrip("+~")
+    ranks = [i for i, knob in enumerate(KNOBS) if key == knob or key.startswith((f"{knob}.", f"{knob}/"))]
+    return ranks[0] if ranks else len(KNOBS)
 
 
 def register() -> None:

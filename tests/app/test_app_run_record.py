@@ -83,11 +83,15 @@ def test_run_names_and_hparams_from_the_config() -> None:
     long = run_name([f"defense.gamma={i}" for i in range(40)])
     assert len(long) == MAX_LENGTH and long != run_name([f"defense.gamma={i}" for i in range(41)])
     assert run_name([]) == "defaults" and run_name(["resume=last"]) == "defaults", "every run named"
+    typed = ["trainer=cpu", "model.width=4", "eval.test_subset=20", *(f"+x{i}=1" for i in range(30)), "defense=smooth"]
+    assert run_name(typed).startswith("defense=smooth,model.width=4,"), "the knob typed last survives the cut"
     params = run_hparams(
         compose_config("defense=adv", "seed=3", "eval.test_subset=100"), {"defense": "adv", "experiment": "None"}
     )
     assert params["eval.test_subset"] == 100 and params["eval.test_subset_seed"] == "null"
     assert params["defense"] == "adv" and "experiment" not in params
+    # every run names every knob, so runs of different defenses in one logdir share TensorBoard's columns
+    assert (params["defense.gamma"], params["defense.m"], params["defense.beta"]) == ("null", "null", "null")
     assert params["defense.snr"] == 33.0 and params["optim.lr"] == 0.1 and params["seed"] == 3
     assert params["eval.snr_levels"] == "[50, 45, 40, 33, 25, 20]"
     assert params["dataset.augment"] in ("true", "false"), "a boolean reads true / false, not 1.0000"

@@ -32,6 +32,7 @@ def test_a_single_level_figure_has_its_level_as_an_integer_tick_and_room_around_
     left, right = ax.get_xlim()
     assert left - right >= 6 and left > 20 > right, "a few dB either side, noise growing to the right"
     assert ax.get_ylim()[0] >= 0
+    assert not any(line.get_clip_on() for line in ax.get_lines()), "a marker at 0 % is drawn whole"
 
 
 def test_a_minimal_snr_curve_read_back_from_json_is_drawn_in_snr_order() -> None:
