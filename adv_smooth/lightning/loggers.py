@@ -40,13 +40,22 @@ class AppendingCSVLogger(CSVLogger):
 
 
 class TensorBoardLogger(_TensorBoardLogger):
-    """Lightning's `TensorBoardLogger`, with the epoch counter logged as `train/epoch` (among the training curves)
-    rather than `epoch`, a chart that headed TensorBoard's SCALARS tab before any curve."""
+    """Lightning's `TensorBoardLogger`, shaped for reading curves: the epoch counter logged as `train/epoch` (among
+    the training curves) rather than `epoch`, a chart that headed TensorBoard's SCALARS tab before any curve; and of
+    the test split's single values only the headline ones (`test/acc`, `test/loss`, `test/worst/...`, which HPARAMS
+    reads), not one one-dot chart per attack, level and figure (a dozen or more, sorted above the training curves):
+    those are in results.json, metrics.csv with `logger=many`, and as a curve in the IMAGES tab's robustness figure."""
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        if "epoch" in metrics:
-            metrics = {EPOCH_TAG if k == "epoch" else k: v for k, v in metrics.items()}
-        super().log_metrics(metrics, step)
+        metrics = {EPOCH_TAG if k == "epoch" else k: v for k, v in metrics.items() if not _test_detail(k)}
+        if metrics:
+            super().log_metrics(metrics, step)
 
 
 EPOCH_TAG = "train/epoch"
+TEST_HEADLINES = ("test/acc", "test/loss", "test/worst/")
+
+
+def _test_detail(tag: str) -> bool:
+    """A per-attack test figure (`test/pgd/snr33/acc`, `test/certified/...`), not a headline."""
+    return tag.startswith("test/") and not tag.startswith(TEST_HEADLINES)
