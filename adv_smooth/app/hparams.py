@@ -11,7 +11,10 @@ left out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -84,10 +87,33 @@ def run_hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, int | flo
             value = node[name]
             if not OmegaConf.is_config(value) or OmegaConf.is_list(value):
                 params[f"{group}.{name}"] = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
-    for key in LEADING:  # every run names every knob ("null" where its defense has none): TensorBoard takes one
-        params.setdefault(key, None)  # run's columns for all the runs of a logdir, and would drop γ for the rest
+    # Every run names every knob (a blank where its defense has none): TensorBoard takes one run's column list for
+    # all the runs of a logdir, and would otherwise drop γ, m, k ... from the comparison.
+    for key, blank in {**dict.fromkeys(LEADING), **defense_knobs()}.items():
+        params.setdefault(key, blank)
     order = [k for k in LEADING if k in params] + [k for k in params if k not in LEADING]
     return {key: _value(params[key]) for key in order}
+
+
+@cache
+def defense_knobs() -> dict[str, float | None]:
+    """`defense.<knob>` for every top-level knob of every shipped defense preset (conf/defense/), with the blank a run
+    without it logs: NaN for a number (the column stays numeric in TensorBoard, with its range filter), else null."""
+    from adv_smooth.utils.conf_dir import config_dir
+
+    knobs: dict[str, float | None] = {}
+    for preset in sorted((Path(config_dir()) / "defense").glob("*.yaml")):
+        for name, value in OmegaConf.to_container(OmegaConf.load(preset)).items():
+            if name in _SKIPPED or name == "defaults" or isinstance(value, (dict, list)):
+                continue
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if numeric or f"defense.{name}" not in knobs:
+                knobs[f"defense.{name}"] = math.nan if numeric else None
+    return knobs
+
+
+def _absent(value: Any) -> bool:
+    return value in (None, "null") or (isinstance(value, float) and math.isnan(value))
 
 
 def final_metrics(results: dict[str, Any]) -> dict[str, float]:
@@ -118,7 +144,7 @@ def log_hparams(
             logger.log_hyperparams(params)
         elif isinstance(logger, TensorBoardLogger):
             experiment, start, end = hparams(params, metrics)
-            _lead_with_knobs(experiment, [k for k in KNOBS if params.get(k) not in (None, "null")])
+            _lead_with_knobs(experiment, [k for k in KNOBS if not _absent(params.get(k))])
             writer = logger.experiment._get_file_writer()
             for summary in (experiment, start, end):
                 writer.add_summary(summary, step)

@@ -4,6 +4,7 @@ that made it, its split sizes, and TensorBoard runs named by their overrides wit
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -91,7 +92,9 @@ def test_run_names_and_hparams_from_the_config() -> None:
     assert params["eval.test_subset"] == 100 and params["eval.test_subset_seed"] == "null"
     assert params["defense"] == "adv" and "experiment" not in params
     # every run names every knob, so runs of different defenses in one logdir share TensorBoard's columns
-    assert (params["defense.gamma"], params["defense.m"], params["defense.beta"]) == ("null", "null", "null")
+    blanks = [params[f"defense.{k}"] for k in ("gamma", "m", "beta", "k")]  # numbers: NaN keeps the column numeric
+    assert all(isinstance(v, float) and math.isnan(v) for v in blanks), blanks
+    assert params["defense.knn_self"] == "null" and params["defense.layers"] == "null"
     assert params["defense.snr"] == 33.0 and params["optim.lr"] == 0.1 and params["seed"] == 3
     assert params["eval.snr_levels"] == "[50, 45, 40, 33, 25, 20]"
     assert params["dataset.augment"] in ("true", "false"), "a boolean reads true / false, not 1.0000"
