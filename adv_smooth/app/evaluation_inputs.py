@@ -1,25 +1,24 @@
-"""What `ckpt=` names, read once: the checkpoint paths, each checkpoint's weights, the run that wrote it (its saved
-config, vetted, and its choices), and that config with the command line's overrides laid on it.
+"""The runs behind `ckpt=`, read once: the run that wrote each checkpoint (its saved config, vetted, and its
+choices), and that config with the command line's overrides laid on it.
 
-Nothing is built here. The order is the order of refusal: a path list that cannot be one first, then each
-checkpoint file (weights-only) before anything in its run dir is read, then the run dir's config, vetted by the
-allowlist of `app/preflight/targets.py` before anything is built from it, then the overrides an evaluation may
-make, then an ensemble's datasets (one test split judges all its members).
+Nothing is built here. The order is the order of refusal, after the checkpoint files themselves
+(`app/checkpoint_files.py`): each run dir's config, vetted by the allowlist of `app/preflight/targets.py` before
+anything is built from it, then the overrides an evaluation may make, then an ensemble's datasets (one test split
+judges all its members).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from adv_smooth.app.checkpoint_files import ckpt_label
 from adv_smooth.app.choices import saved_choices
 from adv_smooth.app.preflight.targets import check_targets
 from adv_smooth.data.identity import split_identity
-from adv_smooth.utils.checkpoints import load_checkpoint
 from adv_smooth.utils.errors import UserError
 
 # Keys a user may change at evaluation; everything else must match the run that trained the weights.
@@ -45,54 +44,13 @@ class SavedRun:
     choices: dict[str, str]
 
 
-@dataclass
-class Checkpoints:
-    """Our checkpoints as `read_checkpoints` found them: `paths[i]`'s weights, its run, that run's config with this
-    command's overrides (the config evaluation runs under)."""
-
-    paths: list[Path]
-    weights: list[dict[str, Any]]
-    runs: list[SavedRun]
-    configs: list[DictConfig]
-
-
-def read_checkpoints(cfg: DictConfig, overrides: list[str]) -> Checkpoints:
-    """The checkpoints `cfg.ckpt` names (`overrides`: the command line), each read once, in the order of refusal."""
-    paths = checkpoint_paths(cfg.ckpt)
-    weights = load_checkpoints(paths)
+def saved_runs(cfg: DictConfig, overrides: list[str], paths: list[Path]) -> tuple[list[SavedRun], list[DictConfig]]:
+    """The runs that wrote the checkpoints at `paths` (read by `app/checkpoint_files.py` already), and each run's
+    config with the command line's overrides (`cfg`, `overrides`) laid on it: the configs evaluation runs under."""
     runs = [saved_run(path) for path in paths]
     configs = [apply_overrides(run.config, cfg, overrides) for run in runs]
     check_same_dataset(configs, paths)
-    return Checkpoints(paths, weights, runs, configs)
-
-
-def checkpoint_paths(value: Any) -> list[Path]:
-    """`ckpt` as a list of paths: one path, or a list of them (an ensemble)."""
-    if isinstance(value, (ListConfig, Sequence)) and not isinstance(value, str):
-        paths = [str(v) for v in value]
-        if not paths:
-            raise UserError("ckpt=[] is an empty list: give one checkpoint, or a list of checkpoints (an ensemble)")
-        if len(set(paths)) != len(paths):
-            raise UserError(f"ckpt={paths} names a checkpoint twice: an ensemble's members must differ")
-        return [Path(p).expanduser() for p in paths]
-    return [Path(str(value)).expanduser()]
-
-
-def ckpt_label(paths: list[Path], i: int) -> str:
-    """How a refusal names checkpoint i: `ckpt=...` alone, `ckpt[i]=...` in a list."""
-    return f"ckpt[{i}]={str(paths[i])!r}" if len(paths) > 1 else f"ckpt={str(paths[i])!r}"
-
-
-def load_checkpoints(paths: list[Path]) -> list[dict[str, Any]]:
-    """Each checkpoint read once (weights-only), before anything in its run dir is: a missing, corrupt or
-    code-carrying file is refused first."""
-    checkpoints = []
-    for i, path in enumerate(paths):
-        checkpoint = load_checkpoint(path)
-        if "state_dict" not in checkpoint:
-            raise UserError(f"{ckpt_label(paths, i)} holds no 'state_dict': not a Lightning checkpoint")
-        checkpoints.append(checkpoint)
-    return checkpoints
+    return runs, configs
 
 
 def saved_run(ckpt_path: Path) -> SavedRun:

@@ -15,23 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from adv_smooth.app import result_set
 from adv_smooth.app.evaluation_target import build_evaluation
 from adv_smooth.app.provenance import provenance
-from adv_smooth.app.results import callback_results, scalar_metrics
+from adv_smooth.app.results import evaluation_results
 from adv_smooth.app.run_dir import refuse_completed
 from adv_smooth.app.summary import ensemble_summary, format_summary, written_to
-from adv_smooth.run_record import Member, RunRecord, fields_of
+from adv_smooth.run_record import RunRecord
 from adv_smooth.utils.ranks import launched_rank_zero
-
-
-def _member(i: int, path: str, trainer: pl.Trainer) -> Member:
-    """Member i's record: the same evaluation as the ensemble's, its own numbers."""
-    blocks = fields_of(callback_results(trainer), Member, f"member {i}'s results")
-    return Member(ckpt_path=path, metrics=scalar_metrics(trainer), **blocks)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -51,19 +44,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer = evaluation.tester.trainer  # its callbacks wrote the whole result set, moved in at the end
     info = dict(evaluation.info)
     fingerprints = info.pop("split_fingerprints", None)
+    members = [(path, tester.trainer) for path, tester in evaluation.members]  # an ensemble's, in members/<i>/
+    fields, member_records = evaluation_results(trainer, info, members)
     record = RunRecord(
         status="completed",
         task="evaluate",
         seed=evaluation.run_cfg.seed,
         choices=evaluation.choices,
         wall_time_s=round(time.time() - start, 2),
-        metrics=scalar_metrics(trainer),
         provenance=provenance(fingerprints=fingerprints),  # the code and libraries that made these numbers
-        **fields_of({**info, **callback_results(trainer)}),
+        **fields,
         config=OmegaConf.to_container(evaluation.run_cfg, resolve=True),
     )
     if evaluation.members:  # an ensemble: each member's results, written in members/<i>/
-        record.members = [_member(i, path, tester.trainer) for i, (path, tester) in enumerate(evaluation.members)]
+        record.members = member_records
     if not trainer.is_global_zero:  # another DDP process (`ddp` re-runs this command): rank 0 writes the results
         return record.to_dict()
     results = result_set.commit(out, record).to_dict()  # replaces an earlier evaluation's set only now, whole
