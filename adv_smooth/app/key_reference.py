@@ -407,11 +407,6 @@ def _prefix(group: str, package: str | None) -> str:
     return USAGE_PREFIX.get(group, group.replace("/", "."))
 
 
-def _first_sentence(text: str) -> str:
-    match = re.match(r"^(.+?[.:;])(\s|$)", text)
-    return match.group(1) if match else text
-
-
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "al.")
 
 
@@ -589,7 +584,7 @@ def key_meaning(path: str) -> str:
     """The one-line meaning of a composed key, e.g. `key_meaning("defense.gamma")` ("" when none is known)."""
     for doc in describe_keys():
         if doc.key == path and doc.meaning != "—":
-            return _first_sentence(doc.meaning)
+            return first_sentence(doc.meaning)
     return ""
 
 

@@ -112,10 +112,10 @@ class EvaluationProgress:
         `levels`."""
         (self.finish if finished else self.start)(name, levels, n)
 
-    def _what(self, name: str, levels: Sequence[float | None]) -> str:
-        """`pgd_l2 (L2) 40/20 dB`, or a step's name (`certification ...`)."""
+    def _what(self, name: str, levels: Sequence[float | None], at: str = " ") -> str:
+        """`pgd_l2 (L2) 40/20 dB` (`at` before the levels), or a step's name (`certification ...`)."""
         label = self.names.get(name, name)
-        return label if name in self.steps else f"{label} {describe_levels(levels)}"
+        return label if name in self.steps else f"{label}{at}{describe_levels(levels)}"
 
     def start(self, name: str, levels: Sequence[float | None], n: int) -> None:
         self.current = self._what(name, levels)
@@ -155,10 +155,8 @@ class EvaluationProgress:
         share = self.done / self.total if self.total else 1.0
         left = elapsed * (1 - share) / share if share > 0 else float("nan")
         estimate = f"about {duration(left)} left" if left == left else "no estimate yet"
-        label = self.names.get(name, name)
-        what = label if name in self.steps else f"{label} at {describe_levels(levels)}"
         return (
-            f"robustness ({self.stage}): {what}, "
+            f"robustness ({self.stage}): {self._what(name, levels, ' at ')}, "
             f"{self.images_done.get(name, 0)}/{self.images} images; {100 * share:.0f} % of the evaluation done, "
             f"{duration(elapsed)} elapsed, {estimate}"
         )

@@ -31,17 +31,17 @@ def run_name(overrides: Iterable[str] | None) -> str:
     for override in overrides or []:
         key = str(override).split("=", 1)[0].lstrip("+~")
         if key not in IGNORED:
-            kept.append(str(override).replace("/", "_").replace("\\", "_"))
-    kept.sort(key=_knob_rank)  # stable: the rest keep the command line's order
-    name = ",".join(kept) or NO_OVERRIDES
+            kept.append((_knob_rank(key), str(override).replace("/", "_").replace("\\", "_")))
+    kept.sort(key=lambda ranked: ranked[0])  # stable: the rest keep the command line's order
+    name = ",".join(text for _, text in kept) or NO_OVERRIDES
     if len(name) <= MAX_LENGTH:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:10]
     return f"{name[: MAX_LENGTH - 11]}_{digest}"
 
 
-def _knob_rank(override: str) -> int:
-    key = override.split("=", 1)[0].lstrip("+~")
+def _knob_rank(key: str) -> int:
+    """The place of an override's key among `KNOBS` (a group choice such as `row/svhn_table1` counts as `row`)."""
     ranks = [i for i, knob in enumerate(KNOBS) if key == knob or key.startswith((f"{knob}.", f"{knob}/"))]
     return ranks[0] if ranks else len(KNOBS)
 

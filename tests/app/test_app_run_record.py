@@ -86,6 +86,9 @@ def test_run_names_and_hparams_from_the_config() -> None:
     assert run_name([]) == "defaults" and run_name(["resume=last"]) == "defaults", "every run named"
     typed = ["trainer=cpu", "model.width=4", "eval.test_subset=20", *(f"+x{i}=1" for i in range(30)), "defense=smooth"]
     assert run_name(typed).startswith("defense=smooth,model.width=4,"), "the knob typed last survives the cut"
+    assert (
+        run_name(["trainer=cpu", "row/svhn_table1=r02_adv", "seed=1"]) == "seed=1,row_svhn_table1=r02_adv,trainer=cpu"
+    )
     params = run_hparams(
         compose_config("defense=adv", "seed=3", "eval.test_subset=100"), {"defense": "adv", "experiment": "None"}
     )
