@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from adv_smooth.app.preflight.devices import check_devices
-from adv_smooth.app.preflight.failures import unknown_option, user_key
+from adv_smooth.app.preflight.failures import keyed, unknown_option, user_key
 from adv_smooth.attacks.base import Attack
 from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
@@ -113,15 +113,13 @@ def build_attack(config: Any, key: str | None = None) -> Attack:
 
 
 def _named(config: Any, key: str, message: str) -> str:
-    """An object's refusal naming its own parameter (`steps=-1 is invalid: ...`) under the user's key: the option's
-    place in the config, followed back through an interpolation (`...trades.attack.steps` -> `defense.steps`)."""
-    leaf = re.match(r"(\w+)=", message)
-    if not isinstance(config, DictConfig):
-        return f"{key}.{message}"
-    if leaf is not None and leaf.group(1) in config:
-        full = config._get_full_key(leaf.group(1))  # noqa: SLF001
-        return user_key(config._get_root(), full) + message[len(leaf.group(1)) :]  # noqa: SLF001
-    return message  # a message naming no option of this object (or already a key): as it is
+    """An object's refusal naming its own options (`steps=-1 is invalid: ...`) under the user's keys: each option's
+    place in the config, followed back through an interpolation (`...trades.attack.steps` -> `defense.steps`); an
+    object built from a plain mapping that names none of the mapping's options is read under `key`."""
+    if isinstance(config, DictConfig):
+        return keyed(message, config, config._get_full_key(None) or "")  # noqa: SLF001 - the node's place
+    placed = keyed(message, config, key)
+    return f"{key}.{message}" if placed == message else placed
 
 
 def build_attacks(attacks: Mapping[str, Any] | None, key: str = "eval.attacks") -> dict[str, Attack]:
@@ -147,7 +145,10 @@ def build_attacks(attacks: Mapping[str, Any] | None, key: str = "eval.attacks") 
 def build_robustness_callback(eval_cfg: Mapping[str, Any], **overrides: Any) -> RobustnessVsSNR:
     """The robustness callback of an `eval` config group (conf/eval/*.yaml, a plain mapping), its attacks built."""
     attacks = build_attacks(eval_cfg.get("attacks"))
-    return from_eval_config({**eval_cfg, "attacks": attacks}, **overrides)
+    try:
+        return from_eval_config({**eval_cfg, "attacks": attacks}, **overrides)
+    except UserError as e:  # it names its own options (`snr_levels=`): the user set them under `eval`
+        raise UserError(keyed(str(e), eval_cfg, "eval")) from None
 
 
 def build_callback(node: DictConfig, **overrides: Any) -> Any:
@@ -252,10 +253,10 @@ def build_network(model_cfg: DictConfig, datamodule: Any) -> Any:
     given = {k: v for k, v in facts.items() if k in accepted and model_cfg.get(k) is None}
     try:
         return hydra.utils.instantiate(model_cfg, **given)
-    except UserError:
-        raise
     except Exception as e:
         cause = e.__cause__ or e
+        if isinstance(cause, UserError):  # it names its own options (`mean=`): the user set them under `model`
+            raise UserError(_named(model_cfg, "model", str(cause))) from None
         raise UserError(f"model={model_cfg._target_!r} cannot be built: {str(cause).splitlines()[0]}") from None
 
 

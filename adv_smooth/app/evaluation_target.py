@@ -56,7 +56,7 @@ def build_evaluation(cfg: DictConfig, overrides: list[str], out: Path) -> Evalua
     """The job `cfg` (this command's config, `overrides` its command line) asks for, its results to go to `out`
     (an ensemble's members to `out/members/<i>/`). Each fact is found once and passed down: the checkpoint paths,
     each checkpoint's weights and run (its saved config, vetted, and its choices)."""
-    check_eval(cfg.eval)  # the attacks and the subset, before any file is read
+    check_eval(cfg)  # the attacks and the subset, before any file is read
     # any network (models/external.py) under the command line's own config, else our checkpoint(s): each run dir's
     # saved config, vetted once, this command's overrides on top
     networks = from_weights(cfg) if cfg.get("weights") is not None else from_checkpoints(cfg, overrides)

@@ -14,28 +14,37 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from adv_smooth.app.build import build_callback, build_robustness_callback, build_trainer
-from adv_smooth.lightning.test_subset import TestSubset, check_test_subset
+from adv_smooth.app.build import build_callback, build_robustness_callback, build_trainer, instantiate_named
+from adv_smooth.lightning.test_subset import TestSubset
 
 
-def check_eval(eval_cfg: DictConfig) -> None:
+def check_eval(cfg: DictConfig) -> None:
     """This command's attack settings (names, SNR levels) and test subset, vetted by building them."""
-    build_robustness_callback(OmegaConf.to_container(eval_cfg, resolve=True))
-    check_test_subset(eval_cfg.get("test_subset"), eval_cfg.get("test_subset_seed"))
+    build_robustness_callback(OmegaConf.to_container(cfg.eval, resolve=True))
+    subset_callback(cfg)
+
+
+def subset_callback(cfg: DictConfig) -> TestSubset:
+    """`callbacks.test_subset` of `cfg` (its `n` and `seed` are `eval.test_subset*`), built as training builds it, so
+    a refusal names the eval key; a config without one (its run removed it) still takes `eval.test_subset`."""
+    node = (cfg.get("callbacks") or {}).get("test_subset")
+    if node is None:
+        return TestSubset(cfg.eval.get("test_subset"), cfg.eval.get("test_subset_seed"))
+    return instantiate_named(node)
 
 
 def evaluation_trainers(run_cfg: DictConfig, datamodule: Any, outs: list[Path]) -> list[pl.Trainer]:
     """A Trainer writing into each of `outs`, under `run_cfg` (the config evaluation runs under), for
     `datamodule`'s test split (loaded: the subset is checked against it first)."""
-    subset = TestSubset(run_cfg.eval.get("test_subset"), run_cfg.eval.get("test_subset_seed"))
-    if subset.n is not None:
-        subset.test_split(datamodule)
+    subsets = [subset_callback(run_cfg) for _ in outs]  # each Trainer its own: a callback keeps state
+    if subsets[0].n is not None:
+        subsets[0].test_split(datamodule)
     bar = (run_cfg.get("callbacks") or {}).get("progress_bar")  # the run's own (TQDM by default), as in training
     show_bar = bar is not None and bool(run_cfg.trainer.get("enable_progress_bar", True))  # else none (not Rich's)
     trainers = []
-    for out in outs:  # each its own callbacks: they keep state
+    for out, subset in zip(outs, subsets):
         callbacks = [
-            TestSubset(run_cfg.eval.get("test_subset"), run_cfg.eval.get("test_subset_seed")),
+            subset,
             build_robustness_callback(OmegaConf.to_container(run_cfg.eval, resolve=True), val_subset=0),
             *([build_callback(bar)] if show_bar else []),  # a run dir's config passed check_targets before
         ]

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from adv_smooth.app.build import build_datamodule
+from adv_smooth.app.preflight.failures import keyed
 from adv_smooth.app.saved_network import load_network
 from adv_smooth.attacks.pgd import PGD
 from adv_smooth.reporting.jobs import COMPLETED, Job
@@ -26,7 +27,10 @@ from adv_smooth.utils.errors import UserError
 def job_network(job: Job) -> tuple[nn.Module, object]:
     """(the job's network with its tested weights, in eval mode; its data module, loaded)."""
     cfg = OmegaConf.create(job.config)
-    datamodule = build_datamodule(cfg)
+    try:
+        datamodule = build_datamodule(cfg)
+    except UserError as e:  # a data module names its own options (`root=`): the job's config holds them
+        raise UserError(keyed(str(e), cfg)) from None
     checkpoint = job.results.get("tested_checkpoint") or str(job.path / "checkpoints" / "last.ckpt")
     if not Path(checkpoint).is_file():
         raise UserError(f"--transfer: {job.path} has no checkpoint to load ({checkpoint})")

@@ -325,8 +325,8 @@ class ImageDataModule(pl.LightningDataModule):
             mean, std = channel_stats(self._loaded().train[0])
             self._mean = self._mean or mean
             self._std = self._std or std
-        require(len(self._mean) == c, "dataset.mean", self._mean, f"{c} values, one per image channel")
-        require(len(self._std) == c, "dataset.std", self._std, f"{c} values, one per image channel")
+        require(len(self._mean) == c, "mean", self._mean, f"{c} values, one per image channel")
+        require(len(self._std) == c, "std", self._std, f"{c} values, one per image channel")
 
     def _carve_validation(self, train: Split) -> tuple[Split, Split]:
         images, labels = train

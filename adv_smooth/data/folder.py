@@ -164,7 +164,7 @@ class FolderDataModule(ImageDataModule):
 
     def load_splits(self) -> Splits:
         if not self.root.is_dir():
-            raise UserError(f"dataset.root={str(self.root)!r} is not a folder: point it at a folder with train/, test/")
+            raise UserError(f"root={str(self.root)!r} is not a folder: point it at a folder with train/, test/")
         train_files = scan_split(self.root / "train", self.root)
         classes = sorted(train_files)
         if len(classes) < 2:  # every prediction would be right: a 100 % that measures nothing

@@ -77,7 +77,7 @@ class SvhnDataModule(ImageDataModule):
             n = self.extra_val_size
             require(
                 n < len(extra_y),
-                "dataset.extra_val_size",
+                "extra_val_size",
                 n,
                 f"fewer than the {len(extra_y)} images of the extra split",
             )

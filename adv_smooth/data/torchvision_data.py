@@ -118,8 +118,8 @@ class TorchvisionDataModule(ImageDataModule):
         gzip_only = resources and all(r.endswith(".gz") and not r.endswith(".tar.gz") for r in resources)
         if not gzip_only:
             raise UserError(
-                f"dataset.download=true: torchvision's {self.name} download would extract archives without checks; "
-                f"place its files under dataset.root={str(self.root)!r} and set dataset.download=false"
+                f"download=true: torchvision's {self.name} download would extract archives without checks; "
+                f"place its files under root={str(self.root)!r} and set download=false"
             )
         try:
             src(str(self.root), download=True, **self.train_args)  # gunzips its files; nothing to traverse

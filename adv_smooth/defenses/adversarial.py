@@ -66,7 +66,7 @@ def mean_snr_eps(batches: Iterable[Any], snr_db: float, norm: str = "linf") -> f
         scale = math.sqrt(x[0].numel()) if norm == "l2" else 1.0
         total += float(snr_eps(x, snr_db).sum()) * scale
         count += len(x)
-    require(count > 0, "defense.budget_mode", "dataset_mean", "needs a non-empty training set to calibrate on")
+    require(count > 0, "budget_mode", "dataset_mean", "needs a non-empty training set to calibrate on")
     return total / count
 
 

@@ -46,7 +46,7 @@ class GaussianAugmentation(Defense):
     def __post_init__(self) -> None:
         if (self.sigma is None) == (self.snr is None):
             raise UserError(
-                f"defense.noise_sigma={self.sigma!r} and defense.noise_snr={self.snr!r}: set exactly one "
+                f"sigma={self.sigma!r} and snr={self.snr!r}: set exactly one "
                 "(a noise level > 0 in pixel units, or an SNR in dB), the other null"
             )
         if self.sigma is not None:

@@ -74,7 +74,7 @@ class LaplacianSmoothness(Defense):
             n = len(activations)
             require(
                 all(-n <= i < n for i in self.layers),
-                "defense.layers",  # checked in training, where no builder maps a parameter to its key
+                "layers",
                 self.layers,
                 f"indices into the model's {n} tapped activations",
             )

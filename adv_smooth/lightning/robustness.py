@@ -100,14 +100,14 @@ class RobustnessVsSNR(pl.Callback):
         levels = check_levels(snr_levels)
         require(
             sanity_snr_db is None or (isinstance(sanity_snr_db, (int, float)) and math.isfinite(sanity_snr_db)),
-            "eval.sanity_snr_db",
+            "sanity_snr_db",
             sanity_snr_db,
             "null or a finite SNR in dB (e.g. 0)",
         )
         self.attacks = default_attacks() if attacks is None else dict(attacks)
         for label, attack in self.attacks.items():
-            require(isinstance(attack, Attack), f"eval.attacks.{label}", attack, "a built attack (an Attack)")
-        require(len(self.attacks) > 0, "eval.attacks", {}, "at least one attack")
+            require(isinstance(attack, Attack), f"attacks.{label}", attack, "a built attack (an Attack)")
+        require(len(self.attacks) > 0, "attacks", {}, "at least one attack")
         self.levels = weak_to_strong(levels)
         self.val_request = validation_request(
             self.attacks, self.levels, val_subset, val_every_n_epochs, val_attacks, val_snr_levels, val_budget

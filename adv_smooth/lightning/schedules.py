@@ -23,7 +23,7 @@ import torch
 from adv_smooth.utils.errors import is_int, require
 
 MILESTONES_ALLOWED = (
-    "a strictly increasing list of epochs (integers >= 0) or of fractions of trainer.max_epochs "
+    "a strictly increasing list of epochs (integers >= 0) or of fractions of `max_epochs` "
     "(numbers in (0, 1), e.g. [0.6]), not both"
 )
 
@@ -42,14 +42,14 @@ def resolve_milestones(milestones: Sequence[int | float], max_epochs: int | None
     (halves up) kept within [1, max_epochs - 1], so any run of two epochs or more trains some epochs at the initial
     rate and some after the drop (a one-epoch run has no room for one)."""
     values = list(milestones)
-    require(valid_milestones(values), "optim.milestones", values, MILESTONES_ALLOWED)
+    require(valid_milestones(values), "milestones", values, MILESTONES_ALLOWED)
     if all(is_int(v) for v in values):
         return values
     require(
         is_int(max_epochs) and max_epochs >= 1,
-        "trainer.max_epochs",
+        "max_epochs",
         max_epochs,
-        f"an integer >= 1 (optim.milestones={values} are fractions of it)",
+        f"an integer >= 1 (milestones={values} are fractions of it)",
     )
     return [max(1, min(max_epochs - 1, math.floor(f * max_epochs + 0.5))) for f in values]
 
@@ -113,9 +113,9 @@ class EpochSchedule(MultiStepLR):
         max_epochs: int | None = None,
         last_epoch: int = -1,
     ) -> None:
-        require(shape in SHAPES, "optim.schedule", shape, " | ".join(SHAPES))
+        require(shape in SHAPES, "shape", shape, " | ".join(SHAPES))
         if shape == "cosine":
-            require(is_int(max_epochs) and max_epochs >= 1, "trainer.max_epochs", max_epochs, "an integer >= 1")
+            require(is_int(max_epochs) and max_epochs >= 1, "max_epochs", max_epochs, "an integer >= 1")
         self.shape = shape
         self.max_epochs = max_epochs
         stepped = list(milestones) if shape == "step" else []
@@ -153,11 +153,11 @@ class CosineRestarts(torch.optim.lr_scheduler.LRScheduler):
     ) -> None:
         require(
             is_int(cycles) and cycles >= 1,
-            "optim.cycles",
+            "cycles",
             cycles,
             "an integer >= 1",
         )
-        require(isinstance(min_lr, (int, float)) and min_lr >= 0, "optim.min_lr", min_lr, "a learning rate >= 0")
+        require(isinstance(min_lr, (int, float)) and min_lr >= 0, "min_lr", min_lr, "a learning rate >= 0")
         self.cycles = cycles
         self.min_lr = float(min_lr)
         self.total_steps = total_steps

@@ -32,13 +32,13 @@ class Snapshots(pl.Callback):
     """
 
     def __init__(self, cycles: int, epochs: int, dirpath: str | None = None) -> None:
-        require(is_int(cycles) and cycles >= 1, "optim.cycles", cycles, "an integer >= 1")
-        require(is_int(epochs) and epochs >= 1, "trainer.max_epochs", epochs, "an integer >= 1 with snapshot cycles")
+        require(is_int(cycles) and cycles >= 1, "cycles", cycles, "an integer >= 1")
+        require(is_int(epochs) and epochs >= 1, "epochs", epochs, "an integer >= 1 with snapshot cycles")
         require(
             epochs % cycles == 0,
-            "optim.cycles",
+            "cycles",
             cycles,
-            f"a divisor of trainer.max_epochs={epochs} (each snapshot closes a whole number of epochs)",
+            f"a divisor of epochs={epochs} (each snapshot closes a whole number of epochs)",
         )
         self.cycles = cycles
         self.epochs = epochs
@@ -48,7 +48,7 @@ class Snapshots(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         require(
             trainer.max_epochs == self.epochs,
-            "trainer.max_epochs",
+            "max_epochs",
             trainer.max_epochs,
             f"{self.epochs}, the epochs the snapshot cycles were sized for",
         )

@@ -35,21 +35,21 @@ def check_test_subset(n: Any, seed: Any) -> None:
     """One line naming the bad value and what is allowed (constructors run before any data is read)."""
     require(
         n is None or (is_int(n) and 1 <= n <= MAX_IMAGES),
-        "eval.test_subset",
+        "n",
         n,
         f"null (the whole test split) or a number of images from 1 to {MAX_IMAGES}",
     )
     require(
         seed is None or (is_int(seed) and 0 <= seed < 2**63),
-        "eval.test_subset_seed",
+        "seed",
         seed,
-        "null (the first eval.test_subset images) or an integer >= 0 (a stratified sample drawn with that seed)",
+        "null (the first `n` images) or an integer >= 0 (a stratified sample drawn with that seed)",
     )
     require(
         seed is None or n is not None,
-        "eval.test_subset_seed",
+        "seed",
         seed,
-        "it draws a sample of eval.test_subset images: set eval.test_subset too, or leave the seed null",
+        "it draws a sample of `n` images: set `n` too, or leave the seed null",
     )
 
 
@@ -106,11 +106,11 @@ class TestSubset(pl.Callback):
         """The whole test split (images, labels) of a loaded datamodule; refuses a subset larger than it."""
         splits = getattr(datamodule, "splits", None)
         if splits is None or not hasattr(datamodule, "test_set"):
-            raise UserError(f"eval.test_subset={self.n} needs one of the project's datasets, loaded")
+            raise UserError(f"n={self.n} needs one of the project's datasets, loaded")
         images, labels = splits.test
         require(
             self.n is None or self.n <= len(labels),
-            "eval.test_subset",
+            "n",
             self.n,
             f"at most the {len(labels)} images of the test split (or null for all of them)",
         )

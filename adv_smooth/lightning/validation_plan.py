@@ -63,24 +63,24 @@ def validation_request(
     val_snr_levels: Any = None,
     val_budget: Any = 0.1,
 ) -> ValidationRequest:
-    """Check the `eval.val_*` settings (one-line `UserError`s naming the key) and resolve `all`."""
+    """Check the `val_*` settings (one-line `UserError`s naming the option) and resolve `all`."""
     require(
         val_subset is None or _int(val_subset, 0),
-        "eval.val_subset",
+        "val_subset",
         val_subset,
-        "null (from eval.val_budget) or an integer >= 0",
+        "null (from `val_budget`) or an integer >= 0",
     )
     require(
         val_every_n_epochs is None or _int(val_every_n_epochs, 1),
-        "eval.val_every_n_epochs",
+        "val_every_n_epochs",
         val_every_n_epochs,
-        "null (from eval.val_budget) or an integer >= 1",
+        "null (from `val_budget`) or an integer >= 1",
     )
     require(
         _positive(val_budget),
-        "eval.val_budget",
+        "val_budget",
         val_budget,
-        "a share > 0 of the training passes (0.1 = 10 %); eval.val_subset=0 switches the evaluation off",
+        "a share > 0 of the training passes (0.1 = 10 %); val_subset=0 switches the evaluation off",
     )
     names = None
     if val_attacks is not None:
@@ -88,18 +88,18 @@ def validation_request(
         names = list(attacks) if val_attacks == ALL else list(val_attacks) if listed else None
         require(
             names is not None and all(name in attacks for name in names),
-            "eval.val_attacks",
+            "val_attacks",
             list(val_attacks) if listed else val_attacks,
-            f"null (the cheapest, a probe), {ALL}, or a list of labels of eval.attacks ({', '.join(attacks)})",
+            f"null (the cheapest, a probe), {ALL}, or a list of labels of `attacks` ({', '.join(attacks)})",
         )
     chosen_levels = None
     if val_snr_levels is not None:
         listed = _listed(val_snr_levels)
         require(
             val_snr_levels == ALL or (listed and all(_positive(s) for s in val_snr_levels)),
-            "eval.val_snr_levels",
+            "val_snr_levels",
             list(val_snr_levels) if listed else val_snr_levels,
-            f"null (the strongest of eval.snr_levels), {ALL}, or a non-empty list of SNRs in dB, each > 0",
+            f"null (the strongest of `snr_levels`), {ALL}, or a non-empty list of SNRs in dB, each > 0",
         )
         chosen_levels = tuple(levels) if val_snr_levels == ALL else tuple(float(s) for s in val_snr_levels)
     return ValidationRequest(

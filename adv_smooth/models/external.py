@@ -53,11 +53,11 @@ class Normalized(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(network, nn.Module):
-            raise UserError(f"model.network={network!r} is invalid: expected a network config with a _target_")
+            raise UserError(f"network={network!r} is invalid: expected a network config with a _target_")
         if mean is None or std is None:
-            raise UserError("model.mean / model.std: the normalization the network's weights expect is required")
+            raise UserError(f"mean={mean!r} / std={std!r}: the normalization the network's weights expect is required")
         if len(mean) != len(std) or any(s <= 0 for s in std):
-            raise UserError(f"model.mean={list(mean)} / model.std={list(std)}: one value per channel, std > 0")
+            raise UserError(f"mean={list(mean)} / std={list(std)}: one value per channel, std > 0")
         self.network = network
         self.register_buffer("mean", torch.tensor([float(m) for m in mean]).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor([float(s) for s in std]).view(1, -1, 1, 1))

@@ -25,5 +25,5 @@ def check_levels(snr_levels: Any) -> list[float]:
     ok = isinstance(snr_levels, Sequence) and not isinstance(snr_levels, str) and len(snr_levels) > 0
     ok = ok and all(is_number(s) and s > 0 for s in snr_levels)
     shown = list(snr_levels) if isinstance(snr_levels, Sequence) and not isinstance(snr_levels, str) else snr_levels
-    require(ok, "eval.snr_levels", shown, "a non-empty list of finite SNRs in dB, each > 0, e.g. [50,45,40,33]")
+    require(ok, "snr_levels", shown, "a non-empty list of finite SNRs in dB, each > 0, e.g. [50,45,40,33]")
     return [float(s) for s in snr_levels]

@@ -34,7 +34,6 @@ from adv_smooth.robustness.honesty import level_key
 from adv_smooth.utils.errors import UserError, is_int, is_number, require
 
 ABSTAIN = -1
-KEY = "eval.certify"
 
 
 def clopper_pearson_lower(successes: np.ndarray, trials: int, alpha: float) -> np.ndarray:
@@ -100,32 +99,28 @@ class Certifier:
         generator: torch.Generator | None = None,
     ) -> None:
         if sigma is not None and sigma_snr is not None:
-            raise UserError(
-                f"{KEY}.sigma={sigma!r} and {KEY}.sigma_snr={sigma_snr!r} are both set: give one (the other null)"
-            )
+            raise UserError(f"sigma={sigma!r} and sigma_snr={sigma_snr!r} are both set: give one (the other null)")
         if sigma is None and sigma_snr is None:
-            raise UserError(f"{KEY}.sigma=None is invalid: a noise level > 0, or null with {KEY}.sigma_snr set (dB)")
+            raise UserError("sigma=None is invalid: a noise level > 0, or null with sigma_snr set (dB)")
         if sigma is not None:
-            require(is_number(sigma) and 0 < sigma <= 100, f"{KEY}.sigma", sigma, "a noise level in (0, 100]")
+            require(is_number(sigma) and 0 < sigma <= 100, "sigma", sigma, "a noise level in (0, 100]")
         else:
-            require(is_number(sigma_snr) and abs(sigma_snr) <= 200, f"{KEY}.sigma_snr", sigma_snr, "an SNR in dB")
-        require(is_int(n) and 1 <= n <= 10**8, f"{KEY}.n", n, "an integer in [1, 100000000] (estimation draws)")
-        require(is_int(n0) and 1 <= n0 <= n, f"{KEY}.n0", n0, f"an integer in [1, n={n}] (selection draws)")
-        require(is_number(alpha) and 0 < alpha < 1, f"{KEY}.alpha", alpha, "a level strictly between 0 and 1")
-        require(is_int(batch) and 1 <= batch <= 10**7, f"{KEY}.batch", batch, "an integer in [1, 10000000]")
+            require(is_number(sigma_snr) and abs(sigma_snr) <= 200, "sigma_snr", sigma_snr, "an SNR in dB")
+        require(is_int(n) and 1 <= n <= 10**8, "n", n, "an integer in [1, 100000000] (estimation draws)")
+        require(is_int(n0) and 1 <= n0 <= n, "n0", n0, f"an integer in [1, n={n}] (selection draws)")
+        require(is_number(alpha) and 0 < alpha < 1, "alpha", alpha, "a level strictly between 0 and 1")
+        require(is_int(batch) and 1 <= batch <= 10**7, "batch", batch, "an integer in [1, 10000000]")
         self.sigma = None if sigma is None else float(sigma)
         self.sigma_snr = None if sigma_snr is None else float(sigma_snr)
-        require(
-            is_int(check_steps) and 0 <= check_steps <= 10**4, f"{KEY}.check_steps", check_steps, "0 (off) to 10000"
-        )
-        require(is_int(check_draws) and 1 <= check_draws <= 10**5, f"{KEY}.check_draws", check_draws, "1 to 100000")
+        require(is_int(check_steps) and 0 <= check_steps <= 10**4, "check_steps", check_steps, "0 (off) to 10000")
+        require(is_int(check_draws) and 1 <= check_draws <= 10**5, "check_draws", check_draws, "1 to 100000")
         self.n0, self.n, self.alpha, self.batch = int(n0), int(n), float(alpha), int(batch)
         self.check_steps, self.check_draws = int(check_steps), int(check_draws)
-        require(isinstance(empirical, bool), f"{KEY}.empirical", empirical, "true or false")
+        require(isinstance(empirical, bool), "empirical", empirical, "true or false")
         ok = levels is None or (isinstance(levels, (list, tuple)) and all(is_number(v) for v in levels))
-        require(ok, f"{KEY}.levels", levels, "null or a list of SNRs in dB")
-        require(not empirical or bool(levels), f"{KEY}.levels", levels, "the SNR levels to attack at (empirical)")
-        require(not empirical or check_steps > 0, f"{KEY}.check_steps", check_steps, "PGD steps >= 1 (empirical)")
+        require(ok, "levels", levels, "null or a list of SNRs in dB")
+        require(not empirical or bool(levels), "levels", levels, "the SNR levels to attack at (empirical)")
+        require(not empirical or check_steps > 0, "check_steps", check_steps, "PGD steps >= 1 (empirical)")
         self.empirical, self.levels = empirical, [float(v) for v in levels or []]
         self.generator = generator
 
@@ -239,13 +234,13 @@ def build_certifier(config: object) -> Certifier | None:
     if config is None or isinstance(config, Certifier):
         return config
     if not isinstance(config, dict):
-        raise UserError(f"{KEY}={config!r} is invalid: null or a mapping of options (see conf/eval/certified.yaml)")
+        raise UserError(f"certify={config!r} is invalid: null or a mapping of options (see conf/eval/certified.yaml)")
     try:
         return Certifier(**config)
     except TypeError as e:
         option = str(e).rsplit("argument", 1)[-1].strip(" '")
         options = "sigma, sigma_snr, n0, n, alpha, batch, check_steps, check_draws, empirical, levels"
-        raise UserError(f"{KEY}.{option} is not an option ({options})") from None
+        raise UserError(f"`certify.{option}` is not an option ({options})") from None
 
 
 def certificate_arrays(cert: Certificate) -> dict[str, np.ndarray]:

@@ -257,8 +257,8 @@ def _not_converged(records: Any, share: float = STILL_IMPROVING_SHARE) -> list[d
                         f"{name} {where}: still closing in on the boundary at its last step on {rising} of the "
                         f"{int(robust.sum())} images it left robust ({100 * rising / robust.sum():.0f} %, more than "
                         f"{100 * share:.0f} %; at its last pace it would reach their boundary within a few more "
-                        f"steps): the attack needed more steps, and more would likely break some; raise them (e.g. "
-                        f"eval.attacks.{name}.steps) before trusting this accuracy",
+                        f"steps): the attack needed more steps, and more would likely break some; raise its steps "
+                        "before trusting this accuracy",
                     )
                 )
     return warnings

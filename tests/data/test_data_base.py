@@ -41,7 +41,7 @@ def test_normalize_false_wins_over_explicit_statistics() -> None:
 
 
 def test_statistics_must_have_one_value_per_channel() -> None:
-    with pytest.raises(UserError, match="dataset.mean=.* 3 values"):
+    with pytest.raises(UserError, match="^mean=.* 3 values"):
         _ = _Fixed(mean=(0.5,), std=(0.2,)).mean
 
 

@@ -49,7 +49,7 @@ def test_extra_split_arithmetic(svhn_root: tuple[Path, dict]) -> None:
 
 def test_extra_val_size_larger_than_extra_is_a_user_error(svhn_root: tuple[Path, dict]) -> None:
     root, _ = svhn_root
-    with pytest.raises(UserError, match="dataset.extra_val_size=9 is invalid"):
+    with pytest.raises(UserError, match="^extra_val_size=9 is invalid"):
         SvhnDataModule(root=root, download=False, extra=True, extra_val_size=9).setup()
 
 

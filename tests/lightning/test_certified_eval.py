@@ -20,7 +20,7 @@ from tests.test_bad_inputs import assert_one_line_exit_2, run_main, run_process
     [
         ("eval.certify.sigma=0", "eval.certify.sigma=0 is invalid: a noise level in (0, 100]"),
         ("eval.certify.sigma=-0.1", "eval.certify.sigma=-0.1 is invalid"),
-        ("eval.certify.n0=2000", "eval.certify.n0=2000 is invalid: an integer in [1, n=1000]"),
+        ("eval.certify.n0=2000", "eval.certify.n0=2000 is invalid: an integer in [1, eval.certify.n=1000]"),
         ("eval.certify.n=0", "eval.certify.n=0 is invalid"),
         ("eval.certify.alpha=0", "eval.certify.alpha=0 is invalid: a level strictly between 0 and 1"),
         ("eval.certify.alpha=1", "eval.certify.alpha=1 is invalid"),
@@ -43,7 +43,7 @@ def test_a_real_shell_sees_one_line_and_status_2(tmp_path: Path) -> None:
         "adv_smooth.evaluate", "ckpt=/nonexistent/last.ckpt", "eval=certified", "eval.certify.n0=5",
         "eval.certify.n=4", f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
-    assert_one_line_exit_2(code, stderr, "eval.certify.n0=5 is invalid: an integer in [1, n=4]", tmp_path)
+    assert_one_line_exit_2(code, stderr, "eval.certify.n0=5 is invalid: an integer in [1, eval.certify.n=4]", tmp_path)
 
 
 TINY_TRAIN = [

@@ -136,7 +136,7 @@ def test_milestones_no_run_could_use_are_refused(milestones: list) -> None:
     from adv_smooth.lightning.schedules import resolve_milestones
     from adv_smooth.utils.errors import UserError
 
-    with pytest.raises(UserError, match=r"optim\.milestones=.* is invalid: a strictly increasing list of epochs"):
+    with pytest.raises(UserError, match=r"^milestones=.* is invalid: a strictly increasing list of epochs"):
         resolve_milestones(milestones, 10)
 
 
@@ -166,5 +166,5 @@ def test_step_shape_is_the_study_drop_at_a_fraction_of_the_run() -> None:
 
 
 def test_unknown_shape_is_one_line_naming_the_key() -> None:
-    with pytest.raises(UserError, match="optim.schedule=.linear."):
+    with pytest.raises(UserError, match="^shape=.linear."):
         EpochSchedule(torch.optim.SGD(_model().parameters(), lr=0.1), "linear", max_epochs=3)

@@ -33,7 +33,7 @@ def test_cosine_restarts_anneal_and_restart_at_the_peak() -> None:
     assert opt.param_groups[0]["lr"] == pytest.approx(0.2)  # after the last cycle: back at the peak
 
 
-@pytest.mark.parametrize(("cycles", "epochs", "key"), [(4, 6, "optim.cycles=4"), (0, 3, "optim.cycles=0")])
+@pytest.mark.parametrize(("cycles", "epochs", "key"), [(4, 6, "cycles=4"), (0, 3, "cycles=0")])
 def test_cycles_must_divide_the_epochs(cycles: int, epochs: int, key: str) -> None:
     with pytest.raises(UserError, match=key):
         Snapshots(cycles=cycles, epochs=epochs)

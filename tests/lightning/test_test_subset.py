@@ -42,15 +42,15 @@ def test_stratified_remainders_go_to_the_largest_fractions_and_the_total_is_exac
 @pytest.mark.parametrize(
     ("n", "seed", "message"),
     [
-        (0, None, "eval.test_subset=0 is invalid: null (the whole test split) or a number of images from 1 to"),
-        (-5, None, "eval.test_subset=-5 is invalid"),
-        (1.5, None, "eval.test_subset=1.5 is invalid"),
-        (True, None, "eval.test_subset=True is invalid"),
-        ("abc", None, "eval.test_subset='abc' is invalid"),
-        (10**10, None, "eval.test_subset=10000000000 is invalid"),
-        (5, -1, "eval.test_subset_seed=-1 is invalid: null (the first eval.test_subset images) or an integer >= 0"),
-        (5, "x", "eval.test_subset_seed='x' is invalid"),
-        (None, 3, "eval.test_subset_seed=3 is invalid: it draws a sample of eval.test_subset images"),
+        (0, None, "n=0 is invalid: null (the whole test split) or a number of images from 1 to"),
+        (-5, None, "n=-5 is invalid"),
+        (1.5, None, "n=1.5 is invalid"),
+        (True, None, "n=True is invalid"),
+        ("abc", None, "n='abc' is invalid"),
+        (10**10, None, "n=10000000000 is invalid"),
+        (5, -1, "seed=-1 is invalid: null (the first `n` images) or an integer >= 0"),
+        (5, "x", "seed='x' is invalid"),
+        (None, 3, "seed=3 is invalid: it draws a sample of `n` images"),
     ],
 )
 def test_bad_values_are_refused_naming_the_value(n, seed, message: str) -> None:

@@ -100,12 +100,12 @@ def test_loader_images_counts_limits_and_processes() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"val_attacks": ["cw"]}, r"eval.val_attacks=\['cw'\] is invalid: .*\(fgsm, pgd\)"),
-        ({"val_attacks": "some"}, "eval.val_attacks='some'"),
-        ({"val_snr_levels": [0]}, r"eval.val_snr_levels=\[0\]"),
-        ({"val_budget": 0}, "eval.val_budget=0 is invalid"),
-        ({"val_subset": -1}, "eval.val_subset=-1"),
-        ({"val_every_n_epochs": 0}, "eval.val_every_n_epochs=0"),
+        ({"val_attacks": ["cw"]}, r"^val_attacks=\['cw'\] is invalid: .*\(fgsm, pgd\)"),
+        ({"val_attacks": "some"}, "^val_attacks='some'"),
+        ({"val_snr_levels": [0]}, r"^val_snr_levels=\[0\]"),
+        ({"val_budget": 0}, "^val_budget=0 is invalid"),
+        ({"val_subset": -1}, "^val_subset=-1"),
+        ({"val_every_n_epochs": 0}, "^val_every_n_epochs=0"),
     ],
 )
 def test_bad_validation_settings_are_refused(options: dict, message: str) -> None:

@@ -189,15 +189,15 @@ def test_records_keep_certificates_through_a_file_and_a_merge(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"sigma": 0}, "eval.certify.sigma=0 is invalid"),
-        ({"sigma": -0.5}, "eval.certify.sigma=-0.5 is invalid"),
-        ({"n0": 2000, "n": 1000}, "eval.certify.n0=2000 is invalid: an integer in [1, n=1000]"),
-        ({"n": 0}, "eval.certify.n=0 is invalid"),
-        ({"alpha": 0}, "eval.certify.alpha=0 is invalid: a level strictly between 0 and 1"),
-        ({"alpha": 1.5}, "eval.certify.alpha=1.5 is invalid"),
-        ({"sigma": None}, "eval.certify.sigma=None is invalid"),
+        ({"sigma": 0}, "sigma=0 is invalid"),
+        ({"sigma": -0.5}, "sigma=-0.5 is invalid"),
+        ({"n0": 2000, "n": 1000}, "n0=2000 is invalid: an integer in [1, n=1000]"),
+        ({"n": 0}, "n=0 is invalid"),
+        ({"alpha": 0}, "alpha=0 is invalid: a level strictly between 0 and 1"),
+        ({"alpha": 1.5}, "alpha=1.5 is invalid"),
+        ({"sigma": None}, "sigma=None is invalid"),
         ({"sigma": 0.5, "sigma_snr": 10}, "are both set"),
-        ({"steps": 3}, "eval.certify.steps is not an option"),
+        ({"steps": 3}, "`certify.steps` is not an option"),
     ],
 )
 def test_bad_options_are_one_line_naming_the_key(options: dict, message: str) -> None:

@@ -24,7 +24,7 @@ from adv_smooth.utils.errors import UserError
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 MAX_OPTIONS = 16  # a Trainer takes some 50 keywords: one line still
-_INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
+_INTERPOLATION = re.compile(r"^\$\{(?:oc\.select:)?([\w.]+)(?:,[^}]*)?\}$")  # ${key}, ${oc.select:key,default}
 
 
 def flat(text: object) -> str:
@@ -39,8 +39,8 @@ def explain(e: BaseException, cfg: DictConfig | None = None) -> str | None:
     from adv_smooth.lightning import NonFiniteLossError
     from adv_smooth.lightning.checkpointing import CheckpointWriteError
 
-    if isinstance(e, UserError):
-        return flat(e)
+    if isinstance(e, UserError):  # an object's own option names (`root=`) as the user's keys (`dataset.root=`)
+        return keyed(flat(e), cfg)
     if isinstance(e, InstantiationException):
         return _instantiation(e, cfg)
     if isinstance(e, (NonFiniteLossError, CheckpointWriteError, MisconfigurationException)):
@@ -80,14 +80,10 @@ def _instantiation(e: BaseException, cfg: DictConfig | None) -> str | None:
     target = found_target.group(1) if found_target else None
     where = key or "the config"
     if isinstance(cause, UserError):
-        message = flat(cause)
-        leaf = re.match(r"(\w+)=", message)
-        place = _option_path(cfg, full_key, leaf.group(1)) if full_key and leaf else None
-        if place is not None and leaf is not None:
-            # An option named without its place: `steps=-1` -> `eval.attacks.pgd.steps=-1`, and an option set by
-            # interpolation under the name the user sets (`...adversarial.attack.labels` -> `defense.labels`).
-            return user_key(cfg, place) + message[len(leaf.group(1)) :]
-        return message
+        # Options named without their place: `steps=-1` -> `eval.attacks.pgd.steps=-1`, and an option set by
+        # interpolation under the name the user sets (`...adversarial.attack.labels` -> `defense.labels`).
+        node = OmegaConf.select(cfg, full_key, default=None) if cfg is not None and full_key else None
+        return keyed(flat(cause), node, full_key) if isinstance(node, DictConfig) else keyed(flat(cause), cfg)
     if text.startswith("Error locating target"):
         detail = f" ({type(cause).__name__}: {flat(cause)})" if cause is not None else ""
         return f"{where}._target_={target!r} cannot be imported{detail}"
@@ -139,20 +135,82 @@ def _nested_key(outer: str | None, inner: str | None) -> str | None:
     return inner if inner == outer or inner.startswith(outer + ".") else f"{outer}.{inner}"
 
 
-def _option_path(cfg: DictConfig | None, key: str, leaf: str) -> str | None:
-    """Where option `leaf` of the object at `key` sits: `key.leaf`, or the one entry named `leaf` below `key`
-    (`defense.components.adversarial` -> its `attack.steps`); None when there is none or it is ambiguous."""
-    if _exists(cfg, f"{key}.{leaf}"):
-        return f"{key}.{leaf}"
+# An option a refusal names: `name=` (or `name.entry=`) at the start, after a space or an opening bracket, or the
+# name (or `name.entry`) in backquotes; a library object names its own options this way, never the user's keys.
+_NAMED_OPTION = re.compile(r"(?<![^\s(\[,;/])(\w+)((?:\.\w+)*)(?==)|`(\w+)((?:\.\w+)*)`")
+
+
+def keyed(message: str, cfg: Any, key: str = "") -> str:
+    """`message`, an object's refusal naming its own options (`n0=5 is invalid: an integer in [1, n=4]`, `set
+    `test_subset` too`), with each option written as the key the user sets (`eval.certify.n0=5 ... [1,
+    eval.certify.n=4]`, `set eval.test_subset too`): so the key strings live in the configs, not in the library.
+
+    `cfg` holds the options (a composed config, or a plain mapping) and `key` is its place (`eval`; "" for a whole
+    config). An option is `key.name` when `cfg` has it, else the one entry of that name below (`eval.certify.n0`,
+    `defense.components.gaussian.sigma`), followed back through an interpolation to the key the user sets
+    (`defense.noise_sigma`); of several, the one holding the value the message shows. An option found nowhere, or
+    in several places with that value, is left as the object wrote it.
+    """
     if cfg is None:
-        return None
-    found = [path for path, _ in _leaves(OmegaConf.select(cfg, key, default=None), key) if path.endswith(f".{leaf}")]
-    return found[0] if len(set(found)) == 1 else None
+        return message
+
+    def place(found: re.Match[str]) -> str:
+        name, rest = found.group(1) or found.group(3), found.group(2) or found.group(4) or ""
+        paths = _places(cfg, key, name)
+        if len(paths) > 1:  # several entries of that name: the one whose value the message shows
+            shown = message[found.end() + 1 :]
+            paths = [path for path in paths if any(shown.startswith(text) for text in _shown(cfg, key, path))]
+        if len(paths) != 1:
+            return found.group(0)
+        return paths[0] + rest
+
+    return _NAMED_OPTION.sub(place, message)
 
 
-def _exists(cfg: DictConfig | None, key: str) -> bool:
-    missing = object()
-    return cfg is not None and OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is not missing
+def _places(cfg: Any, key: str, name: str) -> list[str]:
+    """The user's keys of the entries named `name`: `key.name` itself, else every entry of that name below `key`."""
+    root = cfg._get_root() if isinstance(cfg, DictConfig) else None  # noqa: SLF001 - where interpolations point
+    prefix = f"{key}." if key else ""
+    entries = _entries(cfg, key)
+    own = [path for path, _ in entries if path == f"{prefix}{name}"] if key else []  # a whole config: by value
+    found = own or [path for path, _ in entries if path.rsplit(".", 1)[-1] == name]
+    if isinstance(cfg, DictConfig):
+        full = cfg._get_full_key(None)  # noqa: SLF001 - the node's place in its config
+        base = f"{full}." if full else ""
+        found = [user_key(root, base + path[len(prefix) :]) for path in found]
+    return list(dict.fromkeys(found))
+
+
+def _entries(node: Any, key: str) -> list[tuple[str, Any]]:
+    """(dotted path, value) of every entry below `node`, mappings included (Hydra's own node and `_target_`-style
+    keys skipped; an entry that cannot be resolved is no option of anyone's)."""
+    out: list[tuple[str, Any]] = []
+    if not isinstance(node, (DictConfig, dict)):
+        return out
+    for name in node:
+        if str(name).startswith("_") or (not key and name == "hydra"):
+            continue
+        try:
+            value = node[name]
+        except Exception:  # noqa: BLE001 - an interpolation only Hydra's job can resolve
+            continue
+        path = f"{key}.{name}" if key else str(name)
+        out += [(path, value), *_entries(value, path)]
+    return out
+
+
+def _shown(cfg: Any, key: str, path: str) -> list[str]:
+    """How a message may show the value at the user's key `path`: repr and str of it as plain Python."""
+    root = cfg._get_root() if isinstance(cfg, DictConfig) else None  # noqa: SLF001
+    if root is not None:
+        value = OmegaConf.select(root, path, default=None)
+    else:
+        value = cfg
+        for part in path[len(key) + 1 if key else 0 :].split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    return [repr(value), str(value)]
 
 
 def unknown_option(cfg: DictConfig | None, key: str | None, target: str | None, name: str, cause: Exception) -> str:
