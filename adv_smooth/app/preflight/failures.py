@@ -182,9 +182,13 @@ def _places(cfg: Any, key: str, name: str) -> list[str]:
 
 
 def _entries(node: Any, key: str) -> list[tuple[str, Any]]:
-    """(dotted path, value) of every entry below `node`, mappings included (Hydra's own node and `_target_`-style
-    keys skipped; an entry that cannot be resolved is no option of anyone's)."""
+    """(dotted path, value) of every entry below `node`, mappings included, and of each element of a list under the
+    list's path (Hydra's own node and `_target_`-style keys skipped; an entry that cannot be resolved is no one's
+    option)."""
     out: list[tuple[str, Any]] = []
+    if isinstance(node, (ListConfig, list)):
+        for value in node:
+            out += [(key, value), *_entries(value, key)]
     if not isinstance(node, (DictConfig, dict)):
         return out
     for name in node:
@@ -217,7 +221,7 @@ def unknown_option(cfg: DictConfig | None, key: str | None, target: str | None, 
     """`<key>.<name> is not an option of <target> (options: ...)`: where the stray key sits, what is allowed."""
     place = key
     if cfg is not None and key is not None:
-        for path, _ in _leaves(OmegaConf.select(cfg, key), key, with_dicts=True):
+        for path, _ in _entries(OmegaConf.select(cfg, key), key):
             if path.rsplit(".", 1)[-1] == name:
                 place = user_key(cfg, path.rsplit(".", 1)[0])
                 break
@@ -276,38 +280,12 @@ def _class(target: str | None) -> type | None:
     return obj if isinstance(obj, type) else None
 
 
-def _leaves(node: Any, prefix: str, with_dicts: bool = False) -> list[tuple[str, Any]]:
-    """(dotted path, value) of every entry below `node` (resolved; `_target_`-style keys skipped)."""
-    out: list[tuple[str, Any]] = []
-    if isinstance(node, DictConfig):
-        for name in node:
-            if str(name).startswith("_"):
-                continue
-            path = f"{prefix}.{name}"
-            try:
-                value = node[name]
-            except Exception:  # noqa: BLE001 - an unresolvable entry is no culprit
-                continue
-            if with_dicts:
-                out.append((path, value))
-            out += _leaves(value, path, with_dicts) if isinstance(value, (DictConfig, ListConfig)) else []
-            if not with_dicts and not isinstance(value, (DictConfig, ListConfig)):
-                out.append((path, value))
-    elif isinstance(node, ListConfig):
-        for value in node:
-            if isinstance(value, (DictConfig, ListConfig)):
-                out += _leaves(value, prefix, with_dicts)
-            elif not with_dicts:
-                out.append((prefix, value))
-    return out
-
-
 def _culprit(cfg: DictConfig | None, key: str | None, message: str) -> tuple[str, Any] | None:
     """The string setting under `key` that a failed number conversion or comparison most likely came from."""
     if cfg is None or key is None:
         return None
     node = OmegaConf.select(cfg, key, default=None)
-    strings = [(user_key(cfg, path), value) for path, value in _leaves(node, key) if isinstance(value, str)]
+    strings = [(user_key(cfg, path), value) for path, value in _entries(node, key) if isinstance(value, str)]
     quoted = re.search(r"(?:float|int\(\) with base \d+): '(.*)'$", message)
     if quoted:  # `float('abc')`, or `float` over the characters of 'abc'
         fragment = quoted.group(1)
