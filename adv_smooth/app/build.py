@@ -24,7 +24,7 @@ from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.lightning.distributed import carry_back
-from adv_smooth.lightning.robustness import RobustnessVsSNR, from_eval_config
+from adv_smooth.lightning.robustness_callback import RobustnessVsSNR, from_eval_config
 from adv_smooth.models.perf import apply_perf, resolve_perf
 from adv_smooth.robustness.attack_configs import default_attacks
 from adv_smooth.utils.errors import UserError

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adv_smooth.app.checkpoint_files import ckpt_label
 from adv_smooth.app.choices import saved_choices
-from adv_smooth.app.preflight.targets import check_targets
+from adv_smooth.app.preflight.targets import check_targets, moved_targets
 from adv_smooth.data.identity import split_identity
 from adv_smooth.utils.errors import UserError
 
@@ -68,6 +68,7 @@ def saved_run(ckpt_path: Path) -> SavedRun:
                 raise UserError(f"{saved} is not a readable config ({' '.join(str(e).split())[:200]})") from None
             if not isinstance(loaded, DictConfig):
                 raise UserError(f"{saved} is not a config mapping (it holds a {type(loaded).__name__})")
+            moved_targets(loaded)  # an older run's names for renamed modules
             check_targets(loaded, str(saved))
             return SavedRun(loaded, saved_choices(run))
     raise UserError(

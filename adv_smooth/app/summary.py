@@ -50,7 +50,7 @@ def ensemble_summary(results: dict[str, Any]) -> str:
 
 def written_to(directory: Path) -> str:
     """The line after a run's summary: where its results went and how to open its figures."""
-    from adv_smooth.lightning.robustness import FIGURE_FILE
+    from adv_smooth.lightning.robustness_callback import FIGURE_FILE
 
     parts = [f"results: {directory / 'results.json'}"]
     figure = (directory / FIGURE_FILE).is_file()

@@ -1,6 +1,6 @@
 """The numbers and the figure of one evaluated split, computed from its per-image `Records`.
 
-Shared by the training callback (`robustness.py`), checkpoint evaluation and the scripts in benchmarks/:
+Shared by the training callback (`lightning/robustness_callback.py`), checkpoint evaluation and benchmarks/:
 `summarize` gives the JSON block of results.json (curves, worst case, minimal SNRs, honesty warnings),
 `scalars` the logged names, `accuracy_vs_snr_figure` the accuracy-vs-SNR plot.
 """

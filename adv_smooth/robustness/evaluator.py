@@ -1,7 +1,7 @@
 """`Evaluator`: the evaluation engine, attacks x SNR levels over a split's batches, to per-image `Records`.
 
 One engine for every caller: `evaluate_model` (a notebook, any `nn.Module` taking images in [0, 1]), the
-Lightning callback (`lightning/robustness.py`, which only adds sharding across processes and the gathering of
+Lightning callback (`lightning/robustness_callback.py`, which only adds sharding across processes and the gathering of
 their records) and scripts. It knows no Lightning and no config system: attacks come built.
 
 Random attacks get generators of their own, seeded from (seed, stage): their random starts and queries never

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from adv_smooth.app.build import build_robustness_callback
-from adv_smooth.lightning.robustness import RobustnessVsSNR
+from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
 from tests.conftest import CONF, compose_config
 from tests.test_bad_inputs import run_main
 

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from adv_smooth.attacks import FGSM, PGD
 from adv_smooth.lightning.module import RobustClassifier
-from adv_smooth.lightning.robustness import RobustnessVsSNR
+from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
 from adv_smooth.lightning.validation_plan import loader_images, validation_request
 from adv_smooth.models.preact_resnet import PreActResNet
 from adv_smooth.robustness.budget_plan import TRAINING_PASS, evaluation_passes

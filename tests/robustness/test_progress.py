@@ -73,7 +73,7 @@ def test_the_callback_shows_a_bar_on_rank_zero_only_when_bars_are_on(tmp_path, c
     from torch.utils.data import DataLoader, TensorDataset
 
     from adv_smooth.lightning.module import RobustClassifier
-    from adv_smooth.lightning.robustness import RobustnessVsSNR
+    from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
 
     data = DataLoader(TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 3), batch_size=6)
     for bar in (True, False):
@@ -161,9 +161,9 @@ def test_the_validation_probe_prints_plain_lines_when_it_runs_long(tmp_path, cap
 
     from torch.utils.data import DataLoader, TensorDataset
 
-    import adv_smooth.lightning.robustness as robustness
+    import adv_smooth.lightning.robustness_callback as robustness
     from adv_smooth.lightning.module import RobustClassifier
-    from adv_smooth.lightning.robustness import RobustnessVsSNR
+    from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
 
     monkeypatch.setattr(robustness, "EvaluationProgress", functools.partial(EvaluationProgress, interval=0.0))
     data = DataLoader(TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 3), batch_size=6)

@@ -22,6 +22,9 @@ from omegaconf import DictConfig, ListConfig
 from adv_smooth.utils.errors import UserError
 
 PREFIXES = ("adv_smooth.", "torch.optim.", "pytorch_lightning.", "lightning.pytorch.")
+# Modules renamed, old dotted name -> new: a run dir written before the rename names its classes at the old place,
+# and its config is read as naming the new one (for this release), so its checkpoints still evaluate.
+MOVED = {"adv_smooth.lightning.robustness": "adv_smooth.lightning.robustness_callback"}
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 # (key pattern, name of the kind): `*` is one key component; the first pattern that matches decides, and a
@@ -116,6 +119,20 @@ def _walk(node: Any, key: str, found: list[tuple[str, Any]]) -> None:
     elif isinstance(node, (ListConfig, list, tuple)):
         for index, value in enumerate(node):
             _walk(value, f"{key}[{index}]", found)
+
+
+def moved_targets(node: Any) -> None:
+    """Rewrite, in place, each `_target_` below `node` that names a class of a renamed module (`MOVED`)."""
+    if isinstance(node, DictConfig):
+        for name, value in node.items_ex(resolve=False):
+            module, _, cls = str(value).rpartition(".") if name == "_target_" else ("", "", "")
+            if module in MOVED:
+                node[name] = f"{MOVED[module]}.{cls}"
+            else:
+                moved_targets(value)
+    elif isinstance(node, ListConfig):
+        for value in node:
+            moved_targets(value)
 
 
 def check_targets(cfg: Any, source: str) -> None:

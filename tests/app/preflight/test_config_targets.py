@@ -15,7 +15,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from adv_smooth.app.preflight.targets import check_targets, refusal
+from adv_smooth.app.preflight.targets import check_targets, moved_targets, refusal
 from adv_smooth.utils.errors import UserError
 from tests.conftest import compose_config
 from tests.test_bad_inputs import assert_one_line_exit_2, completed_results, error_lines, run_main, run_process
@@ -59,7 +59,7 @@ def _payloads(tmp: Path, marker: Path) -> dict[str, tuple[str, Any]]:
         "nested option": (
             "callbacks.robustness",
             {
-                "_target_": "adv_smooth.lightning.robustness.RobustnessVsSNR",
+                "_target_": "adv_smooth.lightning.robustness_callback.RobustnessVsSNR",
                 "attacks": {"x": {"_target_": "os.system", "_args_": [touch]}},
             },
         ),
@@ -125,6 +125,18 @@ def test_real_process_refuses_os_system_payload(tmp_path: Path) -> None:
 )
 def test_the_projects_own_configs_pass(overrides: tuple[str, ...], tmp_path: Path) -> None:
     check_targets(compose_config(*overrides, output_dir=tmp_path), "composed")
+
+
+def test_an_older_run_naming_a_renamed_module_is_read_as_the_new_one(tmp_path: Path) -> None:
+    """A run dir saved before `lightning/robustness.py` became `robustness_callback.py` still passes the allowlist."""
+    cfg = compose_config(output_dir=tmp_path)
+    with open_dict(cfg):
+        cfg.callbacks.robustness._target_ = "adv_smooth.lightning.robustness.RobustnessVsSNR"
+    with pytest.raises(UserError, match="callbacks.robustness._target_=.* cannot be imported"):
+        check_targets(cfg, "saved")
+    moved_targets(cfg)
+    assert cfg.callbacks.robustness._target_ == "adv_smooth.lightning.robustness_callback.RobustnessVsSNR"
+    check_targets(cfg, "saved")
 
 
 @pytest.mark.parametrize(

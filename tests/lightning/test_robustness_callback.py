@@ -90,7 +90,7 @@ def test_evaluate_user_mistakes(args: list[str], message: str, tmp_path) -> None
 
 
 def test_bad_snr_and_attack_are_refused() -> None:
-    from adv_smooth.lightning.robustness import RobustnessVsSNR
+    from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
     from adv_smooth.utils.errors import UserError
 
     with pytest.raises(UserError, match=r"^snr_levels=\[0\]"):  # its own option; the app names eval.snr_levels
@@ -106,7 +106,7 @@ def test_attacks_run_in_the_trainers_precision(precision: str, autocast: bool, t
     from torch.utils.data import DataLoader, TensorDataset
 
     from adv_smooth.lightning.module import RobustClassifier
-    from adv_smooth.lightning.robustness import RobustnessVsSNR
+    from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
     from adv_smooth.models.preact_resnet import PreActResNet
 
     torch.manual_seed(0)
@@ -134,7 +134,7 @@ def test_evaluation_draws_from_its_own_seeded_generators(tmp_path) -> None:
 
     from adv_smooth.attacks import FGSM, PGD, GaussianNoise
     from adv_smooth.lightning.module import RobustClassifier
-    from adv_smooth.lightning.robustness import RobustnessVsSNR
+    from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
     from adv_smooth.models.preact_resnet import PreActResNet
 
     torch.manual_seed(0)
