@@ -20,12 +20,12 @@ from collections import Counter
 from pathlib import Path
 
 from adv_smooth.reporting import bounds, publish, reference, robustbench
-from adv_smooth.reporting.figures import companions
 from adv_smooth.reporting.jobs import COMPLETED, Job, find_jobs
 from adv_smooth.reporting.plots import plot_accuracy_vs_snr, plot_training_curves, training_curves
 from adv_smooth.reporting.table import Group, Table, build_tables, group_jobs, table_markdown, tables_csv
 from adv_smooth.utils.errors import UserError
 from adv_smooth.utils.io import write_text_atomic
+from adv_smooth.utils.plotting import companions
 from adv_smooth.utils.text import counted
 
 

@@ -19,10 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from adv_smooth.reporting.figures import save_formats
 from adv_smooth.reporting.table import Cell, Group, format_cell, level_label
 from adv_smooth.robustness.honesty import Traits
-from adv_smooth.utils.plotting import pyplot
+from adv_smooth.utils.plotting import pyplot, save_formats
 
 Rows = dict[str, dict[str, Cell]]  # row label -> {column ("clean", "33", ...): cell in %}
 

@@ -13,10 +13,9 @@ import math
 import statistics
 from pathlib import Path
 
-from adv_smooth.reporting.figures import save_formats
 from adv_smooth.reporting.jobs import Job
 from adv_smooth.reporting.table import Table
-from adv_smooth.utils.plotting import line_style, pyplot
+from adv_smooth.utils.plotting import line_style, pyplot, save_formats
 
 Curves = dict[str, dict[int, float]]  # term ("loss", "ce", "smooth", ...) -> {epoch: value}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adv_smooth.reporting import intervals, latex, paired, reference
-from adv_smooth.reporting.figures import plot_min_snr
+from adv_smooth.reporting.min_snr import plot_min_snr
 from adv_smooth.reporting.table import Group, Table
 from adv_smooth.utils.io import write_text_atomic
 

@@ -1,8 +1,16 @@
-"""matplotlib's pyplot on the Agg backend (no display needed), imported on first use: one helper for every figure."""
+"""matplotlib's pyplot on the Agg backend (no display needed), imported on first use, and figure files for
+publication (PNG for a screen, PDF as vector for a paper): one set of helpers for every figure.
+
+`save_formats` writes both formats atomically, so a report never leaves a half-written figure under the final name.
+"""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
+
+from adv_smooth.utils.io import write_bytes_atomic
 
 
 def pyplot() -> Any:
@@ -38,3 +46,28 @@ def snr_ticks(ax: Any, levels: list[float], pad: float = 3.0) -> None:
         inverted = left > right
         lo, hi = min(lo, (lo + hi) / 2 - pad), max(hi, (lo + hi) / 2 + pad)
         ax.set_xlim((hi, lo) if inverted else (lo, hi))
+
+
+FORMATS = ("png", "pdf")
+
+
+def save_formats(fig, path: Path) -> Path:
+    """`path` (PNG) and the same figure as PDF beside it, written atomically; closes the figure. Returns `path`."""
+    plt = pyplot()
+    for fmt in FORMATS:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=120)
+        write_bytes_atomic(path.with_suffix(f".{fmt}"), buffer.getvalue())
+    plt.close(fig)
+    return path
+
+
+def companions(paths: list[Path]) -> list[Path]:
+    """Each PNG with its PDF twin, when it was written."""
+    out: list[Path] = []
+    for path in paths:
+        out.append(path)
+        pdf = path.with_suffix(".pdf")
+        if path.suffix == ".png" and pdf.is_file():
+            out.append(pdf)
+    return out

@@ -1,7 +1,6 @@
-"""Figure files for publication (PNG for a screen, PDF as vector for a paper) and the minimal-SNR distributions.
+"""The report's minimal-SNR distributions.
 
-`save_formats` writes both formats atomically, so a report never leaves a half-written figure under the
-final name. `plot_min_snr` draws, for every minimum-norm attack in the per-image records, the distribution
+`plot_min_snr` draws, for every minimum-norm attack in the per-image records, the distribution
 of each image's minimal adversarial SNR per row (pooled over seeds, images correct clean): where the whole
 curve comes from, and how much it spreads, which the accuracy at four levels hides. Images the attack
 never broke (minimal SNR -inf) cannot be placed on the axis; their count is in the row's label.
@@ -9,39 +8,13 @@ never broke (minimal SNR -inf) cannot be placed on the axis; their count is in t
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
 from adv_smooth.reporting.paired import load_records
 from adv_smooth.reporting.table import Group
-from adv_smooth.utils.io import write_bytes_atomic
-from adv_smooth.utils.plotting import pyplot
-
-FORMATS = ("png", "pdf")
-
-
-def save_formats(fig, path: Path) -> Path:
-    """`path` (PNG) and the same figure as PDF beside it, written atomically; closes the figure. Returns `path`."""
-    plt = pyplot()
-    for fmt in FORMATS:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, dpi=120)
-        write_bytes_atomic(path.with_suffix(f".{fmt}"), buffer.getvalue())
-    plt.close(fig)
-    return path
-
-
-def companions(paths: list[Path]) -> list[Path]:
-    """Each PNG with its PDF twin, when it was written."""
-    out: list[Path] = []
-    for path in paths:
-        out.append(path)
-        pdf = path.with_suffix(".pdf")
-        if path.suffix == ".png" and pdf.is_file():
-            out.append(pdf)
-    return out
+from adv_smooth.utils.plotting import pyplot, save_formats
 
 
 def min_snr_samples(group: Group, split: str = "test") -> dict[str, tuple[np.ndarray, int]]:
