@@ -25,6 +25,7 @@ from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.lightning.distributed import carry_back
 from adv_smooth.lightning.robustness_callback import RobustnessVsSNR, from_eval_config
+from adv_smooth.lightning.test_subset import TestSubset
 from adv_smooth.models.perf import apply_perf, resolve_perf
 from adv_smooth.robustness.attack_configs import default_attacks
 from adv_smooth.utils.errors import UserError
@@ -149,6 +150,15 @@ def build_robustness_callback(eval_cfg: Mapping[str, Any], **overrides: Any) -> 
         return from_eval_config({**eval_cfg, "attacks": attacks}, **overrides)
     except UserError as e:  # it names its own options (`snr_levels=`): the user set them under `eval`
         raise UserError(keyed(str(e), eval_cfg, "eval")) from None
+
+
+def build_test_subset(cfg: DictConfig) -> TestSubset:
+    """`callbacks.test_subset` of `cfg` (its `n` and `seed` are `eval.test_subset*`), built as training builds it, so
+    a refusal names the eval key; a config without one (its run removed it) still takes `eval.test_subset`."""
+    node = (cfg.get("callbacks") or {}).get("test_subset")
+    if node is not None:
+        return instantiate_named(node)
+    return TestSubset(cfg.eval.get("test_subset"), cfg.eval.get("test_subset_seed"))
 
 
 def build_callback(node: DictConfig, **overrides: Any) -> Any:

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from adv_smooth.app.build import build_robustness_callback, build_test_subset
 from adv_smooth.app.checkpoint_networks import from_checkpoints
 from adv_smooth.app.choices import evaluation_choices
 from adv_smooth.app.evaluation_inputs import chose_eval
-from adv_smooth.app.evaluation_trainers import check_eval, evaluation_trainers
+from adv_smooth.app.evaluation_trainers import evaluation_trainers
 from adv_smooth.app.outside_network import from_weights
 from adv_smooth.lightning import RobustClassifier
 
@@ -56,7 +57,10 @@ def build_evaluation(cfg: DictConfig, overrides: list[str], out: Path) -> Evalua
     """The job `cfg` (this command's config, `overrides` its command line) asks for, its results to go to `out`
     (an ensemble's members to `out/members/<i>/`). Each fact is found once and passed down: the checkpoint paths,
     each checkpoint's weights and run (its saved config, vetted, and its choices)."""
-    check_eval(cfg)  # the attacks and the subset, before any file is read
+    # this command's attack settings (names, SNR levels) and test subset, vetted by building them before any file
+    # is read; the Trainers' own are built at the end, from the config the evaluation runs under
+    build_robustness_callback(OmegaConf.to_container(cfg.eval, resolve=True))
+    build_test_subset(cfg)
     # any network (models/external.py) under the command line's own config, else our checkpoint(s): each run dir's
     # saved config, vetted once, this command's overrides on top
     networks = from_weights(cfg) if cfg.get("weights") is not None else from_checkpoints(cfg, overrides)

@@ -1,9 +1,9 @@
 """The Trainers of an evaluation: one pass over the test split per network, its callbacks built from the `eval` group.
 
-The `eval` settings turn into objects here and nowhere else in an evaluation: `check_eval` builds them once
-before any file is read (a bad attack or subset is refused first), `evaluation_trainers` builds one Trainer per
-network, each with a fresh robustness callback, the test subset and the run's progress bar, writing into a dir of
-its own. A subset larger than the test split is refused before any Trainer is built.
+`evaluation_trainers` builds one Trainer per network, under the config the evaluation runs under, each with a
+fresh robustness callback, the test subset (`app/build.py` builds both from the `eval` settings) and the run's
+progress bar, writing into a dir of its own. A subset larger than the test split is refused before any Trainer is
+built.
 """
 
 from __future__ import annotations
@@ -14,29 +14,13 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from adv_smooth.app.build import build_callback, build_robustness_callback, build_trainer, instantiate_named
-from adv_smooth.lightning.test_subset import TestSubset
-
-
-def check_eval(cfg: DictConfig) -> None:
-    """This command's attack settings (names, SNR levels) and test subset, vetted by building them."""
-    build_robustness_callback(OmegaConf.to_container(cfg.eval, resolve=True))
-    subset_callback(cfg)
-
-
-def subset_callback(cfg: DictConfig) -> TestSubset:
-    """`callbacks.test_subset` of `cfg` (its `n` and `seed` are `eval.test_subset*`), built as training builds it, so
-    a refusal names the eval key; a config without one (its run removed it) still takes `eval.test_subset`."""
-    node = (cfg.get("callbacks") or {}).get("test_subset")
-    if node is None:
-        return TestSubset(cfg.eval.get("test_subset"), cfg.eval.get("test_subset_seed"))
-    return instantiate_named(node)
+from adv_smooth.app.build import build_callback, build_robustness_callback, build_test_subset, build_trainer
 
 
 def evaluation_trainers(run_cfg: DictConfig, datamodule: Any, outs: list[Path]) -> list[pl.Trainer]:
     """A Trainer writing into each of `outs`, under `run_cfg` (the config evaluation runs under), for
     `datamodule`'s test split (loaded: the subset is checked against it first)."""
-    subsets = [subset_callback(run_cfg) for _ in outs]  # each Trainer its own: a callback keeps state
+    subsets = [build_test_subset(run_cfg) for _ in outs]  # each Trainer its own: a callback keeps state
     if subsets[0].n is not None:
         subsets[0].test_split(datamodule)
     bar = (run_cfg.get("callbacks") or {}).get("progress_bar")  # the run's own (TQDM by default), as in training

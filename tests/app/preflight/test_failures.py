@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adv_smooth.app.build import build_defense, build_robustness_callback
-from adv_smooth.app.evaluation_trainers import subset_callback
+from adv_smooth.app.build import build_defense, build_robustness_callback, build_test_subset
 from adv_smooth.app.preflight.failures import explain, keyed
 from adv_smooth.data.folder import FolderDataModule
 from adv_smooth.lightning.snapshots import Snapshots
@@ -30,7 +29,7 @@ def test_an_option_set_by_interpolation_is_named_by_the_key_the_user_sets(tmp_pa
 
 def test_options_named_anywhere_in_the_message_and_in_backquotes(tmp_path: Path) -> None:
     cfg = compose_config("eval.test_subset_seed=3", output_dir=tmp_path)  # a seed without a subset size
-    message = _refusal(lambda: subset_callback(cfg))
+    message = _refusal(lambda: build_test_subset(cfg))
     assert message == (
         "eval.test_subset_seed=3 is invalid: it draws a sample of eval.test_subset images: set eval.test_subset too, "
         "or leave the seed null"
