@@ -29,7 +29,7 @@ from torch import Tensor
 from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem, needs_more_steps
 from adv_smooth.attacks.gradients import LossFn, cross_entropy, loss_and_grad, margin
 from adv_smooth.attacks.threat import DISPLAY
-from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, require
+from adv_smooth.utils.errors import MAX_ITERATIONS, require, require_int
 
 LOSSES = ("ce", "dlr")
 MOMENTUM = 0.75
@@ -93,25 +93,10 @@ class APGD(Attack):
         random_start: bool = True,
         **common: Any,
     ) -> None:
-        require(
-            is_int(steps) and 1 <= steps <= MAX_ITERATIONS,
-            "steps",
-            steps,
-            f"expected an integer in [1, {MAX_ITERATIONS}]",
-        )
+        require_int("steps", steps, 1, high=MAX_ITERATIONS)
         require(loss in LOSSES, "loss", loss, f"expected one of {list(LOSSES)}")
-        require(
-            is_int(targets) and 0 <= targets <= MAX_ITERATIONS,
-            "targets",
-            targets,
-            f"expected an integer in [0, {MAX_ITERATIONS}]",
-        )
-        require(
-            is_int(restarts) and 1 <= restarts <= MAX_ITERATIONS,
-            "restarts",
-            restarts,
-            f"expected an integer in [1, {MAX_ITERATIONS}]",
-        )
+        require_int("targets", targets, 0, high=MAX_ITERATIONS)
+        require_int("restarts", restarts, 1, high=MAX_ITERATIONS)
         require(0 < rho < 1, "rho", rho, "expected a number in (0, 1)")
         super().__init__(**common)
         self.steps = steps

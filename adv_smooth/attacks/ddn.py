@@ -32,7 +32,7 @@ from torch import Tensor
 from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
 from adv_smooth.attacks.fmn import MinimalPerturbation, cosine, keep_smallest, minimal_snr_db
 from adv_smooth.attacks.gradients import loss_and_grad
-from adv_smooth.utils.errors import is_int, is_number, require
+from adv_smooth.utils.errors import MAX_ITERATIONS, is_number, require, require_int
 
 
 class DDN(Attack):
@@ -58,7 +58,7 @@ class DDN(Attack):
         alpha_final: float = 0.01,
         **common: Any,
     ) -> None:
-        require(is_int(steps) and 1 <= steps <= 100_000, "steps", steps, "expected an integer from 1 to 100000")
+        require_int("steps", steps, 1, high=MAX_ITERATIONS)
         require(is_number(gamma) and 0 < gamma < 1, "gamma", gamma, "expected a fraction in (0, 1)")
         require(is_number(init_norm) and init_norm > 0, "init_norm", init_norm, "expected a finite norm > 0")
         require(

@@ -44,7 +44,7 @@ from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
 from adv_smooth.attacks.fmn import MinimalPerturbation, keep_smallest, minimal_snr_db
 from adv_smooth.attacks.gradients import loss_and_grad
 from adv_smooth.attacks.threat import DISPLAY
-from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, is_number, require
+from adv_smooth.utils.errors import MAX_ITERATIONS, is_number, require, require_int
 
 BISECTION_STEPS = 40
 
@@ -103,13 +103,8 @@ class FAB(Attack):
         beta: float = 0.9,
         **common: Any,
     ) -> None:
-        for key, value, low in (("steps", steps, 1), ("targets", targets, 1), ("restarts", restarts, 1)):
-            require(
-                is_int(value) and low <= value <= MAX_ITERATIONS,
-                key,
-                value,
-                f"expected an integer in [{low}, {MAX_ITERATIONS}]",
-            )
+        for key, value in (("steps", steps), ("targets", targets), ("restarts", restarts)):
+            require_int(key, value, 1, high=MAX_ITERATIONS)
         require(is_number(alpha_max) and 0 <= alpha_max <= 1, "alpha_max", alpha_max, "expected a number in [0, 1]")
         require(is_number(eta) and 1 <= eta <= 2, "eta", eta, "expected a number in [1, 2] (the overshoot)")
         require(is_number(beta) and 0 < beta <= 1, "beta", beta, "expected a number in (0, 1]")

@@ -58,7 +58,7 @@ from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem
 from adv_smooth.attacks.budget import per_image_norm
 from adv_smooth.attacks.gradients import loss_and_grad
 from adv_smooth.attacks.square import margin
-from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, require
+from adv_smooth.utils.errors import MAX_ITERATIONS, require, require_int
 
 DUAL = {"l2": 2.0, "linf": 1.0}  # the dual norm of the threat model's norm
 DEFAULT_ALPHA = {"l2": 1.0, "linf": 10.0}
@@ -121,12 +121,7 @@ class FMN(Attack):
         targets: int = 3,
         **common: Any,
     ) -> None:
-        require(
-            is_int(steps) and 1 <= steps <= MAX_ITERATIONS,
-            "steps",
-            steps,
-            f"expected an integer in [1, {MAX_ITERATIONS}]",
-        )
+        require_int("steps", steps, 1, high=MAX_ITERATIONS)
         require(alpha_init is None or alpha_init > 0, "alpha_init", alpha_init, "expected a positive step size")
         require(alpha_final is None or alpha_final > 0, "alpha_final", alpha_final, "expected a positive step size")
         require(0 < gamma_init < 1, "gamma_init", gamma_init, "expected a fraction in (0, 1)")

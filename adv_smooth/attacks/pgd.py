@@ -26,7 +26,7 @@ from torch import Tensor
 
 from adv_smooth.attacks.base import FORWARD_PASS, GRADIENT_PASS, Attack, Problem, needs_more_steps
 from adv_smooth.attacks.gradients import input_gradient, loss_and_grad, margin
-from adv_smooth.utils.errors import MAX_FLOAT, MAX_ITERATIONS, is_int, is_number, require
+from adv_smooth.utils.errors import MAX_FLOAT, MAX_ITERATIONS, is_number, require, require_int
 
 
 class _Best:
@@ -72,24 +72,14 @@ class PGD(Attack):
         include_fgsm: bool = True,
         **common: Any,
     ) -> None:
-        require(
-            is_int(steps) and 1 <= steps <= MAX_ITERATIONS,
-            "steps",
-            steps,
-            f"expected an integer in [1, {MAX_ITERATIONS}]",
-        )
+        require_int("steps", steps, 1, high=MAX_ITERATIONS)
         require(
             is_number(step_size) and 0 < step_size <= MAX_FLOAT,
             "step_size",
             step_size,
             f"expected a number in (0, {MAX_FLOAT:g}] (alpha = step_size * eps / steps)",
         )
-        require(
-            is_int(restarts) and 1 <= restarts <= MAX_ITERATIONS,
-            "restarts",
-            restarts,
-            f"expected an integer in [1, {MAX_ITERATIONS}]",
-        )
+        require_int("restarts", restarts, 1, high=MAX_ITERATIONS)
         super().__init__(**common)
         self.steps = int(steps)
         self.step_size = float(step_size)

@@ -16,7 +16,7 @@ from tests.test_bad_inputs import assert_one_line_exit_2, run_main, run_process
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("defense.steps=0", "defense.steps=0 is invalid: expected an integer in [1, 100000]"),
+        ("defense.steps=0", "defense.steps=0 is invalid: an integer in [1, 100000]"),
         ("defense.step_size=-1", "defense.step_size=-1 is invalid"),
     ],
 )
