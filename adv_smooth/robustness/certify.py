@@ -101,7 +101,7 @@ class Certifier:
         if sigma is not None and sigma_snr is not None:
             raise UserError(f"sigma={sigma!r} and sigma_snr={sigma_snr!r} are both set: give one (the other null)")
         if sigma is None and sigma_snr is None:
-            raise UserError("sigma=None is invalid: a noise level > 0, or null with sigma_snr set (dB)")
+            raise UserError("sigma=None is invalid: a noise level > 0, or null with `sigma_snr` set (dB)")
         if sigma is not None:
             require(is_number(sigma) and 0 < sigma <= 100, "sigma", sigma, "a noise level in (0, 100]")
         else:
