@@ -138,3 +138,5 @@ def test_bad_data_is_one_line() -> None:
         evaluate_model(net, (x, y[:19]), preset="report")
     with pytest.raises(UserError, match="preset='fastest' is not an eval preset"):
         evaluate_model(net, (x, y), preset="fastest")
+    with pytest.raises(UserError, match=r"^snr_levels=\[0\] is invalid"):  # its own argument, not a config key
+        evaluate_model(net, (x, y), preset="report", snr_levels=[0])
