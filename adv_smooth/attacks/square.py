@@ -35,7 +35,7 @@ from torch import Tensor
 
 from adv_smooth.attacks.base import FORWARD_PASS, Attack, Problem
 from adv_smooth.attacks.gradients import margin
-from adv_smooth.utils.errors import MAX_ITERATIONS, is_int, require
+from adv_smooth.utils.errors import MAX_ITERATIONS, require, require_int
 
 #: (rescaled iteration, divisor of p_init): p = p_init / divisor up to that iteration out of 10,000.
 P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256))
@@ -87,12 +87,7 @@ class Square(Attack):
     uses_gradients = False
 
     def __init__(self, queries: int = 1000, p_init: float = 0.8, **common: Any) -> None:
-        require(
-            is_int(queries) and 1 <= queries <= MAX_ITERATIONS,
-            "queries",
-            queries,
-            f"expected an integer in [1, {MAX_ITERATIONS}] (model evaluations per image)",
-        )
+        require_int("queries", queries, 1, high=MAX_ITERATIONS, meaning="model evaluations per image")
         require(
             isinstance(p_init, (int, float)) and 0 < p_init <= 1,
             "p_init",

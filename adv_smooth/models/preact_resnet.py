@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from adv_smooth.utils.errors import is_int, require, require_bool, require_choice
+from adv_smooth.utils.errors import is_int, require, require_bool, require_choice, require_int
 
 BlockName = Literal["basic", "bottleneck"]
 Residual = Literal["sum", "convex"]
@@ -124,7 +124,7 @@ def check_options(
     The constructor calls it; so do the start-up checks, before any data is loaded: the network itself is
     built after the data, which supplies its class count and statistics.
     """
-    require(is_int(width) and 1 <= width <= MAX_WIDTH, "width", width, f"an integer in [1, {MAX_WIDTH}]")
+    require_int("width", width, 1, high=MAX_WIDTH)
     require(
         isinstance(blocks, Sequence)
         and not isinstance(blocks, str)

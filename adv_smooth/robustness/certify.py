@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from adv_smooth.attacks.gradients import crafting_mode
 from adv_smooth.robustness.honesty import level_key
-from adv_smooth.utils.errors import UserError, is_int, is_number, require
+from adv_smooth.utils.errors import UserError, is_int, is_number, require, require_int
 
 ABSTAIN = -1
 
@@ -106,14 +106,14 @@ class Certifier:
             require(is_number(sigma) and 0 < sigma <= 100, "sigma", sigma, "a noise level in (0, 100]")
         else:
             require(is_number(sigma_snr) and abs(sigma_snr) <= 200, "sigma_snr", sigma_snr, "an SNR in dB")
-        require(is_int(n) and 1 <= n <= 10**8, "n", n, "an integer in [1, 100000000] (estimation draws)")
+        require_int("n", n, 1, high=10**8, meaning="estimation draws")
         require(is_int(n0) and 1 <= n0 <= n, "n0", n0, f"an integer in [1, n={n}] (selection draws)")
         require(is_number(alpha) and 0 < alpha < 1, "alpha", alpha, "a level strictly between 0 and 1")
-        require(is_int(batch) and 1 <= batch <= 10**7, "batch", batch, "an integer in [1, 10000000]")
+        require_int("batch", batch, 1, high=10**7)
         self.sigma = None if sigma is None else float(sigma)
         self.sigma_snr = None if sigma_snr is None else float(sigma_snr)
-        require(is_int(check_steps) and 0 <= check_steps <= 10**4, "check_steps", check_steps, "0 (off) to 10000")
-        require(is_int(check_draws) and 1 <= check_draws <= 10**5, "check_draws", check_draws, "1 to 100000")
+        require_int("check_steps", check_steps, 0, high=10**4, meaning="PGD steps of the empirical check; 0: off")
+        require_int("check_draws", check_draws, 1, high=10**5)
         self.n0, self.n, self.alpha, self.batch = int(n0), int(n), float(alpha), int(batch)
         self.check_steps, self.check_draws = int(check_steps), int(check_draws)
         require(isinstance(empirical, bool), "empirical", empirical, "true or false")

@@ -44,11 +44,15 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def require_int(key: str, value: object, low: int = 0, allow_none: bool = False, high: int = MAX_COUNT) -> None:
-    """An integer in [`low`, `high`] (or None when `allow_none`)."""
+def require_int(
+    key: str, value: object, low: int = 0, allow_none: bool = False, high: int = MAX_COUNT, meaning: str = ""
+) -> None:
+    """An integer in [`low`, `high`] (or None when `allow_none`); `meaning` says what it counts, in the message."""
     if allow_none and value is None:
         return
-    allowed = f"an integer in [{low}, {high}]" + (", or null" if allow_none else "")
+    allowed = (
+        f"an integer in [{low}, {high}]" + (f" ({meaning})" if meaning else "") + (", or null" if allow_none else "")
+    )
     require(is_int(value) and low <= value <= high, key, value, allowed)
 
 
