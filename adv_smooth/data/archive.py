@@ -3,7 +3,7 @@
 Everything that goes wrong here is something the user can fix (no network, a truncated download, a
 hostile or damaged archive), so each failure becomes a one-line `UserError` naming the file, instead
 of a urllib / zipfile traceback. Nothing here touches the network unless a loader asks for it
-(`dataset.download=true`).
+(`download=true`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from adv_smooth.utils.errors import UserError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Where the files go, named in every missing-file and download error (conf/dataset/*.yaml: root).
-ROOT_HINT = "or point dataset.root (or the ADV_SMOOTH_DATA environment variable) at a folder that has it"
+ROOT_HINT = "or point `root` (or the ADV_SMOOTH_DATA environment variable) at a folder that has it"
 # Why an entry like `./.` is refused: once `.` and empty parts are dropped, it would overwrite the target folder.
 NAMES_NO_FILE = "names no file, only the target folder itself ('.' and '/' parts)"
 _FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python 3.11.4+ / 3.12+: what the `data` filter raises
@@ -95,7 +95,7 @@ def fetch_if_missing(path: Path, url: str, md5: str | None, allow_download: bool
         return
     if not allow_download:
         raise UserError(
-            f"{what} not found: {path} is missing; set dataset.download=true or place {path.name} (from {url}) "
+            f"{what} not found: {path} is missing; set download=true or place {path.name} (from {url}) "
             f"in {path.parent}, {ROOT_HINT}"
         )
     download(url, path.parent, path.name, md5)

@@ -82,14 +82,14 @@ class CifarDataModule(ImageDataModule):
         for path, _ in paths:
             if not path.is_file():
                 return UserError(
-                    f"{self.variant} not found: {path} is missing; set dataset.download=true "
+                    f"{self.variant} not found: {path} is missing; set download=true "
                     f"or place {self.source.base_folder} (from {self.source.url}) under {self.root}, "
                     + archive.ROOT_HINT
                 )
         for path, md5 in paths:
             # Looked up on torchvision's module at call time: the same check torchvision itself applies.
             if not tv_cifar.check_integrity(str(path), md5):
-                return UserError(f"{path} is corrupted (checksum mismatch): delete it and set dataset.download=true")
+                return UserError(f"{path} is corrupted (checksum mismatch): delete it and set download=true")
         for path, _ in paths:
             try:
                 with open(path, "rb") as f:
@@ -104,9 +104,9 @@ class CifarDataModule(ImageDataModule):
             except (OSError, *_UNPICKLE_ERRORS) as err:
                 return UserError(
                     f"{path} is corrupted or not a {self.variant} batch file ({archive.one_line(err)}): "
-                    "delete it and set dataset.download=true"
+                    "delete it and set download=true"
                 )
-        return UserError(f"could not load {self.variant} from {self.folder}: delete it and set dataset.download=true")
+        return UserError(f"could not load {self.variant} from {self.folder}: delete it and set download=true")
 
 
 def _to_tensors(dataset: CIFAR10) -> Split:

@@ -45,7 +45,7 @@ class _Boundary:
         real = Path(os.path.realpath(path))
         if not real.is_relative_to(self.root):
             raise UserError(
-                f"{path} is a symbolic link to {real}, outside dataset.root={str(self.root)!r}: a folder dataset "
+                f"{path} is a symbolic link to {real}, outside root={str(self.root)!r}: a folder dataset "
                 "reads only what is under its root (copy the files in, or use a root that holds them)"
             )
 

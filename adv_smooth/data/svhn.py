@@ -93,11 +93,11 @@ class SvhnDataModule(ImageDataModule):
         try:
             dataset = SVHN(str(self.folder), split=split, download=False)
         except RuntimeError as err:  # torchvision's MD5 check failed on an existing file
-            raise UserError(f"{path} is corrupted (checksum mismatch): delete it, set dataset.download=true") from err
+            raise UserError(f"{path} is corrupted (checksum mismatch): delete it, set download=true") from err
         except _MAT_ERRORS as err:
             raise UserError(
                 f"{path} is corrupted or not an SVHN .mat file ({archive.one_line(err)}): "
-                "delete it and set dataset.download=true"
+                "delete it and set download=true"
             ) from err
         images, labels = np.asarray(dataset.data), np.asarray(dataset.labels).reshape(-1)
         if images.ndim != 4 or images.shape[1:] != (3, 32, 32) or len(images) != len(labels):

@@ -99,8 +99,8 @@ class TorchvisionDataModule(ImageDataModule):
             dataset = self.source(str(self.root), download=False, **args)
         except (RuntimeError, OSError) as err:
             raise UserError(
-                f"{self.name} not found under dataset.root={str(self.root)!r} ({archive.one_line(err)}): "
-                "set dataset.download=true or place its files there"
+                f"{self.name} not found under root={str(self.root)!r} ({archive.one_line(err)}): "
+                "set download=true or place its files there"
             ) from err
         return (_images(dataset), _labels(dataset)), getattr(dataset, "classes", None)
 

@@ -50,7 +50,7 @@ class LaplacianSmoothness(Defense):
             not (self.knn_self and self.k == 1),
             "k",
             self.k,
-            "0 (dense graph) or >= 2 with defense.knn_self=true (k=1 keeps only the node itself: an empty graph)",
+            "0 (dense graph) or >= 2 with knn_self=true (k=1 keeps only the node itself: an empty graph)",
         )
         if self.layers is not None:
             self.layers = list(self.layers)

@@ -65,7 +65,7 @@ def test_missing_data_without_download_names_path_and_cure(tmp_path: Path) -> No
         dm.setup()
     message = str(info.value)
     assert str(tmp_path / "nowhere" / "cifar-10-batches-py" / "data_batch_1") in message
-    assert "dataset.download=true" in message and "\n" not in message
+    assert "set download=true" in message and "\n" not in message
 
 
 def test_download_is_attempted_only_when_files_are_missing(

@@ -30,7 +30,7 @@ def test_failed_download_names_the_root_and_removes_the_folders_it_made(tmp_path
     with pytest.raises(UserError) as info:
         archive.download(UNREACHABLE, folder, "test_32x32.mat")
     message = str(info.value)
-    assert "dataset.root" in message and "ADV_SMOOTH_DATA" in message and "\n" not in message
+    assert "point `root`" in message and "ADV_SMOOTH_DATA" in message and "\n" not in message
     assert not (tmp_path / "data").exists()
 
 
@@ -43,5 +43,5 @@ def test_failed_download_keeps_a_folder_that_was_there(tmp_path: Path) -> None:
 
 
 def test_missing_file_without_download_names_the_root(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"dataset\.download=true or place .*dataset\.root .*ADV_SMOOTH_DATA"):
+    with pytest.raises(UserError, match=r"set download=true or place .*`root` .*ADV_SMOOTH_DATA"):
         archive.fetch_if_missing(tmp_path / "x.mat", UNREACHABLE, None, False, "SVHN test split")

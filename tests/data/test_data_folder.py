@@ -124,7 +124,7 @@ def test_a_symlink_leaving_the_root_is_refused_naming_it(
     with pytest.raises(UserError) as info:
         FolderDataModule(root=root).setup()
     message = str(info.value)
-    assert message.startswith(f"{path} is a symbolic link to ") and "outside dataset.root" in message, message
+    assert message.startswith(f"{path} is a symbolic link to ") and "outside root=" in message, message
     assert "\n" not in message
 
 

@@ -57,7 +57,7 @@ def test_missing_split_names_path_and_cure(tmp_path: Path) -> None:
     with pytest.raises(UserError) as info:
         SvhnDataModule(root=tmp_path, download=False).setup()
     message = str(info.value)
-    assert str(tmp_path / "svhn" / "train_32x32.mat") in message and "dataset.download=true" in message
+    assert str(tmp_path / "svhn" / "train_32x32.mat") in message and "set download=true" in message
     assert "\n" not in message
 
 

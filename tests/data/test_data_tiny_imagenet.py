@@ -85,7 +85,7 @@ def test_missing_data_names_path_and_cure(tmp_path: Path) -> None:
     with pytest.raises(UserError) as info:
         _module(tmp_path).setup()
     message = str(info.value)
-    assert str(tmp_path / "tiny-imagenet-200.zip") in message and "dataset.download=true" in message
+    assert str(tmp_path / "tiny-imagenet-200.zip") in message and "set download=true" in message
     assert tiny_imagenet.URL in message and "\n" not in message
 
 

@@ -50,7 +50,7 @@ def test_only_a_torchvision_class_can_be_named() -> None:
 
 
 def test_missing_files_and_unsafe_downloads_are_one_line(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"MNIST not found under dataset.root="):
+    with pytest.raises(UserError, match=r"MNIST not found under root="):
         TorchvisionDataModule(name="MNIST", root=tmp_path, download=False).setup()
     # Flowers102 downloads tar archives through torchvision's unfiltered extract_archive: refused.
     dm = TorchvisionDataModule(

@@ -8,6 +8,7 @@ import pytest
 
 from adv_smooth.app.build import build_defense, build_robustness_callback, build_test_subset
 from adv_smooth.app.preflight.failures import explain, keyed
+from adv_smooth.data.cifar import CifarDataModule
 from adv_smooth.data.folder import FolderDataModule
 from adv_smooth.lightning.snapshots import Snapshots
 from adv_smooth.utils.errors import UserError
@@ -49,6 +50,10 @@ def test_a_refusal_at_run_time_is_placed_by_name_and_by_the_value_it_shows(tmp_p
     cfg = compose_config("dataset=folder", "dataset.root=/no/such/folder", output_dir=tmp_path)
     error = UserError(_refusal(lambda: FolderDataModule(root="/no/such/folder", download=False).setup()))
     assert explain(error, cfg).startswith("dataset.root='/no/such/folder' is not a folder")
+    cifar = compose_config("dataset=cifar10", "dataset.download=false", output_dir=tmp_path)
+    missing = UserError(_refusal(lambda: CifarDataModule(root=tmp_path / "none", download=False).setup()))
+    assert "set dataset.download=true or place" in explain(missing, cifar)
+    assert "or point dataset.root (or the ADV_SMOOTH_DATA" in explain(missing, cifar)
     snapshot = compose_config("optim=snapshot", "optim.cycles=4", "trainer.max_epochs=6", output_dir=tmp_path)
     error = UserError(_refusal(lambda: Snapshots(cycles=4, epochs=6)))
     assert explain(error, snapshot).startswith("optim.cycles=4 is invalid: a divisor of trainer.max_epochs=6")
