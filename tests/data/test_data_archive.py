@@ -203,7 +203,7 @@ def test_cifar_download_goes_through_the_checked_extraction(tmp_path: Path, monk
 
     (tmp_path / "root").mkdir()
     src = _tar(tmp_path / "root" / "cifar-10-python.tar.gz", [("file", "../escaped.txt", b"evil")])
-    monkeypatch.setattr(archive, "download", lambda url, root, filename, md5=None: src)
+    monkeypatch.setattr(archive, "download", lambda url, root, filename, md5=None: src)  # the local file, no network
     monkeypatch.setattr(tv_utils, "extract_archive", lambda *a, **k: pytest.fail("torchvision's unfiltered extract"))
     dm = CifarDataModule(root=str(tmp_path / "root"), download=True)
     with pytest.raises(UserError, match=r"refusing to extract .*'\.\./escaped\.txt'"):

@@ -138,7 +138,7 @@ def test_zip_slip_archive_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_download_fetches_the_official_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    monkeypatch.setattr(tv_utils, "download_url", lambda *args: calls.append(args))
+    monkeypatch.setattr(tv_utils, "download_url", lambda *args: calls.append(args))  # recorded, never fetched
     with pytest.raises(UserError):  # the fake download produced no file
         TinyImageNetDataModule(root=tmp_path, download=True).setup()
     assert calls == [(tiny_imagenet.URL, str(tmp_path), "tiny-imagenet-200.zip", tiny_imagenet.MD5)]

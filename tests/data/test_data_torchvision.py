@@ -52,7 +52,8 @@ def test_only_a_torchvision_class_can_be_named() -> None:
 def test_missing_files_and_unsafe_downloads_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"MNIST not found under root="):
         TorchvisionDataModule(name="MNIST", root=tmp_path, download=False).setup()
-    # Flowers102 downloads tar archives through torchvision's unfiltered extract_archive: refused.
+    # Flowers102 downloads tar archives through torchvision's unfiltered extract_archive: refused before any
+    # download (tests/data/conftest.py's autouse `no_network` fails any that is tried).
     dm = TorchvisionDataModule(
         name="Flowers102", root=tmp_path, download=True, train_args={"split": "train"}, test_args={"split": "test"}
     )
