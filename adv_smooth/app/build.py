@@ -7,14 +7,16 @@ an attack config.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from adv_smooth.app.preflight.devices import check_devices
@@ -24,10 +26,11 @@ from adv_smooth.data import ImageDataModule
 from adv_smooth.defenses import Compose, Defense
 from adv_smooth.lightning import RobustClassifier
 from adv_smooth.lightning.distributed import carry_back
-from adv_smooth.lightning.robustness_callback import RobustnessVsSNR, from_eval_config
+from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
 from adv_smooth.lightning.test_subset import TestSubset
 from adv_smooth.models.perf import apply_perf, resolve_perf
 from adv_smooth.robustness.attack_configs import default_attacks
+from adv_smooth.utils.conf_dir import config_dir
 from adv_smooth.utils.errors import UserError
 
 
@@ -143,22 +146,29 @@ def build_attacks(attacks: Mapping[str, Any] | None, key: str = "eval.attacks") 
     return built
 
 
-def build_robustness_callback(eval_cfg: Mapping[str, Any], **overrides: Any) -> RobustnessVsSNR:
-    """The robustness callback of an `eval` config group (conf/eval/*.yaml, a plain mapping), its attacks built."""
-    attacks = build_attacks(eval_cfg.get("attacks"))
-    try:
-        return from_eval_config({**eval_cfg, "attacks": attacks}, **overrides)
-    except UserError as e:  # it names its own options (`snr_levels=`): the user set them under `eval`
-        raise UserError(keyed(str(e), eval_cfg, "eval")) from None
+class EvaluationCallbacks(NamedTuple):
+    """The callbacks that test a network: which images (`eval.test_subset*`) and how robust it is there."""
+
+    test_subset: TestSubset
+    robustness: RobustnessVsSNR
 
 
-def build_test_subset(cfg: DictConfig) -> TestSubset:
-    """`callbacks.test_subset` of `cfg` (its `n` and `seed` are `eval.test_subset*`), built as training builds it, so
-    a refusal names the eval key; a config without one (its run removed it) still takes `eval.test_subset`."""
-    node = (cfg.get("callbacks") or {}).get("test_subset")
-    if node is not None:
-        return instantiate_named(node)
-    return TestSubset(cfg.eval.get("test_subset"), cfg.eval.get("test_subset_seed"))
+def build_evaluation_callbacks(cfg: DictConfig, **overrides: Any) -> EvaluationCallbacks:
+    """`callbacks.test_subset` and `callbacks.robustness` of `cfg` (`overrides`: the latter's), built as training
+    builds them, so a refusal names the `eval` key their interpolations read. A run that removed one
+    (`~callbacks.robustness`) is still tested, by the package's own node reading the same `eval` keys."""
+    # built from a copy: Hydra resolves a node that `${oc.select:eval.certify,null}` hands it in place, which would
+    # fix `eval.certify.sigma`'s `${oc.select:defense.noise_sigma,...}` to this config's value in `cfg` itself
+    cfg = copy.deepcopy(cfg)
+    removed = [name for name in EvaluationCallbacks._fields if (cfg.get("callbacks") or {}).get(name) is None]
+    if removed:  # placed in the copy, whose `eval` their interpolations read; the run's config stays as saved
+        default = OmegaConf.load(Path(config_dir()) / "callbacks" / "default.yaml")
+        with open_dict(cfg):
+            cfg.callbacks = cfg.get("callbacks") or {}
+            for name in removed:
+                cfg.callbacks[name] = default[name]
+    robustness = build_callback(cfg.callbacks.robustness, **overrides)  # first, as before: the attack settings
+    return EvaluationCallbacks(instantiate_named(cfg.callbacks.test_subset), robustness)
 
 
 def build_callback(node: DictConfig, **overrides: Any) -> Any:
@@ -169,7 +179,7 @@ def build_callback(node: DictConfig, **overrides: Any) -> Any:
         key = user_key(root, full) if full else "eval.attacks"
         plain = OmegaConf.to_container(attacks, resolve=True) if isinstance(attacks, DictConfig) else attacks
         overrides["attacks"] = build_attacks(plain, key)
-    return hydra.utils.instantiate(node, **overrides)
+    return instantiate_named(node, **overrides)
 
 
 def build_datamodule(cfg: DictConfig, load: bool = True) -> ImageDataModule:

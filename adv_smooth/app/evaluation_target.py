@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from adv_smooth.app.build import build_robustness_callback, build_test_subset
+from adv_smooth.app.build import build_evaluation_callbacks
 from adv_smooth.app.checkpoint_networks import from_checkpoints
 from adv_smooth.app.choices import evaluation_choices
 from adv_smooth.app.evaluation_inputs import chose_eval
@@ -59,8 +59,7 @@ def build_evaluation(cfg: DictConfig, overrides: list[str], out: Path) -> Evalua
     each checkpoint's weights and run (its saved config, vetted, and its choices)."""
     # this command's attack settings (names, SNR levels) and test subset, vetted by building them before any file
     # is read; the Trainers' own are built at the end, from the config the evaluation runs under
-    build_robustness_callback(OmegaConf.to_container(cfg.eval, resolve=True))
-    build_test_subset(cfg)
+    build_evaluation_callbacks(cfg)
     # any network (models/external.py) under the command line's own config, else our checkpoint(s): each run dir's
     # saved config, vetted once, this command's overrides on top
     networks = from_weights(cfg) if cfg.get("weights") is not None else from_checkpoints(cfg, overrides)

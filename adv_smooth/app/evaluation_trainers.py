@@ -1,9 +1,9 @@
-"""The Trainers of an evaluation: one pass over the test split per network, its callbacks built from the `eval` group.
+"""The Trainers of an evaluation: one pass over the test split per network, its callbacks built as training's are.
 
 `evaluation_trainers` builds one Trainer per network, under the config the evaluation runs under, each with a
-fresh robustness callback, the test subset (`app/build.py` builds both from the `eval` settings) and the run's
-progress bar, writing into a dir of its own. A subset larger than the test split is refused before any Trainer is
-built.
+fresh robustness callback and test subset (`app/build.py` builds both from the run's `callbacks` nodes, which read
+the `eval` settings) and the run's progress bar, writing into a dir of its own. A subset larger than the test
+split is refused before any Trainer is built.
 """
 
 from __future__ import annotations
@@ -14,22 +14,23 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from adv_smooth.app.build import build_callback, build_robustness_callback, build_test_subset, build_trainer
+from adv_smooth.app.build import build_callback, build_evaluation_callbacks, build_trainer
 
 
 def evaluation_trainers(run_cfg: DictConfig, datamodule: Any, outs: list[Path]) -> list[pl.Trainer]:
     """A Trainer writing into each of `outs`, under `run_cfg` (the config evaluation runs under), for
     `datamodule`'s test split (loaded: the subset is checked against it first)."""
-    subsets = [build_test_subset(run_cfg) for _ in outs]  # each Trainer its own: a callback keeps state
-    if subsets[0].n is not None:
-        subsets[0].test_split(datamodule)
+    tests = [
+        build_evaluation_callbacks(run_cfg, val_subset=0) for _ in outs
+    ]  # each Trainer its own: callbacks keep state
+    if tests[0].test_subset.n is not None:
+        tests[0].test_subset.test_split(datamodule)
     bar = (run_cfg.get("callbacks") or {}).get("progress_bar")  # the run's own (TQDM by default), as in training
     show_bar = bar is not None and bool(run_cfg.trainer.get("enable_progress_bar", True))  # else none (not Rich's)
     trainers = []
-    for out, subset in zip(outs, subsets):
+    for out, tested in zip(outs, tests):
         callbacks = [
-            subset,
-            build_robustness_callback(OmegaConf.to_container(run_cfg.eval, resolve=True), val_subset=0),
+            *tested,
             *([build_callback(bar)] if show_bar else []),  # a run dir's config passed check_targets before
         ]
         trainers.append(

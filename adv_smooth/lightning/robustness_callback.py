@@ -50,14 +50,6 @@ RECORDS_FILE = "per_image_{stage}.npz"
 FIGURE_FILE = "robustness_test.png"
 
 
-def from_eval_config(eval_cfg: Mapping[str, Any], **overrides: Any) -> RobustnessVsSNR:
-    """The callback for an `eval` config group (conf/eval/*.yaml, its `attacks` built)."""
-    keys = ("snr_levels", "val_subset", "val_every_n_epochs", "val_attacks", "val_snr_levels", "val_budget")
-    keys += ("cascade", "worst", "sanity_snr_db", "certify", "eot_samples")
-    options = {k: eval_cfg[k] for k in keys if k in eval_cfg}
-    return RobustnessVsSNR(attacks=eval_cfg.get("attacks"), **{**options, **overrides})
-
-
 class RobustnessVsSNR(pl.Callback):
     """Robust accuracy vs SNR for each configured attack (`attacks: {label: attack}`), with per-image records.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adv_smooth.app.build import build_robustness_callback
+from adv_smooth.app.build import build_evaluation_callbacks
 from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
 from tests.conftest import CONF, compose_config
 from tests.test_bad_inputs import run_main
@@ -18,7 +18,7 @@ PRESETS = sorted(p.stem for p in (Path(CONF) / "eval").glob("*.yaml"))
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_eval_preset_builds_its_callback(preset: str) -> None:
     cfg = compose_config(f"eval={preset}")
-    callback = build_robustness_callback(OmegaConf.to_container(cfg.eval, resolve=True))
+    callback = build_evaluation_callbacks(cfg).robustness
     assert isinstance(callback, RobustnessVsSNR) and callback.attacks
     assert callback.levels == sorted(callback.levels, reverse=True)
 

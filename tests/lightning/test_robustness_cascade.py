@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
 from adv_smooth.defenses.plain_loop import fit_classifier
@@ -25,7 +24,7 @@ def cascade_run(tmp_path_factory) -> tuple[dict, dict, object]:
     """`eval=strong` (6 attacks, fewer steps and queries) on 300 digits through `trainer.test`, with TensorBoard."""
     import pytorch_lightning as pl
 
-    from adv_smooth.app.build import build_robustness_callback
+    from adv_smooth.app.build import build_evaluation_callbacks
     from adv_smooth.lightning.module import RobustClassifier
 
     out = tmp_path_factory.mktemp("cascade")
@@ -33,10 +32,9 @@ def cascade_run(tmp_path_factory) -> tuple[dict, dict, object]:
     net = fit_classifier(DigitsCNN(), x, y, perm[:1400], epochs=10, generator=g)
     test = perm[1400:1700]
     cfg = compose_config("eval=strong", output_dir=out)
-    eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
-    for label, attack in eval_cfg["attacks"].items():
+    for label, attack in cfg.eval.attacks.items():
         attack.update({"queries": 40} if "square" in label else {"steps": 8})
-    callback = build_robustness_callback(eval_cfg, snr_levels=LEVELS, sanity_snr_db=None, seed=0)
+    callback = build_evaluation_callbacks(cfg, snr_levels=LEVELS, sanity_snr_db=None, seed=0).robustness
     logger = pl.loggers.TensorBoardLogger(str(out), name="tb", version="")
     trainer = quiet_trainer(callbacks=[callback], default_root_dir=str(out), logger=logger)
     with torch.random.fork_rng():

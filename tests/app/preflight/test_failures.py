@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adv_smooth.app.build import build_defense, build_robustness_callback, build_test_subset
+from adv_smooth.app.build import build_defense, build_evaluation_callbacks
 from adv_smooth.app.preflight.failures import explain, keyed
 from adv_smooth.data.cifar import CifarDataModule
 from adv_smooth.data.folder import FolderDataModule
@@ -30,19 +30,20 @@ def test_an_option_set_by_interpolation_is_named_by_the_key_the_user_sets(tmp_pa
 
 def test_options_named_anywhere_in_the_message_and_in_backquotes(tmp_path: Path) -> None:
     cfg = compose_config("eval.test_subset_seed=3", output_dir=tmp_path)  # a seed without a subset size
-    message = _refusal(lambda: build_test_subset(cfg))
+    message = _refusal(lambda: build_evaluation_callbacks(cfg))
     assert message == (
         "eval.test_subset_seed=3 is invalid: it draws a sample of eval.test_subset images: set eval.test_subset too, "
         "or leave the seed null"
     )
 
 
-def test_an_evaluation_names_the_eval_keys_of_a_plain_mapping(tmp_path: Path) -> None:
+def test_the_robustness_callback_names_the_eval_keys_its_node_reads(tmp_path: Path) -> None:
+    """Its `certify` is `${oc.select:eval.certify,null}`: a refusal inside it names `eval.certify.*`."""
     cfg = compose_config("eval=certified", "eval.certify.n0=5", "eval.certify.n=4", output_dir=tmp_path)
-    plain = {**cfg.eval, "certify": dict(cfg.eval.certify)}
-    message = _refusal(lambda: build_robustness_callback(plain))
+    message = _refusal(lambda: build_evaluation_callbacks(cfg))
     assert message.startswith("eval.certify.n0=5 is invalid: an integer in [1, eval.certify.n=4]"), message
-    assert _refusal(lambda: build_robustness_callback({"snr_levels": [0]})).startswith("eval.snr_levels=[0] is invalid")
+    levels = compose_config("eval.snr_levels=[0]", output_dir=tmp_path)
+    assert _refusal(lambda: build_evaluation_callbacks(levels)).startswith("eval.snr_levels=[0] is invalid")
 
 
 def test_a_refusal_at_run_time_is_placed_by_name_and_by_the_value_it_shows(tmp_path: Path) -> None:
