@@ -22,10 +22,13 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytorch_lightning as pl
 import torch
+
+from adv_smooth.utils.io import write_json_atomic
 
 T = TypeVar("T")
 
@@ -198,3 +201,12 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", module="pytorch_lightning")
     warnings.filterwarnings("ignore", module="lightning_fabric")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def publish(report: str, out: str | Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Every benchmark's ending: its report on stdout, `result` written whole to `out` (atomically: an interrupted
+    run leaves the previous file), and where it went."""
+    print(report)
+    write_json_atomic(out, result)
+    print(f"wrote {out}")
+    return result

@@ -30,8 +30,7 @@ from torch import Tensor, nn
 from adv_smooth.attacks import FGSM
 from adv_smooth.models import PreActResNet
 from adv_smooth.robustness.batch import robust_predictions
-from adv_smooth.utils.io import write_json_atomic
-from benchmarks._timing import format_table, load_average, machine_info, timed
+from benchmarks._timing import format_table, load_average, machine_info, publish, timed
 
 LEVELS = (50.0, 45.0, 40.0, 33.0)
 DEFAULT_OUT = Path("benchmarks/results/attack_batching.json")
@@ -154,10 +153,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     result = run(n=n, subset=subset, reps=reps, batch_size=args.batch_size)
     result["quick"] = bool(args.quick)
-    print(_table(result))
-    write_json_atomic(args.out, result)
-    print(f"wrote {args.out}")
-    return result
+    return publish(_table(result), args.out, result)
 
 
 if __name__ == "__main__":

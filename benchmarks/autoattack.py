@@ -13,7 +13,6 @@ benchmarks/results/autoattack[_l2].json (or --out).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 from adv_smooth.app.build import build_attacks
 from adv_smooth.app.presets import load_preset
 from adv_smooth.robustness.evaluator import Evaluator
-from benchmarks._timing import machine_info, sync
+from benchmarks._timing import machine_info, publish, sync
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -124,15 +123,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--run RUN_DIR is required (or --smoke)")
     result = run(args.run, args.norm, args.images, args.device, args.smoke, args.batch)
     out = args.out or RESULTS / f"autoattack{'' if args.norm == 'linf' else '_l2'}{'_smoke' if args.smoke else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
     o, a = result["ours"], result["autoattack"]
-    print(
+    publish(
         f"{result['benchmark']} on {result['settings']['images']} images, eps {result['settings']['eps']:.4g}: "
         f"ours {100 * o['robust_acc']:.2f} % in {o['wall_s']:.1f} s, AutoAttack {100 * a['robust_acc']:.2f} % in "
-        f"{a['wall_s']:.1f} s; |diff| {result['robust_acc_abs_diff_points']:.2f} points ({result['target']['status']})"
+        f"{a['wall_s']:.1f} s; |diff| {result['robust_acc_abs_diff_points']:.2f} points ({result['target']['status']})",
+        out,
+        result,
     )
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -25,8 +25,7 @@ from adv_smooth.defenses.adversarial import AdversarialTraining
 from adv_smooth.defenses.base import Defense
 from adv_smooth.defenses.plain_loop import digits_tensors, train_digits
 from adv_smooth.defenses.trades import Trades
-from adv_smooth.utils.io import write_json_atomic
-from benchmarks._timing import format_table, load_average, machine_info
+from benchmarks._timing import format_table, load_average, machine_info, publish
 
 DEFAULT_OUT = Path("benchmarks/results/baselines_digits.json")
 SNR = 14.0
@@ -91,9 +90,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     result = run(args.seeds, args.epochs, args.steps)
-    print(_table(result))
-    write_json_atomic(args.out, result)
-    return result
+    return publish(_table(result), args.out, result)
 
 
 if __name__ == "__main__":

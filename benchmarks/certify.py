@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from adv_smooth.robustness.certify import ABSTAIN, Certifier, clopper_pearson_lower
-from adv_smooth.utils.io import write_json_atomic
+from benchmarks import _timing
 from benchmarks._timing import format_table, interleaved, load_average, machine_info, paired_ratios, summarize, sync
 
 DEFAULT_OUT = Path("benchmarks/results/certify.json")
@@ -161,9 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model, x, y = noisy_digits_model(args.images, args.sigma, args.device)
     result = compare(model, x, y, args.sigma, args.n0, args.n, args.batch, args.reps)
     result["machine"] = {**machine_info(args.device), "load_before": before, "load_after": load_average()}
-    print(format_report(result))
-    write_json_atomic(args.out, result)
-    return result
+    return _timing.publish(format_report(result), args.out, result)
 
 
 if __name__ == "__main__":

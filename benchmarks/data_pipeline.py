@@ -18,11 +18,9 @@ is reported with the ratio. Runs on CPU; a GPU would only widen the gap (ours au
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from adv_smooth.data.base import ImageDataModule, Splits
+from benchmarks._timing import publish
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # any constants: cost, not accuracy
 
@@ -111,8 +110,8 @@ def run(n_images: int, batches: int, repeats: int, batch_size: int, workers: int
 
     ours = InMemory(images, labels, batch_size=batch_size, val_fraction=0.0, augment=True, flip=True)
     ours.setup()
+    ours_loader = ours.train_dataloader()  # no trainer yet: a CPU loader (with a GPU trainer the split is resident)
     ours.trainer = SimpleNamespace(training=True)  # on_after_batch_transfer augments only while training
-    ours_loader = ours.train_dataloader()
 
     def ours_step(batch):
         return ours.on_after_batch_transfer(batch, 0)
@@ -182,14 +181,6 @@ def run(n_images: int, batches: int, repeats: int, batch_size: int, workers: int
     }
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images/batches/repeats (under a minute)")
@@ -207,21 +198,19 @@ def main(argv: list[str] | None = None) -> dict:
     n_images, batches, repeats = (8192, 25, 3) if args.quick else (50000, 100, 5)
     result = run(n_images, batches, repeats, args.batch_size, args.workers)
     result["settings"]["quick"] = args.quick
-    print(f"{'pipeline':<12} {'images/s':>10} {'images/CPU-s':>13}  runs (images/s)")
+    lines = [f"{'pipeline':<12} {'images/s':>10} {'images/CPU-s':>13}  runs (images/s)"]
     for name in ("ours", "torchvision"):
         row = result[name]
         per_cpu = f"{row['images_per_cpu_s']:,.0f}" if row["images_per_cpu_s"] else "n/a"
         runs = ", ".join(f"{r:,.0f}" for r in row["runs_images_per_s"])
-        print(f"{name:<12} {row['images_per_s']:>10,.0f} {per_cpu:>13}  {runs}")
+        lines.append(f"{name:<12} {row['images_per_s']:>10,.0f} {per_cpu:>13}  {runs}")
     cpu_ratio = f"{result['ratio_per_cpu_s']:.1f}x" if result["ratio_per_cpu_s"] else "n/a"
-    print(
+    lines.append(
         f"ratio ours / torchvision: {result['ratio']:.1f}x per wall second, {cpu_ratio} per CPU second "
         f"(medians; batch {args.batch_size}, CPU, {args.threads} torch thread(s), "
         f"1-min load {result['settings']['load_average_1min']:.1f} on {os.cpu_count()} cores)"
     )
-    _write_json(args.out, result)
-    print(f"wrote {args.out}")
-    return result
+    return publish("\n".join(lines), args.out, result)
 
 
 if __name__ == "__main__":

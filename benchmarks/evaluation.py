@@ -37,7 +37,6 @@ from torch import Tensor
 from adv_smooth.app.build import build_attacks, build_callback
 from adv_smooth.robustness.attack_configs import check_levels
 from adv_smooth.robustness.batch import evaluate_batch, weak_to_strong
-from adv_smooth.utils.io import write_json_atomic
 from benchmarks._setup import (
     DATASETS,
     RunSettings,
@@ -57,6 +56,7 @@ from benchmarks._timing import (
     load_average,
     machine_info,
     paired_overhead,
+    publish,
     quiet_lightning,
     summarize,
     target_status,
@@ -276,15 +276,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
         result = ensemble.run(reps=versus_reps, seed=s.seed)
         out = ENSEMBLE_OUT if out == DEFAULT_OUT else out
-        print(ensemble.format_report(result))
-        write_json_atomic(out, result)
-        print(f"wrote {out}")
-        return result
+        return publish(ensemble.format_report(result), out, result)
     result = run(s)
-    print(format_report(result))
-    write_json_atomic(out, result)
-    print(f"wrote {out}")
-    return result
+    return publish(format_report(result), out, result)
 
 
 if __name__ == "__main__":

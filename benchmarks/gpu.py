@@ -32,7 +32,7 @@ import torch
 
 from adv_smooth.utils.io import write_json_atomic
 from benchmarks import gpu_checks, gpu_rows
-from benchmarks._timing import format_table, machine_info, quiet_lightning
+from benchmarks._timing import format_table, machine_info, publish, quiet_lightning
 
 DEFAULT_OUT = Path("benchmarks/results/gpu.json")
 COMMAND = "python -m benchmarks.gpu"
@@ -257,10 +257,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "machine": machine_info(device),
         **run(s, a.budget_s, a.keep_run, partial),
     }
-    write_json_atomic(a.out, results)
-    partial.unlink(missing_ok=True)
-    print(format_report(results))
-    print(f"wrote {a.out}")
+    publish(format_report(results), a.out, results)
+    partial.unlink(missing_ok=True)  # the whole run's file replaces what it saved job by job
     return results
 
 

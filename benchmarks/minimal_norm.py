@@ -41,8 +41,7 @@ from torch import Tensor, nn
 
 from adv_smooth.app.build import build_attacks
 from adv_smooth.robustness.batch import evaluate_batch
-from adv_smooth.utils.io import write_json_atomic
-from benchmarks._timing import format_table, interleaved, load_average, machine_info, paired_ratios, summarize
+from benchmarks._timing import format_table, interleaved, load_average, machine_info, paired_ratios, publish, summarize
 
 DEFAULT_OUT = Path("benchmarks/results/minimal_norm.json")
 TIME_LIMIT = 1.5  # the preset's CPU time over the reference's (issue 26, item 16)
@@ -235,9 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     n, reps, epochs = (64, 1, 1) if args.quick else (args.images, args.reps, args.epochs)
     result = run(args.models, n, reps, epochs)
-    print(format_report(result))
-    write_json_atomic(args.out, result)
-    print(f"wrote {args.out}")
+    publish(format_report(result), args.out, result)
 
 
 if __name__ == "__main__":

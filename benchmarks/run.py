@@ -248,10 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     a = parser.parse_args(argv)
     result = run(a.quick, a.reps or (2 if a.quick else 3), a.threads)
-    from adv_smooth.utils.io import write_json_atomic
-
-    write_json_atomic(a.out, result)
-    print(format_report(result))
+    _timing.publish(format_report(result), a.out, result)
 
 
 if __name__ == "__main__":

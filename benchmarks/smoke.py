@@ -26,6 +26,7 @@ from adv_smooth.utils.io import write_json_atomic
 from benchmarks import (
     _timing,
     certify,
+    data_pipeline,
     ensemble,
     evaluation,
     minimal_norm,
@@ -250,6 +251,13 @@ def check_a_tiny_run_has_every_field_and_check(tmp_path: Path) -> None:
     assert result["preset"]["cpu_ratio"]["median"] > 0
     table = minimal_norm.format_report({"models": {"cnn": result}})
     assert "fmn_preset" in table and "cpu_ratio_within_limit" in table
+
+
+def check_the_data_pipelines_run_side_by_side(tmp_path: Path) -> None:
+    """Both loaders at a tiny size, ours as a CPU loader (a data module without a trainer until its loader exists)."""
+    result = data_pipeline.run(n_images=256, batches=2, repeats=1, batch_size=32, workers=0)
+    assert result["ours"]["images_per_s"] > 0 and result["torchvision"]["images_per_s"] > 0
+    assert result["ratio"] > 0
 
 
 CHECKS: dict[str, Callable[[Path], None]] = {

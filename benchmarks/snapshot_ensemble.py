@@ -20,7 +20,7 @@ import torch
 from adv_smooth.attacks import PGD
 from adv_smooth.models import PreActResNet
 from adv_smooth.models.ensemble import Ensemble
-from adv_smooth.utils.io import write_json_atomic
+from benchmarks import _timing
 from benchmarks._timing import format_table, interleaved, load_average, machine_info, paired_ratios, summarize, timed
 
 DEFAULT_OUT = Path("benchmarks/results/snapshot_ensemble.json")
@@ -97,9 +97,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         width=args.width or (8 if quick else 16),
         reps=args.reps or (3 if quick else 5),
     )
-    print(_table(result))
-    write_json_atomic(args.out, result)
-    return result
+    return _timing.publish(_table(result), args.out, result)
 
 
 if __name__ == "__main__":

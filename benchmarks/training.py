@@ -39,7 +39,6 @@ from typing import Any
 
 import torch
 
-from adv_smooth.utils.io import write_json_atomic
 from benchmarks import components, host_syncs
 from benchmarks._setup import (
     DATASETS,
@@ -56,6 +55,7 @@ from benchmarks._timing import (
     machine_info,
     paired_overhead,
     paired_ratios,
+    publish,
     quiet_lightning,
     summarize,
 )
@@ -273,10 +273,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> tuple[Settings, Pat
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     s, out = settings_from_args(argv)
     result = run(s)
-    print(format_report(result))
-    write_json_atomic(out, result)
-    print(f"wrote {out}")
-    return result
+    return publish(format_report(result), out, result)
 
 
 if __name__ == "__main__":

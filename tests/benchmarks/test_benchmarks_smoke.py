@@ -26,6 +26,7 @@ GROUPS = {
         "summary_and_report_read_the_raw_runs",
     ],
     "snapshot_ensemble": ["snapshot_ensemble_benchmark_shape"],
+    "data_pipeline": ["the_data_pipelines_run_side_by_side"],
     "certify": ["plain_loop_matches_the_tool_on_a_deterministic_network"],
     "minimal_norm": [
         "quality_counts_the_images_whose_minimal_snr_is_below_each_level",
