@@ -147,15 +147,16 @@ def build_attacks(attacks: Mapping[str, Any] | None, key: str = "eval.attacks") 
 
 
 class EvaluationCallbacks(NamedTuple):
-    """The callbacks that test a network: which images (`eval.test_subset*`) and how robust it is there."""
+    """The callbacks that test a network: how robust it is, and on which images (`eval.test_subset*`). Built in this
+    order: a bad attack setting is refused first, as it is when they are built from `eval` alone."""
 
-    test_subset: TestSubset
     robustness: RobustnessVsSNR
+    test_subset: TestSubset
 
 
 def build_evaluation_callbacks(cfg: DictConfig, **overrides: Any) -> EvaluationCallbacks:
-    """`callbacks.test_subset` and `callbacks.robustness` of `cfg` (`overrides`: the latter's), built as training
-    builds them, so a refusal names the `eval` key their interpolations read. A run that removed one
+    """`callbacks.robustness` (`overrides`: its own) and `callbacks.test_subset` of `cfg`, built as training builds
+    them (`build_callback`), so a refusal names the `eval` key their interpolations read. A run that removed one
     (`~callbacks.robustness`) is still tested, by the package's own node reading the same `eval` keys."""
     # built from a copy: Hydra resolves a node that `${oc.select:eval.certify,null}` hands it in place, which would
     # fix `eval.certify.sigma`'s `${oc.select:defense.noise_sigma,...}` to this config's value in `cfg` itself
@@ -167,8 +168,10 @@ def build_evaluation_callbacks(cfg: DictConfig, **overrides: Any) -> EvaluationC
             cfg.callbacks = cfg.get("callbacks") or {}
             for name in removed:
                 cfg.callbacks[name] = default[name]
-    robustness = build_callback(cfg.callbacks.robustness, **overrides)  # first, as before: the attack settings
-    return EvaluationCallbacks(instantiate_named(cfg.callbacks.test_subset), robustness)
+    own = {"robustness": overrides}
+    return EvaluationCallbacks(
+        *(build_callback(cfg.callbacks[n], **own.get(n, {})) for n in EvaluationCallbacks._fields)
+    )
 
 
 def build_callback(node: DictConfig, **overrides: Any) -> Any:

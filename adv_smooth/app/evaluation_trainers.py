@@ -30,7 +30,8 @@ def evaluation_trainers(run_cfg: DictConfig, datamodule: Any, outs: list[Path]) 
     trainers = []
     for out, tested in zip(outs, tests):
         callbacks = [
-            *tested,
+            tested.test_subset,
+            tested.robustness,
             *([build_callback(bar)] if show_bar else []),  # a run dir's config passed check_targets before
         ]
         trainers.append(
