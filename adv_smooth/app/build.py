@@ -11,7 +11,6 @@ import copy
 import inspect
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import hydra
@@ -30,7 +29,7 @@ from adv_smooth.lightning.robustness_callback import RobustnessVsSNR
 from adv_smooth.lightning.test_subset import TestSubset
 from adv_smooth.models.perf import apply_perf, resolve_perf
 from adv_smooth.robustness.attack_configs import default_attacks
-from adv_smooth.utils.conf_dir import config_dir
+from adv_smooth.utils.conf_dir import default_callbacks
 from adv_smooth.utils.errors import UserError
 
 
@@ -163,7 +162,7 @@ def build_evaluation_callbacks(cfg: DictConfig, **overrides: Any) -> EvaluationC
     cfg = copy.deepcopy(cfg)
     removed = [name for name in EvaluationCallbacks._fields if (cfg.get("callbacks") or {}).get(name) is None]
     if removed:  # placed in the copy, whose `eval` their interpolations read; the run's config stays as saved
-        default = OmegaConf.load(Path(config_dir()) / "callbacks" / "default.yaml")
+        default = default_callbacks()
         with open_dict(cfg):
             cfg.callbacks = cfg.get("callbacks") or {}
             for name in removed:

@@ -9,6 +9,7 @@ judges all its members).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from adv_smooth.app.checkpoint_files import ckpt_label
 from adv_smooth.app.choices import saved_choices
 from adv_smooth.app.preflight.targets import check_targets, moved_targets
 from adv_smooth.data.identity import split_identity
+from adv_smooth.utils.conf_dir import default_callbacks
 from adv_smooth.utils.errors import UserError
 
 # Keys a user may change at evaluation; everything else must match the run that trained the weights.
@@ -98,10 +100,35 @@ def apply_overrides(train_cfg: DictConfig, cfg: DictConfig, overrides: list[str]
                     del node[leaf]
             else:
                 OmegaConf.update(train_cfg, key, OmegaConf.select(cfg, key), merge=False)
+            if key == "eval" or key.startswith("eval."):
+                reconnect_eval(train_cfg, key)
         if "eval" not in train_cfg:
             train_cfg.eval = cfg.eval
         train_cfg.trainer.default_root_dir = cfg.trainer.default_root_dir
     return train_cfg
+
+
+def reconnect_eval(train_cfg: DictConfig, key: str) -> None:
+    """Let the override of `key` (`eval` or `eval.<...>`) reach the callbacks that test the network.
+
+    Their nodes read `eval` (conf/callbacks/default.yaml: `snr_levels: ${eval.snr_levels}`), and the evaluation
+    builds them as the run did; a run that set one of those options on the node itself
+    (`callbacks.robustness.snr_levels=[40]`) would otherwise silently keep it. The option reads `eval` again.
+    """
+    package = default_callbacks()
+    callbacks = train_cfg.get("callbacks") or {}
+    for name, node in package.items():
+        run_node = callbacks.get(name)
+        if not isinstance(run_node, DictConfig):
+            continue
+        for option in node:
+            link = node._get_node(option)._value()  # noqa: SLF001 - the package's interpolation, unresolved
+            read = re.match(r"\$\{(?:oc\.select:)?(eval\.[\w.]+)", str(link))
+            overridden = read is not None and (
+                key == "eval" or f"{key}.".startswith(f"{read[1]}.") or read[1].startswith(f"{key}.")
+            )
+            if overridden and option in run_node and run_node._get_node(option)._value() != link:  # noqa: SLF001
+                run_node[option] = link
 
 
 def _test_split(cfg: DictConfig) -> dict[str, Any]:
