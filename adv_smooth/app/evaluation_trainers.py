@@ -20,9 +20,8 @@ from adv_smooth.app.build import build_callback, build_evaluation_callbacks, bui
 def evaluation_trainers(run_cfg: DictConfig, datamodule: Any, outs: list[Path]) -> list[pl.Trainer]:
     """A Trainer writing into each of `outs`, under `run_cfg` (the config evaluation runs under), for
     `datamodule`'s test split (loaded: the subset is checked against it first)."""
-    tests = [
-        build_evaluation_callbacks(run_cfg, val_subset=0) for _ in outs
-    ]  # each Trainer its own: callbacks keep state
+    # each Trainer its own callbacks (they keep state); an evaluation validates nothing
+    tests = [build_evaluation_callbacks(run_cfg, val_subset=0) for _ in outs]
     if tests[0].test_subset.n is not None:
         tests[0].test_subset.test_split(datamodule)
     bar = (run_cfg.get("callbacks") or {}).get("progress_bar")  # the run's own (TQDM by default), as in training
