@@ -9,7 +9,6 @@ judges all its members).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adv_smooth.app.checkpoint_files import ckpt_label
 from adv_smooth.app.choices import saved_choices
+from adv_smooth.app.preflight.failures import user_key
 from adv_smooth.app.preflight.targets import check_targets, moved_targets
 from adv_smooth.data.identity import split_identity
 from adv_smooth.utils.conf_dir import default_callbacks
@@ -83,6 +83,7 @@ def apply_overrides(train_cfg: DictConfig, cfg: DictConfig, overrides: list[str]
     """Copy the command line's evaluation keys from `cfg` onto the training config."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    asked: list[str] = []  # the eval keys the command line sets
     with open_dict(train_cfg):
         for override in OverridesParser.create().parse_overrides(overrides):
             key = override.key_or_group
@@ -101,20 +102,23 @@ def apply_overrides(train_cfg: DictConfig, cfg: DictConfig, overrides: list[str]
             else:
                 OmegaConf.update(train_cfg, key, OmegaConf.select(cfg, key), merge=False)
             if key == "eval" or key.startswith("eval."):
-                reconnect_eval(train_cfg, key)
+                asked.append(key)
+        reconnect_eval(train_cfg, asked)
         if "eval" not in train_cfg:
             train_cfg.eval = cfg.eval
         train_cfg.trainer.default_root_dir = cfg.trainer.default_root_dir
     return train_cfg
 
 
-def reconnect_eval(train_cfg: DictConfig, key: str) -> None:
-    """Let the override of `key` (`eval` or `eval.<...>`) reach the callbacks that test the network.
+def reconnect_eval(train_cfg: DictConfig, asked: list[str]) -> None:
+    """Let the command line's `eval` keys (`asked`: `eval`, `eval.<...>`) reach the callbacks that test the network.
 
     Their nodes read `eval` (conf/callbacks/default.yaml: `snr_levels: ${eval.snr_levels}`), and the evaluation
     builds them as the run did; a run that set one of those options on the node itself
     (`callbacks.robustness.snr_levels=[40]`) would otherwise silently keep it. The option reads `eval` again.
     """
+    if not asked:
+        return
     package = default_callbacks()
     callbacks = train_cfg.get("callbacks") or {}
     for name, node in package.items():
@@ -122,12 +126,10 @@ def reconnect_eval(train_cfg: DictConfig, key: str) -> None:
         if not isinstance(run_node, DictConfig):
             continue
         for option in node:
-            link = node._get_node(option)._value()  # noqa: SLF001 - the package's interpolation, unresolved
-            read = re.match(r"\$\{(?:oc\.select:)?(eval\.[\w.]+)", str(link))
-            overridden = read is not None and (
-                key == "eval" or f"{key}.".startswith(f"{read[1]}.") or read[1].startswith(f"{key}.")
-            )
-            if overridden and option in run_node and run_node._get_node(option)._value() != link:  # noqa: SLF001
+            read = user_key(package, f"{name}.{option}")  # the eval key the shipped node reads, e.g. eval.snr_levels
+            link = node._get_node(option)._value()  # noqa: SLF001 - the shipped interpolation, unresolved
+            pinned = option in run_node and run_node._get_node(option)._value() != link  # noqa: SLF001
+            if pinned and any(f"{read}.".startswith(f"{k}.") or f"{k}.".startswith(f"{read}.") for k in asked):
                 run_node[option] = link
 
 
